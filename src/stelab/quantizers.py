@@ -1,0 +1,186 @@
+"""Binary quantizers and straight-through-estimator (STE) surrogate derivatives.
+
+Forward functions
+-----------------
+* ``sign(x)  = +1 if x >= 0 else -1``   (so sign(0) = +1; never ``torch.sign``, which maps 0 to 0)
+* ``step(x)  = 1 if x > 0 else 0``      (so step = (sign(x) + 1) / 2 except at x = 0, where
+  sign(0) = +1 but step(0) = 0; the two agree almost surely on continuous data)
+
+Surrogate derivatives sigma~'(h) used in place of the true (zero almost everywhere) derivative
+-----------------------------------------------------------------------------------------------
+* ``identity``      : 1
+* ``relu``          : 1[h > 0]
+* ``clipped_relu``  : 1[0 < h < 1]
+* ``hardtanh``      : 1[|h| <= 1]
+* ``approx_sign``   : (2 - 2|h|) 1[|h| < 1]                       (Bi-Real Net)
+* ``swish``         : beta (2 - beta h tanh(beta h / 2)) / (1 + cosh(beta h))   (SignSwish, beta > 0)
+
+Weight STE (derivative of Q(u) = sign(u) with respect to the latent weight u)
+--------------------------------------------------------------------------------
+* ``identity`` : 1
+* ``clipped``  : 1[|u| <= 1]
+
+The plain functions are used by the batched engine; :class:`SignSTE` / :class:`StepSTE` are torch
+autograd forms with the same forward and surrogate backward, used by ``stelab.nn`` and as the test
+oracle for the engine's closed-form coarse gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from stelab.errors import ConfigError
+
+Tensor = torch.Tensor
+
+
+def sign(x: Tensor) -> Tensor:
+    """sign(x) = +1 for x >= 0, -1 for x < 0 (sign(0) = +1). Same dtype as ``x``."""
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+
+def step(x: Tensor) -> Tensor:
+    """step(x) = 1[x > 0] in {0, 1}. Same dtype as ``x``."""
+    return (x > 0).to(x.dtype)
+
+
+# --------------------------------------------------------------------------- surrogates
+def _identity(h: Tensor) -> Tensor:
+    return torch.ones_like(h)
+
+
+def _relu(h: Tensor) -> Tensor:
+    return (h > 0).to(h.dtype)
+
+
+def _clipped_relu(h: Tensor) -> Tensor:
+    return ((h > 0) & (h < 1)).to(h.dtype)
+
+
+def _hardtanh(h: Tensor) -> Tensor:
+    return (h.abs() <= 1).to(h.dtype)
+
+
+def _approx_sign(h: Tensor) -> Tensor:
+    return torch.clamp(2.0 - 2.0 * h.abs(), min=0.0)
+
+
+def _swish(h: Tensor, beta: float = 5.0) -> Tensor:
+    bh = beta * h
+    return beta * (2.0 - bh * torch.tanh(bh / 2.0)) / (1.0 + torch.cosh(bh))
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A named surrogate derivative sigma~'(h) with its allowed parameters and defaults."""
+
+    name: str
+    fn: Callable[..., Tensor]
+    formula: str
+    params: dict[str, float] = field(default_factory=dict)
+
+    def __call__(self, h: Tensor, **params: Any) -> Tensor:
+        return self.fn(h, **{**self.params, **params})
+
+
+SURROGATES: dict[str, Surrogate] = {
+    s.name: s
+    for s in [
+        Surrogate("identity", _identity, "1"),
+        Surrogate("relu", _relu, "1[h > 0]"),
+        Surrogate("clipped_relu", _clipped_relu, "1[0 < h < 1]"),
+        Surrogate("hardtanh", _hardtanh, "1[|h| <= 1]"),
+        Surrogate("approx_sign", _approx_sign, "(2 - 2|h|) 1[|h| < 1]"),
+        Surrogate(
+            "swish",
+            _swish,
+            "beta (2 - beta h tanh(beta h / 2)) / (1 + cosh(beta h))",
+            {"beta": 5.0},
+        ),
+    ]
+}
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"sign": sign, "step": step}
+
+#: kappa in the step-size convention eta = c * sqrt(pi d / 2) * m * kappa (PAPER.md)
+ACTIVATION_KAPPA: dict[str, float] = {"sign": 1.0, "step": 2.0}
+
+
+def _weight_identity(u: Tensor) -> Tensor:
+    return torch.ones_like(u)
+
+
+def _weight_clipped(u: Tensor) -> Tensor:
+    return (u.abs() <= 1).to(u.dtype)
+
+
+WEIGHT_STES: dict[str, Callable[[Tensor], Tensor]] = {
+    "identity": _weight_identity,
+    "clipped": _weight_clipped,
+}
+
+
+def _lookup(registry: dict[str, Any], name: str, field_name: str) -> Any:
+    try:
+        return registry[name]
+    except KeyError:
+        allowed = ", ".join(sorted(registry))
+        raise ConfigError(f"{field_name}: unknown value {name!r}; allowed: {allowed}") from None
+
+
+def get_surrogate(name: str) -> Surrogate:
+    """The surrogate derivative registered as ``name`` (ConfigError naming the allowed ones)."""
+    return _lookup(SURROGATES, name, "ste")
+
+
+def get_activation(name: str) -> Callable[[Tensor], Tensor]:
+    """The binary activation ``sign`` or ``step``."""
+    return _lookup(ACTIVATIONS, name, "activation")
+
+
+def get_weight_ste(name: str) -> Callable[[Tensor], Tensor]:
+    """The derivative of Q(u) = sign(u) used for the latent weights: ``identity`` or ``clipped``."""
+    return _lookup(WEIGHT_STES, name, "weight_ste")
+
+
+# --------------------------------------------------------------------------- autograd forms
+class _BinarySTE(torch.autograd.Function):
+    """forward: binary(x); backward: grad * surrogate(x)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, binary: Callable, surrogate: Callable) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
+        return binary(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None]:
+        (x,) = ctx.saved_tensors
+        return grad_out * ctx.surrogate(x), None, None
+
+
+def binary_ste(
+    x: Tensor, activation: str = "sign", ste: str = "identity", **params: float
+) -> Tensor:
+    """Differentiable binary quantizer: forward ``activation(x)``, backward ``grad * ste'(x)``.
+
+    ``activation`` is ``sign`` or ``step``; ``ste`` any name of :data:`SURROGATES` (for the
+    weights, also ``clipped``, an alias of the weight STE 1[|x| <= 1]).
+    """
+    binary = get_activation(activation)
+    if ste == "clipped":
+        derivative: Callable[[Tensor], Tensor] = _weight_clipped
+    else:
+        surrogate = get_surrogate(ste)
+        derivative = lambda h: surrogate(h, **params)  # noqa: E731
+    return _BinarySTE.apply(x, binary, derivative)
+
+
+def weight_quantize(u: Tensor, weight_ste: str = "identity") -> Tensor:
+    """Q(u) = sign(u) with the weight STE ``identity`` (1) or ``clipped`` (1[|u| <= 1])."""
+    derivative = get_weight_ste(weight_ste)
+    return _BinarySTE.apply(u, sign, derivative)

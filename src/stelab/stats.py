@@ -1,0 +1,25 @@
+"""Small statistical helpers shared by summaries and reports."""
+
+from __future__ import annotations
+
+import math
+
+from scipy.stats import norm
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion.
+
+    With p = k/n and z the two-sided normal quantile:
+        centre = (p + z^2 / 2n) / (1 + z^2 / n)
+        half   = z sqrt(p (1 - p) / n + z^2 / 4n^2) / (1 + z^2 / n)
+    Returns (nan, nan) for n = 0.
+    """
+    if trials <= 0:
+        return (math.nan, math.nan)
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    p = successes / trials
+    denom = 1.0 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
