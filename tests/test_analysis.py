@@ -157,6 +157,23 @@ def test_exponent_recovered_with_covering_ci():
     assert fit.predict(64.0) == pytest.approx(fit.C * 64.0**fit.alpha)
 
 
+def test_lack_of_fit_and_local_exponents_detect_curvature():
+    ds = np.array([16, 32, 64, 128, 256.0])
+    rng = np.random.default_rng(9)
+    boots = lambda v: [x * np.exp(rng.normal(0, 0.05, 500)) for x in v]  # noqa: E731
+    straight = 2.0 * ds**1.5
+    curved = 2.0 * ds ** (1.2 + 0.1 * np.log2(ds / 16))  # local exponent rises with d
+    fit_s = A.fit_scaling(pd.DataFrame({"d": ds, "n50": straight, "boot_n50": boots(straight)}))
+    table_c = pd.DataFrame({"d": ds, "n50": curved, "boot_n50": boots(curved)})
+    fit_c = A.fit_scaling(table_c)
+    assert fit_s.lack_of_fit_p > 0.05 and fit_c.lack_of_fit_p < 1e-3
+    local = A.local_exponents(table_c)
+    # exact: 1.2 + (0.1 / log 2) log(d_j d_j+1 / 16) = 1.7, 1.9, 2.1, 2.3
+    np.testing.assert_allclose(local["local_alpha"], [1.7, 1.9, 2.1, 2.3])
+    assert (local["ci_low"] < local["local_alpha"]).all()
+    assert (local["local_alpha"] < local["ci_high"]).all()
+
+
 def test_model_comparison_prefers_true_shape():
     ds = np.array([16, 32, 64, 128, 256, 512.0])
     rng = np.random.default_rng(6)

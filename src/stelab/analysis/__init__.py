@@ -16,6 +16,7 @@ from stelab.analysis.scaling import (
     ScalingFit,
     compare_scaling_models,
     fit_scaling,
+    local_exponents,
     reference_curve,
     reference_ratios,
     scaling_by,
@@ -44,7 +45,8 @@ from stelab.analysis.trajectories import (
 
 __all__ = [
     "ScalingFit", "ThresholdFit", "compare_scaling_models", "fit_binomial_curves", "fit_scaling",
-    "fit_threshold", "horizon_grid", "horizon_stats", "mean_ci", "mean_ci_by", "per_horizon",
+    "fit_threshold", "horizon_grid", "horizon_stats", "local_exponents", "mean_ci", "mean_ci_by",
+    "per_horizon",
     "recurrence_table", "reference_curve", "reference_ratios", "return_growth",
     "return_time_distribution", "return_time_summary", "returns_vs_horizon", "scaling_by",
     "success_by_steps", "success_table", "success_vs_horizon", "threshold_from_rows",

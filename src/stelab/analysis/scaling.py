@@ -15,6 +15,10 @@ standard error is reported alongside for the power law.
 Goodness of fit: RSS = sum_d (log n50_d - fitted)^2 and, with Gaussian errors in log space,
 AIC = N log(RSS / N) + 2 (k + 1) and AICc = AIC + 2 (k + 1)(k + 2) / (N - k - 2), with k the
 number of curve parameters (the +1 counts the error variance). The points are weighted equally.
+Lack of fit: chi2 = sum_d (log n50_d - fitted_d)^2 / Var(log n50_d) against chi2_{N - k}; a small
+p-value means the model's shape does not fit within the sampling noise of the thresholds (then
+the bootstrap CI of alpha, which reflects only that noise, is too narrow as a statement about the
+"true exponent"; see :func:`local_exponents` for how the slope drifts with d).
 
 The bounds d^2 and d^4 (C1, C2 of the paper) are upper bounds: :func:`reference_curve` draws
 their *shape* through an anchor point and :func:`reference_ratios` tabulates n50 / d^k.
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2
 
 from stelab.errors import DataError
 
@@ -54,6 +59,8 @@ class ScalingFit:
     d_max: float
     wls_alpha: float
     wls_alpha_se: float
+    lack_of_fit_chi2: float
+    lack_of_fit_p: float
     confidence: float
     n_boot: int
     reason: str = ""
@@ -137,7 +144,8 @@ def fit_scaling(
         reasons.append(f"{d.size} identified point(s): too few for model {model!r}")
         return ScalingFit(alpha=fixed, alpha_ci_low=nan, alpha_ci_high=nan, C=nan, C_ci_low=nan,
                           C_ci_high=nan, rss_log=nan, aic=nan, aicc=nan, wls_alpha=nan,
-                          wls_alpha_se=nan, reason="; ".join(reasons), **common)
+                          wls_alpha_se=nan, lack_of_fit_chi2=nan, lack_of_fit_p=nan,
+                          reason="; ".join(reasons), **common)
 
     def solve(yv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """log C (B,) and alpha (B,) for rows of log n50 values yv (B, N)."""
@@ -171,8 +179,12 @@ def fit_scaling(
             pools.append(np.log(reps))
     have_boot = n_boot > 0 and len(pools) == n_pts and all(p.size > 1 for p in pools)
     boot_alpha = boot_c = np.zeros(0)
-    a_lo = a_hi = c_lo = c_hi = wls_alpha = wls_se = nan
+    a_lo = a_hi = c_lo = c_hi = wls_alpha = wls_se = lof = lof_p = nan
     if have_boot:
+        var = np.array([p.var(ddof=1) for p in pools])
+        if (var > 0).all() and n_pts > n_params:
+            lof = float((((y - fitted) ** 2) / var).sum())
+            lof_p = float(chi2.sf(lof, n_pts - n_params))
         rng = np.random.default_rng(seed)
         yb = np.stack([p[rng.integers(0, p.size, size=int(n_boot))] for p in pools], axis=1)
         lc_b, al_b = solve(yb)
@@ -181,7 +193,6 @@ def fit_scaling(
             a_lo, a_hi = _percentile(al_b, confidence)
         c_lo, c_hi = _percentile(np.exp(lc_b), confidence)
         if model == "power":
-            var = np.array([p.var(ddof=1) for p in pools])
             if (var > 0).all():
                 w = 1.0 / var
                 x = np.log(d)
@@ -194,7 +205,8 @@ def fit_scaling(
     return ScalingFit(
         alpha=alpha, alpha_ci_low=a_lo, alpha_ci_high=a_hi, C=math.exp(log_c), C_ci_low=c_lo,
         C_ci_high=c_hi, rss_log=rss, aic=aic, aicc=aicc, wls_alpha=wls_alpha,
-        wls_alpha_se=wls_se, reason="; ".join(reasons), boot_alpha=boot_alpha, boot_C=boot_c,
+        wls_alpha_se=wls_se, lack_of_fit_chi2=lof, lack_of_fit_p=lof_p,
+        reason="; ".join(reasons), boot_alpha=boot_alpha, boot_C=boot_c,
         **common,
     )
 
@@ -241,6 +253,31 @@ def scaling_by(
         key = key if isinstance(key, tuple) else (key,)
         fit = fit_scaling(group.drop(columns=by), model, n_boot, confidence, seed + g, d_column)
         records.append({**dict(zip(by, key, strict=True)), **fit.as_dict()})
+    return pd.DataFrame(records)
+
+
+def local_exponents(
+    thresholds: pd.DataFrame, confidence: float = 0.95, d_column: str = "d"
+) -> pd.DataFrame:
+    """Slope of log n50 between consecutive identified d: (log n50_j+1 - log n50_j) /
+    (log d_j+1 - log d_j), with a percentile CI from the bootstrap replicates of both ends
+    (paired by replicate index; the two fits are independent). A drifting local exponent means
+    no single power law describes the range."""
+    usable = _usable(thresholds, d_column)
+    records = []
+    for (_, lo), (_, hi) in zip(usable.iloc[:-1].iterrows(), usable.iloc[1:].iterrows(),
+                                strict=True):
+        span = math.log(hi[d_column] / lo[d_column])
+        slope = math.log(hi["n50"] / lo["n50"]) / span
+        low = high = math.nan
+        if "boot_n50" in usable:
+            a, b = np.asarray(lo["boot_n50"], float), np.asarray(hi["boot_n50"], float)
+            size = min(a.size, b.size)
+            if size > 1:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    low, high = _percentile(np.log(b[:size] / a[:size]) / span, confidence)
+        records.append({"d_low": lo[d_column], "d_high": hi[d_column], "local_alpha": slope,
+                        "ci_low": low, "ci_high": high})
     return pd.DataFrame(records)
 
 
