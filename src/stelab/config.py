@@ -76,7 +76,8 @@ class TrainConfig(_Section):
         if unknown:
             allowed = ", ".join(sorted(surrogate.params)) or "none"
             raise ConfigError(
-                f"train.ste_params.{unknown[0]}: not a parameter of {self.ste!r}; allowed: {allowed}"
+                f"train.ste_params.{unknown[0]}: not a parameter of {self.ste!r}; "
+                f"allowed: {allowed}"
             )
         if self.batch_size is not None and self.batch_size > self.n:
             raise ConfigError(

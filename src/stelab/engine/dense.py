@@ -78,7 +78,11 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
     hamming[:, 0] = (q != w_star).sum(dim=1)
     loss = torch.zeros((t, T + 1), dtype=Z.dtype, device=Z.device) if record_loss else None
     q_sum = torch.zeros((t, d), dtype=torch.int64, device=Z.device)
-    sampler = None if full_batch else MinibatchSampler(cfg.run.seed, problem.trials, n, cfg.train.batch_size)
+    sampler = (
+        None
+        if full_batch
+        else MinibatchSampler(cfg.run.seed, problem.trials, n, cfg.train.batch_size)
+    )
     rows = torch.arange(t, device=Z.device)[:, None]
 
     for step in range(T):
@@ -90,7 +94,8 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
         h = model.preactivations(Zb, q)
         residual = model.outputs(h) - yb
         if loss is not None:
-            loss[:, step] = 0.5 * residual.square().mean(dim=1) if full_batch else model.loss(Z, q, y)
+            full_loss = 0.5 * residual.square().mean(dim=1) if full_batch else model.loss(Z, q, y)
+            loss[:, step] = full_loss
         u -= eta * model.coarse_gradient(Zb, h, residual, u, q)
         q = sign(u)
         hamming[:, step + 1] = (q != w_star).sum(dim=1)
