@@ -85,13 +85,23 @@ def test_binary_iterates_do_not_depend_on_step_size_from_zero_init():
 
 def test_freezing_converged_trials_changes_nothing():
     cfg = make_config(train={"n": 400, "steps": 60}, run={"trials": 6, "seed": 0, "device": "cpu"},
-                      record={"loss_trajectory": True})
+                      record={"loss_trajectory": True, "checkpoints": [1, 2, 3, 10, 60]})
     problem = build_problem(cfg, list(range(6)), torch.device("cpu"))
     frozen = run_dense(problem, cfg, freeze=True)
     full = run_dense(problem, cfg, freeze=False)
     assert (frozen.hamming[:, -1] == 0).all()
-    for field in ("hamming", "ergodic_hamming", "final_loss", "loss", "final_u"):
+    for field in ("hamming", "ergodic_hamming", "final_loss", "loss", "final_u", "ergodic_at"):
         assert np.array_equal(getattr(frozen, field), getattr(full, field)), field
+
+
+def test_ergodic_checkpoints_match_runs_of_that_horizon():
+    rec = {"checkpoints": [3, 7, 25]}
+    long = run_experiment(make_config(train={"n": 40, "steps": 25}, record=rec))
+    at = np.stack(long["ergodic_hamming_at"].to_list())
+    assert np.array_equal(at[:, 2], long["ergodic_hamming"].to_numpy())
+    for i, horizon in enumerate((3, 7)):
+        short = run_experiment(make_config(train={"n": 40, "steps": horizon}))
+        assert np.array_equal(at[:, i], short["ergodic_hamming"].to_numpy())
 
 
 def test_flip_noise_keeps_iterates_moving_at_w_star():

@@ -76,6 +76,9 @@ def _rows(
         row["wall_seconds"] = seconds / len(trials)
         if cfg.record.trajectory:
             row["hamming_trajectory"] = out.hamming[i].astype(np.int32)
+        if cfg.record.checkpoints:
+            row["checkpoint_steps"] = np.array(sorted(set(cfg.record.checkpoints)), dtype=np.int64)
+            row["ergodic_hamming_at"] = out.ergodic_at[i].astype(np.int64)
         if cfg.record.loss_trajectory and out.loss is not None:
             row["loss_trajectory"] = out.loss[i].astype(np.float32)
         rows.append(row)
