@@ -307,6 +307,29 @@ def test_success_vs_horizon_and_mean_ci():
     assert occ.loc[0, "mean"] == 0.5 and math.isnan(occ.loc[0, "ci_low"])
 
 
+def test_at_checkpoints_equals_runs_stopped_at_that_horizon():
+    from stelab.engine import run_experiment
+    from tests.conftest import make_config
+
+    record = {"trajectory": True, "loss_trajectory": True}
+    long = run_experiment(make_config(train={"n": 40, "steps": 30},
+                                      record={**record, "checkpoints": [4, 12, 30]}))
+    short = run_experiment(make_config(train={"n": 40, "steps": 12}, record=record))
+    expanded = A.at_checkpoints(long)
+    assert len(expanded) == 3 * len(long)
+    at12 = expanded[expanded.steps == 12].reset_index(drop=True)
+    assert (at12["run_steps"] == 30).all()
+    for column in ("success_last", "success_ergodic", "success_best", "occupation",
+                   "first_hit_step", "n_exits", "n_returns", "max_excursion", "min_hamming",
+                   "final_hamming", "ergodic_hamming", "final_loss"):
+        np.testing.assert_allclose(at12[column].to_numpy(float), short[column].to_numpy(float),
+                                   err_msg=column)
+    table = A.success_by_steps(expanded)
+    assert sorted(set(table["steps"])) == [4, 12, 30]
+    with pytest.raises(DataError, match="checkpoints"):
+        A.at_checkpoints(short)
+
+
 def test_missing_trajectories_raise_clear_error():
     with pytest.raises(DataError, match="trajectory = true"):
         A.recurrence_table(pd.DataFrame({"trial": [0]}))
@@ -342,6 +365,9 @@ def test_plots_write_png_files(tmp_path):
     rows = synthetic_rows(np.random.default_rng(8))
     base = rows[(rows.noise_level == 0) & (rows.steps == 40)]
     noisy = rows[(rows.d == 8) & (rows.n == 20) & (rows.steps == 40)]
+    checkpointed = base[base.d == 8].assign(
+        checkpoint_steps=[np.array([10, 40])] * 16,
+        ergodic_hamming_at=[np.array([1, 0])] * 16)
     outputs = [
         P.plot_success_heatmap(base, tmp_path / "heat.png"),
         P.plot_success_curves(base, tmp_path / "curves.png"),
@@ -350,6 +376,7 @@ def test_plots_write_png_files(tmp_path):
         P.plot_success_vs_horizon(rows[(rows.noise_level == 0) & (rows.d == 8)],
                                   tmp_path / "horizon.png", by="n"),
         P.plot_success_vs_horizon(base[base.d == 8], tmp_path / "horizon_t.png", by="n"),
+        P.plot_success_vs_horizon(checkpointed, tmp_path / "horizon_c.png", by="n"),
         P.plot_recurrence_paths(noisy, tmp_path / "paths.png"),
         P.plot_returns_vs_horizon(noisy, tmp_path / "returns.png"),
         P.plot_return_time_histogram(noisy, tmp_path / "hist.png"),

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from stelab.analysis import (
+    at_checkpoints,
     fit_scaling,
     fit_threshold,
     mean_ci_by,
@@ -311,19 +312,32 @@ def plot_success_vs_horizon(
 ) -> Path:
     """Ergodic vs last-iterate success against the horizon T (Wilson 95% bands).
 
+    mode "checkpoints": ergodic and last iterate at the run's ergodic checkpoints
+    (:func:`stelab.analysis.at_checkpoints`; last iterate only where trajectories were recorded);
     mode "steps": one run per T (column ``steps``), ergodic and last iterate;
     mode "trajectory": last and best iterate at every T' <= T from Hamming trajectories;
-    "auto": "steps" when ``steps`` takes several values, else "trajectory".
+    "auto": "checkpoints" when recorded, else "steps" when ``steps`` takes several values, else
+    "trajectory".
     """
     by = _as_list(by)
     if mode == "auto":
-        mode = "steps" if "steps" in rows and rows["steps"].nunique() > 1 else "trajectory"
-    if mode == "steps":
+        if "ergodic_hamming_at" in rows:
+            mode = "checkpoints"
+        elif "steps" in rows and rows["steps"].nunique() > 1:
+            mode = "steps"
+        else:
+            mode = "trajectory"
+    if mode == "checkpoints":
+        expanded = at_checkpoints(rows)
+        metrics = [m for m in ("success_last", "success_ergodic") if m in expanded]
+        table = success_by_steps(expanded, by, tuple(metrics)).rename(columns={"steps": "T"})
+    elif mode == "steps":
         table = success_by_steps(rows, by).rename(columns={"steps": "T"})
     elif mode == "trajectory":
         table = success_vs_horizon(rows, by=by)
     else:
-        raise DataError(f"mode: {mode!r} is not known; allowed: auto, steps, trajectory")
+        raise DataError(
+            f"mode: {mode!r} is not known; allowed: auto, checkpoints, steps, trajectory")
     fig, axes = _figure(1, width=7.2)
     ax = axes[0]
     groups = list(_groups(table, by))
@@ -334,13 +348,18 @@ def plot_success_vs_horizon(
             label = f"{_label(metric)}" + (f", {_group_label(by, key)}" if by else "")
             ax.plot(sub["T"], sub["rate"], styles.get(metric, "-"), color=color, marker=".",
                     label=label)
-            ax.fill_between(sub["T"], sub["ci_low"], sub["ci_high"], color=color, alpha=0.12,
+            ax.fill_between(sub["T"], sub["ci_low"], sub["ci_high"], color=color, alpha=0.08,
                             lw=0)
     ax.set_xscale("log")
+    horizons = np.sort(table["T"].unique())
+    if horizons.size <= 12:
+        ax.set_xticks(horizons, [f"{v:g}" for v in horizons])
+        ax.xaxis.set_minor_locator(NullLocator())
     ax.set_ylim(-0.03, 1.03)
-    ax.set_xlabel("horizon T (iterations)")
+    ax.set_xlabel("horizon T (iterations); line style = success notion, colour = group")
     ax.set_ylabel("success rate")
-    source = "separate runs per T" if mode == "steps" else "prefixes of recorded trajectories"
+    source = {"steps": "separate runs per T", "checkpoints": "checkpoints of one run",
+              "trajectory": "prefixes of recorded trajectories"}[mode]
     ax.set_title(f"success vs horizon ({source})")
     _legend(ax, 7)
     return _save(fig, path)

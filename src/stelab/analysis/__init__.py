@@ -36,6 +36,7 @@ from stelab.analysis.threshold import (
     thresholds_by,
 )
 from stelab.analysis.trajectories import (
+    at_checkpoints,
     horizon_grid,
     horizon_stats,
     per_horizon,
@@ -44,11 +45,11 @@ from stelab.analysis.trajectories import (
 )
 
 __all__ = [
-    "ScalingFit", "ThresholdFit", "compare_scaling_models", "fit_binomial_curves", "fit_scaling",
-    "fit_threshold", "horizon_grid", "horizon_stats", "local_exponents", "mean_ci", "mean_ci_by",
-    "per_horizon",
-    "recurrence_table", "reference_curve", "reference_ratios", "return_growth",
-    "return_time_distribution", "return_time_summary", "returns_vs_horizon", "scaling_by",
-    "success_by_steps", "success_table", "success_vs_horizon", "threshold_from_rows",
-    "thresholds_by", "trajectories", "trajectory_bands", "trial_recurrence",
+    "ScalingFit", "ThresholdFit", "at_checkpoints", "compare_scaling_models",
+    "fit_binomial_curves", "fit_scaling", "fit_threshold", "horizon_grid", "horizon_stats",
+    "local_exponents", "mean_ci", "mean_ci_by", "per_horizon", "recurrence_table",
+    "reference_curve", "reference_ratios", "return_growth", "return_time_distribution",
+    "return_time_summary", "returns_vs_horizon", "scaling_by", "success_by_steps",
+    "success_table", "success_vs_horizon", "threshold_from_rows", "thresholds_by",
+    "trajectories", "trajectory_bands", "trial_recurrence",
 ]

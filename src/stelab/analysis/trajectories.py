@@ -152,3 +152,65 @@ def trajectory_bands(
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
     return table[[*by] + [c for c in table.columns if c not in by]]
+
+
+#: Columns of a run that describe its whole horizon and are recomputed (or dropped) per checkpoint.
+_HORIZON_COLUMNS = (
+    "success_last", "success_ergodic", "success_best", "absorbed", "occupation", "first_hit_step",
+    "n_exits", "n_returns", "max_excursion", "min_hamming", "final_hamming", "ergodic_hamming",
+    "final_loss", "wall_seconds", "checkpoint_steps", "ergodic_hamming_at",
+)
+
+
+def at_checkpoints(rows: pd.DataFrame, keep_trajectories: bool = False) -> pd.DataFrame:
+    """Rows as if each run had stopped at each of its ergodic checkpoints T' (``[record]
+    checkpoints``): one row per (trial, T') with ``steps`` = T' and ``run_steps`` = the run's T.
+
+    From ``ergodic_hamming_at``: ergodic_hamming, success_ergodic. From ``hamming_trajectory``
+    (when recorded; else these columns are absent): success_last, success_best, occupation,
+    first_hit_step, n_exits, n_returns, max_excursion, min_hamming, final_hamming, exactly as the
+    recorder defines them over t = 1..T'. final_loss comes from ``loss_trajectory`` when recorded.
+    ``absorbed`` (its window depends on the config) and wall_seconds are dropped. With identity
+    STEs a run of T' steps gives the same rows (the iterates do not depend on the horizon), so
+    :func:`~stelab.analysis.threshold.thresholds_by` with by=[..., "steps"] gives thresholds per
+    horizon and :func:`~stelab.analysis.tables.success_by_steps` ergodic vs last success vs T.
+    """
+    from stelab.engine.recorder import zero_visit_runs
+
+    for column in ("checkpoint_steps", "ergodic_hamming_at"):
+        if column not in rows:
+            raise DataError(f"rows.{column}: column missing; run with [record] checkpoints = [...]")
+    has_h = "hamming_trajectory" in rows
+    has_loss = "loss_trajectory" in rows
+    scalar = [c for c in rows.columns if c not in _HORIZON_COLUMNS and c not in TRAJECTORY_COLUMNS]
+    records = []
+    for idx, row in zip(rows.index, rows.itertuples(index=False), strict=True):
+        base = {c: getattr(row, c) for c in scalar} if scalar else {}
+        steps_at = np.asarray(row.checkpoint_steps, dtype=np.int64)
+        erg = np.asarray(row.ergodic_hamming_at, dtype=np.int64)
+        if has_h:
+            h = np.asarray(row.hamming_trajectory)
+            stats = horizon_stats(h[None, :], steps_at)
+        for j, horizon in enumerate(steps_at):
+            rec = {**base, "row": idx, "run_steps": base.get("steps", h.size - 1 if has_h else -1),
+                   "steps": int(horizon), "ergodic_hamming": int(erg[j]),
+                   "success_ergodic": bool(erg[j] == 0)}
+            if has_h:
+                prefix = h[: horizon + 1]
+                for name in ("success_last", "success_best", "occupation", "n_returns",
+                             "n_exits"):
+                    rec[name] = stats[name][0, j].item()
+                hits = np.flatnonzero(prefix[1:] == 0)
+                rec["first_hit_step"] = int(hits[0]) + 1 if hits.size else -1
+                rec["max_excursion"] = int(max(zero_visit_runs(prefix)[0], default=0))
+                rec["min_hamming"] = int(prefix[1:].min())
+                rec["final_hamming"] = int(prefix[-1])
+                if keep_trajectories:
+                    rec["hamming_trajectory"] = prefix
+            if has_loss:
+                loss = np.asarray(row.loss_trajectory)
+                rec["final_loss"] = float(loss[horizon])
+                if keep_trajectories:
+                    rec["loss_trajectory"] = loss[: horizon + 1]
+            records.append(rec)
+    return pd.DataFrame(records)
