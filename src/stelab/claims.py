@@ -166,7 +166,7 @@ class NoiseLevelRecurrence:
     p: float
     trials: int
     any_return: bool  # some trial returned to w* at least once
-    growth: float  # returns per 1000 steps over the second half of the run
+    growth: float  # returns per step over the second half of the run
     growth_low: float
     growth_high: float
     absorbed_rate: float

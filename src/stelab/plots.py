@@ -516,3 +516,36 @@ def plot_e4_heatmap(
         fig.colorbar(image, ax=axes, label=f"success rate ({_label(success)})")
     fig.suptitle(f"E4: {_label(success)} success by {row} and {col}")
     return _save(fig, path)
+
+
+def plot_threshold_vs_horizon(
+    thresholds: pd.DataFrame,
+    path: str | Path,
+    by: str = "step_size",
+    success: Sequence[str] = ("success_last", "success_ergodic"),
+) -> Path:
+    """n50 (with 95% CI) vs horizon T, one line per value of ``by`` and one panel per success
+    notion, from a :func:`stelab.analysis.thresholds_by` table grouped by (``by``, "steps")."""
+    _need(thresholds, by, "steps", "n50", "success")
+    metrics = _as_list(success)
+    fig, axes = _figure(len(metrics))
+    for ax, metric in zip(axes, metrics, strict=True):
+        sub = thresholds[thresholds["success"] == metric]
+        values = sorted(sub[by].unique())
+        for color, value in zip(_colors(len(values)), values, strict=True):
+            line = sub[sub[by] == value].sort_values("steps")
+            ok = line[np.isfinite(line["n50"].to_numpy(dtype=float))]
+            if ok.empty:
+                continue
+            n50 = ok["n50"].to_numpy(dtype=float)
+            lo = np.where(np.isfinite(ok["ci_low"]), ok["ci_low"], n50)
+            hi = np.where(np.isfinite(ok["ci_high"]), ok["ci_high"], n50)
+            ax.errorbar(ok["steps"], n50, yerr=np.vstack([n50 - lo, hi - n50]), marker="o",
+                        color=color, capsize=3, label=f"{by}={value:g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("horizon T (iterations)")
+        ax.set_ylabel("threshold n50")
+        ax.set_title(f"n50 vs horizon: {_label(metric)}")
+        _legend(ax, 8)
+    return _save(fig, path)
