@@ -92,7 +92,9 @@ class RunConfig(_Section):
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "float64"] = "float32"
-    engine: Literal["auto", "dense"] = "auto"
+    engine: Literal["auto", "dense", "incremental"] = Field(
+        "auto", description="auto = incremental where supported and worthwhile, else dense"
+    )
     memory_budget_mb: float | None = Field(
         None, gt=0, description="data budget per chunk of trials; absent = 1/4 of free RAM"
     )

@@ -12,7 +12,11 @@ Sigma the (biased) row covariance of the training sample:
   floored at that value, so n < d stays defined)
 * ``batchnorm``   : x - mu here; the model then also divides each pre-activation h = (x - mu) q by
   its training-sample standard deviation sqrt(q^T Sigma q), treated as a constant in the coarse
-  gradient (batch-norm statistics, no affine part). Statistics are computed in float64.
+  gradient (batch-norm statistics, no affine part).
+
+Statistics are accumulated in float64 one trial and one block of rows at a time, and
+:func:`normalize_inputs_` rewrites Z in place, so normalizing needs no second copy of the data
+(the float64 temporaries are one block of rows and d x d matrices).
 """
 
 from __future__ import annotations
@@ -23,43 +27,98 @@ from stelab.errors import ConfigError
 
 Tensor = torch.Tensor
 WHITEN_EPS = 1e-6
+#: rows per block of the float64 statistics and of the in-place whitening product
+ROW_BLOCK = 1 << 12
 
 
-def _rows(Z: Tensor) -> Tensor:
+def _trial_rows(Z: Tensor, k: int) -> Tensor:
     t, n, m, d = Z.shape
-    return Z.reshape(t, n * m, d).to(torch.float64)
+    return Z[k].reshape(n * m, d)
+
+
+def _blocks(rows: Tensor) -> list[Tensor]:
+    return [rows[a : a + ROW_BLOCK] for a in range(0, rows.shape[0], ROW_BLOCK)]
+
+
+def _trial_mean(rows: Tensor) -> Tensor:
+    total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
+    for block in _blocks(rows):
+        total += block.sum(dim=0, dtype=torch.float64)
+    return total / rows.shape[0]
+
+
+def _trial_covariance(rows: Tensor, mu: Tensor) -> Tensor:
+    d = rows.shape[1]
+    cov = torch.zeros((d, d), dtype=torch.float64, device=rows.device)
+    for block in _blocks(rows):
+        centred = block.to(torch.float64) - mu
+        cov += centred.T @ centred
+    return cov / rows.shape[0]
+
+
+def _trial_variance(rows: Tensor, mu: Tensor) -> Tensor:
+    var = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
+    for block in _blocks(rows):
+        var += (block.to(torch.float64) - mu).square().sum(dim=0)
+    return var / rows.shape[0]
 
 
 def row_mean(Z: Tensor) -> Tensor:
     """Per-trial mean of the rows, shape (trials, d), float64."""
-    return _rows(Z).mean(dim=1)
+    return torch.stack([_trial_mean(_trial_rows(Z, k)) for k in range(Z.shape[0])])
 
 
 def row_covariance(Z: Tensor) -> Tensor:
     """Per-trial biased covariance of the rows, shape (trials, d, d), float64."""
-    rows = _rows(Z)
-    centred = rows - rows.mean(dim=1, keepdim=True)
-    return centred.transpose(1, 2) @ centred / rows.shape[1]
+    covs = []
+    for k in range(Z.shape[0]):
+        rows = _trial_rows(Z, k)
+        covs.append(_trial_covariance(rows, _trial_mean(rows)))
+    return torch.stack(covs)
+
+
+def normalize_inputs_(Z: Tensor, method: str) -> Tensor | None:
+    """Apply the input part of normalization ``method`` to Z (trials, n, m, d) in place.
+
+    Returns the per-trial row covariance (trials, d, d) float64 for ``batchnorm`` (the model's
+    pre-activation scale needs it), else None.
+    """
+    if method not in ("none", "center", "standardize", "whiten", "batchnorm"):
+        raise ConfigError(
+            f"data.normalization: unknown value {method!r}; "
+            "allowed: none, center, standardize, whiten, batchnorm"
+        )
+    if method == "none":
+        return None
+    covariances = []
+    for k in range(Z.shape[0]):
+        rows = _trial_rows(Z, k)
+        mu = _trial_mean(rows)
+        if method in ("whiten", "batchnorm"):
+            cov = _trial_covariance(rows, mu)
+        elif method == "standardize":
+            sd = _trial_variance(rows, mu).sqrt()
+            sd = torch.where(sd > 0, sd, torch.ones_like(sd))
+        rows.sub_(mu.to(Z.dtype))
+        if method == "standardize":
+            rows.div_(sd.to(Z.dtype))
+        elif method == "whiten":
+            W = inverse_sqrt(cov).to(Z.dtype)
+            for block in _blocks(rows):
+                block.copy_(block @ W)
+        elif method == "batchnorm":
+            covariances.append(cov)
+    return torch.stack(covariances) if method == "batchnorm" else None
 
 
 def normalize_inputs(Z: Tensor, method: str) -> Tensor:
-    """Apply the input part of normalization ``method`` to Z (trials, n, m, d); same dtype."""
+    """Apply the input part of normalization ``method`` to a copy of Z; ``none`` returns Z."""
     if method == "none":
+        normalize_inputs_(Z, method)
         return Z
-    mu = row_mean(Z)
-    centred = Z - mu[:, None, None, :].to(Z.dtype)
-    if method in ("center", "batchnorm"):
-        return centred
-    if method == "standardize":
-        sd = _rows(Z).std(dim=1, correction=0)
-        sd = torch.where(sd > 0, sd, torch.ones_like(sd))
-        return centred / sd[:, None, None, :].to(Z.dtype)
-    if method == "whiten":
-        return centred @ inverse_sqrt(row_covariance(Z)).to(Z.dtype)[:, None, :, :]
-    raise ConfigError(
-        f"data.normalization: unknown value {method!r}; "
-        "allowed: none, center, standardize, whiten, batchnorm"
-    )
+    out = Z.clone()
+    normalize_inputs_(out, method)
+    return out
 
 
 def inverse_sqrt(cov: Tensor) -> Tensor:

@@ -1,7 +1,20 @@
-"""Run an experiment: chunk the trials to fit the memory budget, run the engine, make rows.
+"""Run an experiment: choose the engine, chunk the trials to fit the memory budget, run, make rows.
 
 ``run_experiment(cfg)`` is a pure function of (config, trial ids): the rows do not depend on the
-chunking, the device count or the process, except the timing column ``wall_seconds``.
+chunking, the device count, the process or the engine (dense and incremental give identical
+outcomes), except the timing column ``wall_seconds`` and the ``engine`` column that names the
+engine that ran.
+
+Engines (``run.engine``): ``dense`` (:mod:`stelab.engine.dense`), ``incremental``
+(:mod:`stelab.engine.incremental`; full batch and {0, 1}-valued surrogates only) and ``auto``:
+the incremental engine, adapting step by step (:class:`~stelab.engine.incremental._StepChooser`),
+where it is supported and a trial's data is at least INCREMENTAL_MIN_BYTES (below that, per-step
+overheads dominate and the dense engine is as fast), else the dense engine.
+
+Memory: the peak of a chunk of k trials is estimated before it is built
+(:func:`estimate_peak_bytes`); chunks are sized to the budget (``run.memory_budget_mb``, default
+a quarter of the available memory), and a run whose single trial does not fit is refused with
+:class:`~stelab.errors.MemoryBudgetError`.
 """
 
 from __future__ import annotations
@@ -16,11 +29,25 @@ import torch
 
 from stelab.config import Config
 from stelab.engine.dense import ChunkOutput, run_dense
-from stelab.engine.problem import build_problem, bytes_per_trial
+from stelab.engine.incremental import incremental_unsupported, run_incremental
+from stelab.engine.problem import Problem, build_peak_extra, build_problem, bytes_per_trial
 from stelab.engine.recorder import trajectory_outcomes
 from stelab.errors import ConfigError, MemoryBudgetError
 
-__all__ = ["run_experiment", "resolve_device", "plan_chunk_size", "default_memory_budget"]
+__all__ = [
+    "run_experiment",
+    "resolve_device",
+    "plan_chunk_size",
+    "default_memory_budget",
+    "select_engine",
+    "estimate_peak_bytes",
+    "run_chunk",
+]
+
+#: per-trial data (bytes) from which ``auto`` prefers the incremental engine
+INCREMENTAL_MIN_BYTES = 1 << 20
+#: share of a chunk's data the incremental engine may add as its column cache
+CACHE_FRACTION = 0.3
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -37,30 +64,100 @@ def resolve_device(name: str) -> torch.device:
 
 
 def default_memory_budget(device: torch.device) -> int:
-    """A quarter of the free memory of ``device`` in bytes."""
+    """A quarter of the available memory of ``device`` in bytes (MemAvailable on Linux)."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return free // 4
+    available = _mem_available()
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = 4 << 30
+    return available // 4
+
+
+def _mem_available() -> int | None:
     try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        free = 4 << 30
-    return free // 4
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
-def plan_chunk_size(cfg: Config, device: torch.device) -> int:
-    """How many trials fit the memory budget at once (at least 1, else MemoryBudgetError)."""
+def select_engine(cfg: Config) -> str:
+    """The engine that runs ``cfg``: ``dense`` or ``incremental`` (see the module docstring).
+
+    Forcing ``run.engine = "incremental"`` on a config it does not support is a ConfigError.
+    """
+    choice = cfg.run.engine
+    reason = incremental_unsupported(cfg)
+    if choice == "incremental":
+        if reason is not None:
+            raise ConfigError(f"run.engine: 'incremental' cannot run this config ({reason}); "
+                              "allowed here: auto, dense")
+        return "incremental"
+    if choice == "dense" or reason is not None:
+        return "dense"
+    item = 4 if cfg.run.dtype == "float32" else 8
+    data = item * cfg.train.n * cfg.model.m * cfg.model.d
+    return "incremental" if data >= INCREMENTAL_MIN_BYTES else "dense"
+
+
+def _budget(cfg: Config, device: torch.device) -> int:
     budget_mb = cfg.run.memory_budget_mb
-    budget = int(budget_mb * 2**20) if budget_mb is not None else default_memory_budget(device)
+    return int(budget_mb * 2**20) if budget_mb is not None else default_memory_budget(device)
+
+
+def _per_trial(cfg: Config, engine: str) -> int:
+    """Bytes per trial of a chunk, with the incremental engine's column cache share."""
     per_trial = bytes_per_trial(cfg)
-    if per_trial > budget:
+    if engine == "incremental":
+        item = 4 if cfg.run.dtype == "float32" else 8
+        data = item * cfg.train.n * cfg.model.m * cfg.model.d
+        per_trial += int(CACHE_FRACTION * data) + 24 * cfg.model.d
+    return per_trial
+
+
+def estimate_peak_bytes(cfg: Config, trials: int, engine: str | None = None) -> int:
+    """Estimated peak bytes of building and running a chunk of ``trials`` trials of ``cfg``:
+    trials x (data, per-row state, statistics, column cache) + the one-off build temporaries."""
+    engine = engine or select_engine(cfg)
+    return trials * _per_trial(cfg, engine) + build_peak_extra(cfg)
+
+
+def plan_chunk_size(cfg: Config, device: torch.device, engine: str | None = None) -> int:
+    """How many trials fit the memory budget at once (at least 1, else MemoryBudgetError)."""
+    engine = engine or select_engine(cfg)
+    budget = _budget(cfg, device)
+    per_trial = _per_trial(cfg, engine)
+    fixed = build_peak_extra(cfg)
+    need = per_trial + fixed
+    if need > budget:
+        source = "run.memory_budget_mb" if cfg.run.memory_budget_mb is not None else (
+            "the default budget (a quarter of the available memory)"
+        )
         raise MemoryBudgetError(
-            f"run.memory_budget_mb: one trial needs {per_trial / 2**20:.1f} MB "
-            f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, {cfg.run.dtype}) "
-            f"but the budget is {budget / 2**20:.1f} MB; "
+            f"run.memory_budget_mb: one trial needs about {need / 2**20:.1f} MB "
+            f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, {cfg.run.dtype}, "
+            f"{engine} engine) but {source} is {budget / 2**20:.1f} MB; "
             "raise run.memory_budget_mb or lower train.n / model.d"
         )
-    return max(1, min(cfg.run.trials, budget // per_trial))
+    return max(1, min(cfg.run.trials, (budget - fixed) // per_trial))
+
+
+def run_chunk(cfg: Config, problem: Problem, engine: str) -> ChunkOutput:
+    """Run one chunk's problem on ``engine`` (``auto`` runs the incremental engine adaptively)."""
+    if engine == "incremental":
+        t, n, m, d = problem.Z.shape
+        return run_incremental(
+            problem, cfg, cache_columns=int(CACHE_FRACTION * t * d),
+            adaptive=cfg.run.engine == "auto",
+        )
+    return run_dense(problem, cfg)
 
 
 def _rows(
@@ -97,15 +194,16 @@ def run_experiment(
     """
     trial_ids = list(range(cfg.run.trials)) if trials is None else [int(k) for k in trials]
     device = resolve_device(cfg.run.device)
-    size = chunk_size or plan_chunk_size(cfg, device)
+    engine = select_engine(cfg)
+    size = chunk_size or plan_chunk_size(cfg, device, engine)
     rows: list[dict] = []
     for start in range(0, len(trial_ids), size):
         chunk = trial_ids[start : start + size]
         began = time.perf_counter()
         problem = build_problem(cfg, chunk, device)
-        out = run_dense(problem, cfg)
+        out = run_chunk(cfg, problem, engine)
         del problem
-        rows.extend(_rows(cfg, chunk, out, time.perf_counter() - began, "dense"))
+        rows.extend(_rows(cfg, chunk, out, time.perf_counter() - began, engine))
         if progress is not None:
             progress(len(rows), len(trial_ids))
     return pd.DataFrame(rows)

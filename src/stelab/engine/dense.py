@@ -2,38 +2,44 @@
 
     u_{t+1} = u_t - eta * g(u_t),   q_t = sign(u_t),   eta = c sqrt(pi d / 2) m kappa
 
-One batched tensor op serves all trials of a chunk (two passes over Z per step: h = Z q and
-g = Z^T coeff). Full batch by default; with ``train.batch_size`` B each trial walks through its
-own random permutation of the sample, B rows a step, reshuffled every epoch (rows that do not
-fill a last batch wait for the next epoch).
+Each step makes one pass over the data per group of trials (about 4 MB, so that it stays in
+cache between its two reads): h = Z q for the group (:func:`kernels.preactivations`), the exact
+decisions, residuals and coefficients (:mod:`stelab.engine.decisions`), then the gradient sums
+G = sum_r c_r Z_r over the rows with c_r != 0 (:func:`kernels.gradient_sums`). Groups run on the
+CPU threads torch was given (:class:`kernels.Workers`). Full batch by default; with
+``train.batch_size`` B each trial walks through its own random permutation of the sample, B rows
+a step, reshuffled every epoch (rows that do not fill a last batch wait for the next epoch).
+
+Results do not depend on the grouping, the chunk or the number of threads: decisions are exact
+and each trial's G is a sequential sum over its own rows.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from stelab.config import Config
+from stelab.engine.decisions import DecisionRule
+from stelab.engine.kernels import (
+    Workers,
+    exact_preactivations,
+    gradient_sums,
+    preactivations,
+    split_evenly,
+)
 from stelab.engine.problem import Problem
+from stelab.engine.trajectory import ChunkOutput, Trajectory, latent_step, loss_of
 from stelab.model import step_size_eta
-from stelab.quantizers import sign
+from stelab.quantizers import get_weight_ste, sign
 from stelab.seeds import trial_rng
 
 Tensor = torch.Tensor
 
+__all__ = ["ChunkOutput", "MinibatchSampler", "run_dense", "full_forward"]
 
-@dataclass
-class ChunkOutput:
-    """What the engine returns for a chunk of trials (numpy, on the host)."""
-
-    hamming: np.ndarray  # (t, T+1) int32: H_0 .. H_T
-    ergodic_hamming: np.ndarray  # (t,) Hamming distance of sign(qbar_T) to w*
-    final_loss: np.ndarray  # (t,) L(q_T) on the full sample
-    loss: np.ndarray | None  # (t, T+1) L(q_0) .. L(q_T), when recorded
-    final_u: np.ndarray  # (t, d) latent weights u_T
-    ergodic_at: np.ndarray  # (t, K) Hamming of sign(qbar_T') at the checkpoints T'
+#: bytes of gathered minibatch rows per work unit (bounds that temporary)
+GATHER_BYTES = 32 << 20
 
 
 class MinibatchSampler:
@@ -57,6 +63,69 @@ class MinibatchSampler:
         return idx
 
 
+def full_forward(
+    problem: Problem,
+    rule: DecisionRule,
+    q: Tensor,
+    scale: Tensor | None,
+    groups: list[tuple[int, int]],
+    workers: Workers,
+    residual: Tensor,
+    G: Tensor | None,
+) -> None:
+    """One pass over the full sample at weights q: fills ``residual`` (t, n) and, when given,
+    the gradient sums ``G`` (t, d). Each group of trials (one per worker) runs its
+    pre-activation pass, decisions and gradient sums on its own thread."""
+    Z3, Znp, rows, bound, y = problem.Z3, problem.Znp, problem.rows, problem.bound, problem.y
+    R = Z3.shape[1]
+
+    def unit(group: tuple[int, int]) -> None:
+        a, b = group
+
+        def exact(local: Tensor, r: Tensor) -> Tensor:
+            return exact_preactivations(Z3[a + local, r], q[a + local])
+
+        h = preactivations(Z3, Znp, q, a, b)
+        dec = rule.decide(h, bound[a:b], None if scale is None else scale[a:b], y[a:b], exact)
+        residual[a:b] = dec.residual
+        if G is not None:
+            G[a:b] = gradient_sums(rows, dec.coeff, a, R)
+
+    workers.map(unit, groups)
+
+
+def _minibatch_forward(
+    problem: Problem,
+    rule: DecisionRule,
+    q: Tensor,
+    scale: Tensor | None,
+    idx: Tensor,
+    groups: list[tuple[int, int]],
+    workers: Workers,
+    G: Tensor,
+) -> None:
+    """Gradient sums of the minibatch ``idx`` (t, B) of each trial into ``G``."""
+    Z3, rows, bound, y = problem.Z3, problem.rows, problem.bound, problem.y
+    t, R, d = Z3.shape
+    m = problem.Z.shape[2]
+    units = (idx[:, :, None] * m + torch.arange(m, device=idx.device)).reshape(t, -1)
+
+    def unit(group: tuple[int, int]) -> None:
+        a, b = group
+        trial = torch.arange(a, b, device=idx.device)[:, None]
+        Zb = Z3[trial, units[a:b]]  # (g, B*m, d): the batch's rows, gathered
+        h = torch.bmm(Zb, q[a:b, :, None])[:, :, 0]
+
+        def exact(local: Tensor, r: Tensor) -> Tensor:
+            return exact_preactivations(Zb[local, r], q[a + local])
+
+        yb = y[trial, idx[a:b]]
+        dec = rule.decide(h, bound[a:b], None if scale is None else scale[a:b], yb, exact)
+        G[a:b] = gradient_sums(rows, dec.coeff, a, R, row_index=units[a:b])
+
+    workers.map(unit, groups)
+
+
 def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput:
     """Run ``cfg.train.steps`` STE-gradient steps on every trial of ``problem``.
 
@@ -64,69 +133,52 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
     so once every trial sits at w* the remaining steps are filled in without computing them
     (``freeze``); the outputs are identical to computing them.
     """
-    Z, y, w_star, model = problem.Z, problem.y, problem.teacher, problem.model
+    Z, model = problem.Z, problem.model
     t, n, m, d = Z.shape
     T = cfg.train.steps
     eta = step_size_eta(cfg.train.step_size, d, m, cfg.model.activation)
-    record_loss = cfg.record.loss_trajectory
+    weight_derivative = get_weight_ste(cfg.train.weight_ste)
     full_batch = cfg.train.batch_size is None
     noiseless = cfg.noise.kind == "none" or cfg.noise.level == 0
     can_freeze = freeze and full_batch and noiseless
+    rule = DecisionRule.from_config(cfg)
 
     u = problem.u0.clone()
     q = sign(u)
-    hamming = torch.zeros((t, T + 1), dtype=torch.int32, device=Z.device)
-    hamming[:, 0] = (q != w_star).sum(dim=1)
-    loss = torch.zeros((t, T + 1), dtype=Z.dtype, device=Z.device) if record_loss else None
-    q_sum = torch.zeros((t, d), dtype=torch.int64, device=Z.device)
-    checkpoints = sorted(set(cfg.record.checkpoints))
-    ergodic_at = torch.zeros((t, len(checkpoints)), dtype=torch.int64, device=Z.device)
-
-    def ergodic_hamming(q_total: Tensor) -> Tensor:
-        return (sign(q_total.to(Z.dtype)) != w_star).sum(dim=1)
-
+    record = Trajectory(cfg, q, problem.teacher)
+    residual = torch.zeros((t, n), dtype=Z.dtype, device=Z.device)
+    G = torch.zeros((t, d), dtype=Z.dtype, device=Z.device)
     sampler = (
         None
         if full_batch
         else MinibatchSampler(cfg.run.seed, problem.trials, n, cfg.train.batch_size)
     )
-    rows = torch.arange(t, device=Z.device)[:, None]
-
-    for step in range(T):
-        if sampler is None:
-            Zb, yb = Z, y
-        else:
-            idx = torch.from_numpy(sampler.next()).to(Z.device)
-            Zb, yb = Z[rows, idx], y[rows, idx]
-        h = model.preactivations(Zb, q)
-        residual = model.outputs(h) - yb
-        if loss is not None:
-            full_loss = 0.5 * residual.square().mean(dim=1) if full_batch else model.loss(Z, q, y)
-            loss[:, step] = full_loss
-        u -= eta * model.coarse_gradient(Zb, h, residual, u, q)
-        q = sign(u)
-        hamming[:, step + 1] = (q != w_star).sum(dim=1)
-        q_sum += q.to(torch.int64)
-        for i, horizon in enumerate(checkpoints):
-            if horizon == step + 1:
-                ergodic_at[:, i] = ergodic_hamming(q_sum)
-        if can_freeze and not bool(hamming[:, step + 1].any()):
-            # every later iterate is w*: H stays 0, the loss stays 0, q_sum grows by q per step
-            for i, horizon in enumerate(checkpoints):
-                if horizon > step + 1:
-                    ergodic_at[:, i] = ergodic_hamming(q_sum + (horizon - step - 1) * q.long())
-            q_sum += (T - step - 1) * q.to(torch.int64)
-            break
-
-    final_loss = model.loss(Z, q, y)
-    if loss is not None:
-        loss[:, T] = final_loss
-    ergodic = ergodic_hamming(q_sum)
-    return ChunkOutput(
-        hamming=hamming.cpu().numpy(),
-        ergodic_hamming=ergodic.cpu().numpy(),
-        final_loss=final_loss.cpu().numpy().astype(np.float64),
-        loss=None if loss is None else loss.cpu().numpy().astype(np.float64),
-        final_u=u.cpu().numpy(),
-        ergodic_at=ergodic_at.cpu().numpy(),
-    )
+    item = Z.element_size()
+    batch_bytes = (cfg.train.batch_size or 0) * m * d
+    with Workers(Z.device) as workers:
+        groups = split_evenly(t, workers.count)
+        batch_groups = (
+            groups
+            if full_batch
+            else split_evenly(t, max(workers.count, -(-t * item * batch_bytes // GATHER_BYTES)))
+        )
+        for step in range(T):
+            scale = model.preact_scale(q)
+            if sampler is None:
+                full_forward(problem, rule, q, scale, groups, workers, residual, G)
+                n_batch = n
+            else:
+                idx = torch.from_numpy(sampler.next()).to(Z.device)
+                _minibatch_forward(problem, rule, q, scale, idx, batch_groups, workers, G)
+                if record.loss is not None:
+                    full_forward(problem, rule, q, scale, groups, workers, residual, None)
+                n_batch = cfg.train.batch_size
+            if record.loss is not None:
+                record.loss[:, step] = loss_of(residual)
+            latent_step(u, G, n_batch, scale, eta, weight_derivative)
+            q = sign(u)
+            if record.record(step, q) and can_freeze:
+                record.freeze(step, q)
+                break
+        full_forward(problem, rule, q, model.preact_scale(q), groups, workers, residual, None)
+    return record.output(loss_of(residual), u)

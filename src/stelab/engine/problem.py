@@ -1,8 +1,9 @@
 """Build the random problem of a chunk of trials: teacher, sample, labels and initialization.
 
 Every random quantity of trial k comes from its own stream (:mod:`stelab.seeds`), so a trial's
-problem is the same in any chunk. Labels are produced by the same model code as the student's
-forward pass (:class:`stelab.model.BinaryTwoLayer`) on the normalized inputs.
+problem is the same in any chunk. Labels are the teacher's outputs on the normalized inputs, with
+every sign decided exactly, as the engines decide the student's (:mod:`stelab.engine.decisions`),
+so that without label noise the student at q = w* reproduces them bit for bit.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import torch
 
 from stelab.config import Config
 from stelab.data import flip_mask, gaussian_label_noise, get_distribution, make_teacher
+from stelab.engine.decisions import DecisionRule
+from stelab.engine.kernels import exact_preactivations, gemv_bound, preactivations
 from stelab.model import BinaryTwoLayer
-from stelab.normalize import normalize_inputs, row_covariance
+from stelab.normalize import normalize_inputs_
 from stelab.quantizers import sign
 from stelab.seeds import trial_rng
 
@@ -32,29 +35,67 @@ class Problem:
     teacher: Tensor  # (t, d), w* in {-1, +1}
     u0: Tensor  # (t, d), initial latent weights
     model: BinaryTwoLayer
+    bound: Tensor  # (t,) float64: error bound of a float pre-activation pass (kernels.gemv_bound)
+
+    @property
+    def Z3(self) -> Tensor:
+        """Z as (t, n*m, d): one row per (sample, hidden unit)."""
+        t, n, m, d = self.Z.shape
+        return self.Z.view(t, n * m, d)
+
+    @property
+    def rows(self) -> Tensor:
+        """Z as (t*n*m, d)."""
+        return self.Z.view(-1, self.Z.shape[-1])
+
+    @property
+    def Znp(self) -> np.ndarray | None:
+        """Z3 as a numpy array sharing memory (CPU only; the pre-activation pass uses it)."""
+        return self.Z3.numpy() if self.Z.device.type == "cpu" else None
 
 
 def bytes_per_trial(cfg: Config) -> int:
-    """Peak bytes one trial's data needs in the engine (raw + normalized inputs, float32/64)."""
+    """Peak bytes one trial adds while its problem is built and run: its data (the
+    ``n x m x d`` tensor), the per-row state of the engines (pre-activations in float64,
+    coefficients, labels: 24 bytes per row) and the d x d float64 statistics of whitening and
+    batch-norm. The draw of one trial's raw inputs is a one-off temporary (see
+    :func:`build_peak_extra`)."""
     item = 4 if cfg.run.dtype == "float32" else 8
     n, m, d = cfg.train.n, cfg.model.m, cfg.model.d
-    copies = 1 if cfg.data.normalization == "none" else 2
-    covariance = 8 * d * d if cfg.data.normalization in ("whiten", "batchnorm") else 0
-    return item * n * m * d * copies + 3 * covariance + 16 * (n + d)
+    covariance = 8 * d * d if cfg.data.normalization == "batchnorm" else 0
+    return item * n * m * d + 24 * n * m + covariance + 64 * d
 
 
-def _labels(
-    cfg: Config, model: BinaryTwoLayer, Z: Tensor, teacher: Tensor, trials: list[int]
-) -> Tensor:
+def build_peak_extra(cfg: Config) -> int:
+    """Bytes needed once per chunk on top of the trials' share: the raw draw of one trial (its
+    sampler may hold two arrays of that size) and the float64 d x d work of whitening."""
+    n, m, d = cfg.train.n, cfg.model.m, cfg.model.d
+    whiten = 4 * 8 * d * d if cfg.data.normalization in ("whiten", "batchnorm") else 0
+    return 2 * 4 * n * m * d + whiten
+
+
+def _labels(cfg: Config, model: BinaryTwoLayer, Z: Tensor, bound: Tensor, teacher: Tensor,
+            trials: list[int]) -> Tensor:
+    """y = v . sigma(Z w*) with every sign decided exactly (the student at q = w* takes the same
+    decisions, so w* is an exact fixed point), then the label noise."""
     n, m, seed = cfg.train.n, cfg.model.m, cfg.run.seed
     kind, level = cfg.noise.kind, cfg.noise.level
+    t = Z.shape[0]
+    Z3 = Z.view(t, n * m, -1)
+    Znp = Z3.numpy() if Z.device.type == "cpu" else None
+    rule = DecisionRule(cfg.model.activation, "identity", None, m)
+
+    def exact(local: Tensor, rows: Tensor) -> Tensor:
+        return exact_preactivations(Z3[local, rows], teacher[local])
+
+    h = preactivations(Z3, Znp, teacher, 0, t)
+    act = rule.unit_activations(h, bound, exact, Z.dtype).view(t, n, m)
     if kind == "flip" and level > 0:
-        act = model.activations(model.preactivations(Z, teacher))
         masks = np.stack([flip_mask(trial_rng(seed, k, "noise"), (n, m), level) for k in trials])
         flip = torch.from_numpy(masks).to(Z.device)
         flipped = -act if cfg.model.activation == "sign" else 1 - act
         return torch.where(flip, flipped, act).mean(dim=-1)
-    y = model.outputs(model.preactivations(Z, teacher))
+    y = act.mean(dim=-1)
     if kind == "gaussian" and level > 0:
         noise = np.stack(
             [gaussian_label_noise(trial_rng(seed, k, "noise"), n, level) for k in trials]
@@ -71,22 +112,38 @@ def _initial_weights(cfg: Config, trials: list[int]) -> np.ndarray:
     return np.stack([scale * trial_rng(seed, k, "init").standard_normal(d) for k in trials])
 
 
-def build_problem(cfg: Config, trials: list[int], device: torch.device) -> Problem:
-    """Draw teacher, inputs, labels and initialization of ``trials`` and put them on ``device``."""
+def draw_inputs(cfg: Config, trials: list[int]) -> Tensor:
+    """The raw inputs of ``trials`` as one preallocated (t, n, m, d) CPU tensor of the run's dtype,
+    filled trial by trial (no stacked copy of the whole draw)."""
     dtype = getattr(torch, cfg.run.dtype)
     d, m, n = cfg.model.d, cfg.model.m, cfg.train.n
-    seed = cfg.run.seed
     dist = get_distribution(cfg.data.distribution)
+    Z = torch.empty((len(trials), n, m, d), dtype=dtype)
+    for i, k in enumerate(trials):
+        raw = dist.sample(trial_rng(cfg.run.seed, k, "inputs"), (n, m, d), cfg.data.params)
+        Z[i].copy_(torch.from_numpy(raw))
+        del raw
+    return Z
+
+
+def build_problem(cfg: Config, trials: list[int], device: torch.device) -> Problem:
+    """Draw teacher, inputs, labels and initialization of ``trials`` and put them on ``device``.
+
+    The inputs are drawn into one preallocated tensor and normalized in place; on a GPU the
+    normalized tensor is moved once (the host copy is freed).
+    """
+    dtype = getattr(torch, cfg.run.dtype)
+    d, m = cfg.model.d, cfg.model.m
+    seed = cfg.run.seed
     teacher = np.stack(
         [make_teacher(trial_rng(seed, k, "teacher"), d, cfg.model.teacher_balance) for k in trials]
     )
-    raw = np.stack(
-        [dist.sample(trial_rng(seed, k, "inputs"), (n, m, d), cfg.data.params) for k in trials]
-    )
-    Z = torch.from_numpy(raw).to(device=device, dtype=dtype)
-    del raw
-    covariance = row_covariance(Z) if cfg.data.normalization == "batchnorm" else None
-    Z = normalize_inputs(Z, cfg.data.normalization)
+    Z = draw_inputs(cfg, trials)
+    covariance = normalize_inputs_(Z, cfg.data.normalization)
+    if device.type != "cpu":
+        Z = Z.to(device)
+        covariance = None if covariance is None else covariance.to(device)
+    bound = gemv_bound(Z)
     model = BinaryTwoLayer(
         m=m,
         activation=cfg.model.activation,
@@ -95,7 +152,9 @@ def build_problem(cfg: Config, trials: list[int], device: torch.device) -> Probl
         weight_ste=cfg.train.weight_ste,
         preact_cov=covariance,
     )
-    w_star = torch.from_numpy(teacher).to(device=device, dtype=dtype)
-    y = _labels(cfg, model, Z, w_star, trials)
+    w_star = sign(torch.from_numpy(teacher).to(device=device, dtype=dtype))
+    y = _labels(cfg, model, Z, bound, w_star, trials)
     u0 = torch.from_numpy(_initial_weights(cfg, trials)).to(device=device, dtype=dtype)
-    return Problem(trials=list(trials), Z=Z, y=y, teacher=sign(w_star), u0=u0, model=model)
+    return Problem(
+        trials=list(trials), Z=Z, y=y, teacher=w_star, u0=u0, model=model, bound=bound
+    )

@@ -1,0 +1,378 @@
+"""The incremental (sparse) STE-gradient engine: the iterates of the dense engine, computed
+from what changed.
+
+Per trial it keeps the pre-activations h = Z q and the gradient sums G. After a step, only the
+coordinates F of q that flipped change h:
+
+    h <- h + sum_{j in F} 2 q_new[j] Z[:, j]          (cost n m |F| instead of n m d)
+
+and G = sum_r c_r Z_r is summed over the rows with a non-zero coefficient only (a sample with
+zero residual f - y, or a zero surrogate derivative, contributes nothing). A trial whose q did
+not change keeps h, its residuals and G (cost O(d)). A trial with many flipped columns (the
+first steps from a random start) is recomputed by the dense pre-activation pass instead.
+
+Identical outcomes. Every decision on h is exact: entries closer to a threshold than the error
+bound of h are recomputed in float64 (:mod:`stelab.engine.decisions`). Here the bound is that
+of the last full pass plus 3 u max_r sum_j |Z_rj| per column added since (u = 2^-24); when it
+reaches RESET_FACTOR times the bound of a full pass, h is recomputed by a full pass (the periodic
+exact recomputation). The coefficients are then those of the dense engine, and G is the same
+sequential sum (:func:`kernels.gradient_sums`), so u, q and every recorded quantity are
+identical, bit for bit. Supported: full batch, activation sign/step, surrogates with values in
+{0, 1} (identity, relu, clipped_relu, hardtanh), any noise, normalization, m and weight STE,
+float32 data; ``run.engine = "auto"`` falls back to the dense engine elsewhere.
+
+Columns of row-major data. Reading column j touches one cache line per row (a sixteenth of a
+full pass for d >= 16, and slower than streaming). Trials that keep flipping (they oscillate
+around a fixed point, or keep leaving and revisiting w* under label noise) get the columns they
+flip copied into a contiguous :class:`ColumnCache` of bounded size, from which an update is one
+weighted sum of cached columns per trial (``embedding_bag``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import torch
+import torch.nn.functional as F
+
+from stelab.config import Config
+from stelab.engine.decisions import DISCRETE_SURROGATES, DecisionRule
+from stelab.engine.kernels import (
+    UNIT_ROUNDOFF,
+    Workers,
+    exact_preactivations,
+    gradient_sums,
+    preactivations,
+    split_evenly,
+)
+from stelab.engine.problem import Problem
+from stelab.engine.trajectory import ChunkOutput, Trajectory, latent_step, loss_of
+from stelab.errors import ConfigError
+from stelab.model import step_size_eta
+from stelab.quantizers import get_weight_ste, sign
+
+Tensor = torch.Tensor
+
+__all__ = ["run_incremental", "incremental_unsupported", "ColumnCache"]
+
+#: a cold trial (no transposed copy) with at most this many flips updates h column by column
+#: (each strided column read costs ~0.15-0.2 of a full pass); more flips: full pass
+COLD_MAX_FLIPS = 4
+#: a trial active for this many consecutive steps gets a transposed copy, if the cache has room
+HOT_AFTER_STEPS = 8
+#: a hot trial idle for this many consecutive steps gives its copy back
+COLD_AFTER_IDLE = 16
+#: bytes of gathered columns per batch of updates (bounds that temporary)
+UPDATE_BYTES = 16 << 20
+#: a step runs on several threads when its trials flip more than this many columns on average
+PARALLEL_FLIPS = 16
+#: recompute h in full when its error bound exceeds this multiple of a full pass's bound
+RESET_FACTOR = 8.0
+
+
+def incremental_unsupported(cfg: Config) -> str | None:
+    """Why the incremental engine cannot run ``cfg`` (one line naming the field), or None."""
+    if cfg.train.batch_size is not None:
+        return "train.batch_size: the incremental engine needs full batch (batch_size absent)"
+    if cfg.train.ste not in DISCRETE_SURROGATES:
+        allowed = ", ".join(DISCRETE_SURROGATES)
+        return f"train.ste: {cfg.train.ste!r} is not supported by the incremental engine; " \
+            f"allowed: {allowed}"
+    if cfg.run.dtype != "float32":
+        return "run.dtype: the incremental engine needs float32 (its exact fix-ups use float64)"
+    return None
+
+
+class ColumnCache:
+    """Columns Z_k[:, j] (n*m floats each) of some (trial, column) pairs, stored contiguously, up to
+    ``capacity`` columns; the store is allocated on first use and filled from its start, so only
+    the columns in use take memory. Thread-safe for workers that own disjoint trials."""
+
+    def __init__(self, Z3: Tensor, capacity: int) -> None:
+        t, R, d = Z3.shape
+        self.Z3 = Z3
+        self.capacity = capacity
+        self.table = torch.full((t, d), -1, dtype=torch.long, device=Z3.device)
+        self._free: list[int] = []
+        self._next = 0
+        self._store: Tensor | None = None
+        self._lock = threading.Lock()
+
+    def _allocate(self, count: int) -> list[int]:
+        with self._lock:
+            take = self._free[-count:] if count else []
+            del self._free[len(self._free) - len(take) :]
+            extra = min(count - len(take), self.capacity - self._next)
+            take += range(self._next, self._next + extra)
+            self._next += extra
+            if self._store is None and take:
+                t, R, d = self.Z3.shape
+                self._store = torch.empty((self.capacity, R), dtype=self.Z3.dtype,
+                                          device=self.Z3.device)
+        return take
+
+    def insert(self, trials: Tensor, cols: Tensor, values: Tensor) -> None:
+        """Keep columns cols[i] of trials[i] (values (len, n*m)), as many as there is room for."""
+        slots = self._allocate(len(trials))
+        if not slots:
+            return
+        k = len(slots)
+        where = torch.tensor(slots, dtype=torch.long, device=values.device)
+        assert self._store is not None
+        self._store.index_copy_(0, where, values[:k])
+        self.table[trials[:k], cols[:k]] = where
+
+    def fill(self, k: int, cols: Tensor) -> None:
+        """Copy columns ``cols`` of trial k into the cache (one strided read of its data)."""
+        cols = cols[self.table[k, cols] < 0]
+        if len(cols):
+            values = self.Z3[k].index_select(1, cols).t()
+            self.insert(torch.full_like(cols, k), cols, values)
+
+    def release(self, k: int) -> None:
+        """Give back the columns of trial k."""
+        slots = self.table[k][self.table[k] >= 0]
+        if len(slots):
+            with self._lock:
+                self._free.extend(slots.tolist())
+            self.table[k] = -1
+
+    def weighted_sums(self, slots: Tensor, offsets: Tensor, weights: Tensor) -> Tensor:
+        """sum_i weights[i] * column slots[i] within each bag of ``offsets``: (bags, n*m)."""
+        assert self._store is not None
+        return F.embedding_bag(slots, self._store, offsets, mode="sum",
+                               per_sample_weights=weights)
+
+
+def run_incremental(
+    problem: Problem,
+    cfg: Config,
+    freeze: bool = True,
+    cache_columns: int | None = None,
+    adaptive: bool = False,
+) -> ChunkOutput:
+    """Run ``cfg.train.steps`` STE-gradient steps on every trial of ``problem`` (see the module
+    docstring); outputs identical to :func:`stelab.engine.dense.run_dense`.
+
+    ``cache_columns`` bounds the column cache, in columns of n*m floats (default: 40% of the
+    chunk's t*d columns; the chunk planner passes what the memory budget allows).
+    ``adaptive`` (``run.engine = "auto"``): a step is a full pass over all trials whenever the
+    measured time of incremental steps exceeds that of a full pass (:class:`_StepChooser`);
+    otherwise full passes are taken only when most trials need one anyway.
+    """
+    reason = incremental_unsupported(cfg)
+    if reason is not None:
+        raise ConfigError(reason)
+    Z3, Znp, rows, model, y = problem.Z3, problem.Znp, problem.rows, problem.model, problem.y
+    t, R, d = Z3.shape
+    n, m = problem.Z.shape[1], problem.Z.shape[2]
+    T = cfg.train.steps
+    eta = step_size_eta(cfg.train.step_size, d, m, cfg.model.activation)
+    weight_derivative = get_weight_ste(cfg.train.weight_ste)
+    noiseless = cfg.noise.kind == "none" or cfg.noise.level == 0
+    rule = DecisionRule.from_config(cfg)
+    device = Z3.device
+
+    # error of h after an update by |F| columns: the float32 sum of the |F| terms 2 q_j Z_rj errs
+    # by at most (|F| - 1) u 2 A and adding it to h by u 3 A, A = max_r sum_j |Z_rj| =
+    # bound / (gamma_d * 1.01): in all at most 3 |F| u A, i.e. 3 u A per flipped column
+    unit = UNIT_ROUNDOFF[torch.float32]
+    gamma = d * unit / (1.0 - d * unit)
+    per_update = problem.bound * (3.0 * 1.01 * unit / gamma)
+
+    u = problem.u0.clone()
+    q = sign(u)
+    record = Trajectory(cfg, q, problem.teacher)
+    h = torch.empty((t, R), dtype=Z3.dtype, device=device)
+    err = problem.bound.clone()
+    residual = torch.zeros((t, n), dtype=Z3.dtype, device=device)
+    G = torch.zeros((t, d), dtype=Z3.dtype, device=device)
+    capacity = int(0.4 * t * d) if cache_columns is None else cache_columns
+    cache = ColumnCache(Z3, capacity)
+    warm = torch.zeros(t, dtype=torch.bool, device=device)
+
+    def refresh(ks: Tensor, flips: Tensor | None, scale: Tensor | None) -> None:
+        """Bring h, the residuals and G of trials ``ks`` up to the current q (flips None: h is
+        not set yet, compute it in full)."""
+        if not len(ks):
+            return
+        if flips is None:
+            full = torch.ones(len(ks), dtype=torch.bool, device=device)
+            pairs = torch.zeros((0, 2), dtype=torch.long, device=device)
+        else:
+            pairs = torch.nonzero(flips)  # (p, 2): local trial, column; sorted by trial
+            miss = cache.table[ks[pairs[:, 0]], pairs[:, 1]] < 0
+            uncached = torch.bincount(pairs[miss, 0], minlength=len(ks))
+            nflip = torch.bincount(pairs[:, 0], minlength=len(ks))
+            full = uncached > COLD_MAX_FLIPS
+            full |= err[ks] + nflip * per_update[ks] > RESET_FACTOR * problem.bound[ks]
+        recompute = ks[full]
+        for a, b in _runs(recompute.tolist()):
+            preactivations(Z3, Znp, q, a, b, out=h[a:b])
+        err[recompute] = problem.bound[recompute]
+        if not bool(full.all()):
+            keep = ~full[pairs[:, 0]]
+            _update_columns(ks, pairs[keep])
+        _decide(ks, scale)
+
+    def _update_columns(ks: Tensor, pairs: Tensor) -> None:
+        """h[k] += sum_j 2 q_kj Z_k[:, j] over the flipped (local trial, column) ``pairs``: the
+        cached columns in one weighted sum per trial, the others by a strided read."""
+        local, col = pairs[:, 0], pairs[:, 1]
+        trial = ks[local]
+        value = 2.0 * q[trial, col]
+        slot = cache.table[trial, col]
+        hit = slot >= 0
+        if bool(hit.any()):
+            lh = local[hit]
+            offsets = torch.searchsorted(lh, torch.arange(len(ks), device=device))
+            delta = cache.weighted_sums(slot[hit], offsets, value[hit])  # (len(ks), R)
+            touched = torch.unique_consecutive(lh)
+            h.index_add_(0, ks[touched], delta[touched])
+        missing = torch.nonzero(~hit).view(-1)
+        for a in range(0, len(missing), max(1, UPDATE_BYTES // (R * 4))):
+            part = missing[a : a + max(1, UPDATE_BYTES // (R * 4))]
+            tm, cm = trial[part], col[part]
+            fetched = Z3[tm, :, cm]
+            warm_now = torch.nonzero(warm[tm]).view(-1)
+            if len(warm_now):
+                cache.insert(tm[warm_now], cm[warm_now], fetched[warm_now])
+            h.index_add_(0, tm, fetched.mul_(value[part][:, None]))
+        err.index_add_(0, trial, per_update[trial])
+
+    def _decide(ks: Tensor, scale: Tensor | None) -> None:
+        def exact(local: Tensor, r: Tensor) -> Tensor:
+            return exact_preactivations(Z3[ks[local], r], q[ks[local]])
+
+        hk = h[ks]
+        dec = rule.decide(hk, err[ks], None if scale is None else scale[ks], y[ks], exact)
+        if dec.fixed_rows.numel():  # exact values, rounded: error 2^-24 |h| << err
+            h[ks[dec.fixed_rows[:, 0]], dec.fixed_rows[:, 1]] = dec.fixed_values.to(h.dtype)
+        residual[ks] = dec.residual
+        G[ks] = gradient_sums(rows, dec.coeff, ks, R)
+
+    activity = _Activity(t, d, device)
+    with Workers(device) as workers:
+
+        def refresh_split(ks: Tensor, flips: Tensor | None, scale: Tensor | None) -> None:
+            # threads pay off for full passes; a light step is cheaper on one thread
+            heavy = flips is None or int(flips.sum()) > PARALLEL_FLIPS * len(ks)
+            parts = split_evenly(len(ks), workers.count if heavy else 1)
+            workers.map(
+                lambda p: refresh(
+                    ks[p[0] : p[1]], None if flips is None else flips[p[0] : p[1]], scale
+                ),
+                parts,
+            )
+
+        scale = model.preact_scale(q)
+        everyone = torch.arange(t, device=device)
+        chooser = _StepChooser(adaptive)
+        began = time.perf_counter()
+        refresh_split(everyone, None, scale)
+        chooser.observe(True, time.perf_counter() - began)
+        for step in range(T):
+            if record.loss is not None:
+                record.loss[:, step] = loss_of(residual)
+            latent_step(u, G, n, scale, eta, weight_derivative)
+            q_new = sign(u)
+            flips = q_new != q
+            q = q_new
+            at_target = record.record(step, q)
+            active = torch.nonzero(flips.any(dim=1)).view(-1)
+            scale = model.preact_scale(q) if scale is not None else None
+            uncached = (flips & (cache.table < 0)).sum(dim=1)
+            full_pass = chooser.full_pass(2 * int((uncached > COLD_MAX_FLIPS).sum()) >= t)
+            began = time.perf_counter()
+            if full_pass:
+                refresh_split(everyone, None, scale)
+            else:
+                refresh_split(active, flips[active], scale)
+            chooser.observe(full_pass, time.perf_counter() - began)
+            if at_target and noiseless and freeze:
+                record.freeze(step, q)
+                break
+            activity.update(step, active, flips[active])
+            if T - step - 1 >= HOT_AFTER_STEPS:
+                activity.manage(step, cache, warm)
+    return record.output(loss_of(residual), u)
+
+
+class _StepChooser:
+    """Chooses, step by step, between updating only the trials that moved and a full pass over
+    all trials, from the measured times of both (exponential averages). The outcomes are the
+    same either way; only the speed depends on the choice. After an incremental step slower
+    than a full pass, the next ``hold`` steps are full passes (doubling up to 256 while it
+    stays so), then incremental steps are tried again."""
+
+    def __init__(self, adaptive: bool) -> None:
+        self.adaptive = adaptive
+        self.full_time: float | None = None
+        self.step_time: float | None = None
+        self.hold = 0
+        self.backoff = 4
+
+    def full_pass(self, needed: bool) -> bool:
+        if needed:
+            return True
+        if self.hold > 0:
+            self.hold -= 1
+            return True
+        return False
+
+    def observe(self, full_pass: bool, seconds: float) -> None:
+        if full_pass:
+            self.full_time = seconds if self.full_time is None else 0.5 * (self.full_time + seconds)
+            return
+        self.step_time = seconds if self.step_time is None else 0.5 * (self.step_time + seconds)
+        if not self.adaptive or self.full_time is None:
+            return
+        if self.step_time > self.full_time:
+            self.hold, self.backoff = self.backoff, min(2 * self.backoff, 256)
+            self.step_time = None
+        elif self.step_time < 0.5 * self.full_time:
+            self.backoff = 4
+
+
+def _runs(ids: list[int]) -> list[tuple[int, int]]:
+    """Sorted trial ids as maximal ranges [a, b) of consecutive ids."""
+    runs: list[tuple[int, int]] = []
+    for k in ids:
+        if runs and runs[-1][1] == k:
+            runs[-1] = (runs[-1][0], k + 1)
+        else:
+            runs.append((k, k + 1))
+    return runs
+
+
+class _Activity:
+    """Which trials keep flipping, and which columns they flipped lately (for the cache)."""
+
+    def __init__(self, t: int, d: int, device: torch.device) -> None:
+        self.streak = torch.zeros(t, dtype=torch.long, device=device)
+        self.idle = torch.zeros(t, dtype=torch.long, device=device)
+        self.last_flip = torch.full((t, d), -(1 << 30), dtype=torch.long, device=device)
+
+    def update(self, step: int, active: Tensor, flips: Tensor) -> None:
+        now = torch.zeros_like(self.streak, dtype=torch.bool)
+        now[active] = True
+        self.streak = (self.streak + 1) * now
+        self.idle = (self.idle + 1) * ~now
+        rows = self.last_flip[active]
+        rows[flips] = step
+        self.last_flip[active] = rows
+
+    def manage(self, step: int, cache: ColumnCache, warm: Tensor) -> None:
+        """Warm trials active for HOT_AFTER_STEPS steps in a row (cache the columns they flipped
+        in that time); cool trials idle for COLD_AFTER_IDLE steps (free their columns)."""
+        for k in torch.nonzero(warm & (self.idle >= COLD_AFTER_IDLE)).view(-1).tolist():
+            cache.release(k)
+            warm[k] = False
+        if step < 2 * HOT_AFTER_STEPS:  # the columns flipped in the first steps are not a guide
+            return
+        starting = torch.nonzero(~warm & (self.streak >= HOT_AFTER_STEPS)).view(-1).tolist()
+        for k in starting:
+            recent = torch.nonzero(self.last_flip[k] > step - HOT_AFTER_STEPS).view(-1)
+            cache.fill(k, recent)
+            warm[k] = True

@@ -1,0 +1,169 @@
+"""The passes over the data that both engines share, written so that their results do not depend
+on how the work is split (into chunks, groups of trials, threads, or engines).
+
+Layout: the sample of a chunk is ``Z`` of shape (t, n, m, d), row-major, seen as ``t * n * m``
+rows of length d. Two passes read it:
+
+* pre-activations h = Z q (one matrix-vector product per trial). On the CPU it goes through
+  numpy's OpenBLAS ``sgemv``, which streams row-major data about twice as fast as MKL's on the
+  AMD CPUs we measured; on CUDA it is ``torch.bmm``. Its float rounding depends on the BLAS, so
+  the engines never use h directly for a decision close to a threshold: see :func:`gemv_bound`.
+* gradient sums G = sum_r c_r Z_r over the rows r with a non-zero coefficient c_r, computed by
+  ``embedding_bag(mode="sum", per_sample_weights=c)``: one bag per trial, summed sequentially in
+  row order. A sequential sum does not change when rows of coefficient 0 are added or left out
+  (x + 0 * z = x exactly), so the dense engine (all rows) and the incremental engine (only the
+  rows with c != 0) get bit-identical G, and G of a trial does not depend on the other trials of
+  the batch.
+
+Exact decisions. A float32 dot product of d terms with q in {-1, +1}^d has error at most
+gamma_d sum_j |Z_rj|, gamma_d = d u / (1 - d u), u = 2^-24, whatever the summation order
+(Higham, Accuracy and Stability of Numerical Algorithms, 3.1). Every decision (sign of h, and the
+thresholds of the surrogate derivative) is taken from the float32 value when it is farther than
+that bound from the threshold, and otherwise from h recomputed in float64 (error ~1e-16
+relative): the decision is the one of the exact h, so every engine and device takes it alike.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.float64: 2.0**-53}
+#: rows per block when a statistic of a trial is computed (bounds the temporaries)
+ROW_BLOCK = 1 << 12
+
+
+def gemv_bound(Z: Tensor) -> Tensor:
+    """Per trial, an upper bound on |h_float - h_exact| for h = Z q in the dtype of Z (t,) float64.
+
+    For float32: gamma_d * max_r sum_j |Z_rj| with gamma_d = d u / (1 - d u), inflated by 1% for
+    the rounding of the bound itself. For float64 data the engines take no exact fix-ups (0).
+    """
+    t, n, m, d = Z.shape
+    if Z.dtype == torch.float64:
+        return torch.zeros(t, dtype=torch.float64, device=Z.device)
+    unit = UNIT_ROUNDOFF[torch.float32]
+    gamma = d * unit / (1.0 - d * unit)
+    rows = Z.reshape(t, n * m, d)
+    worst = torch.zeros(t, dtype=torch.float64, device=Z.device)
+    for k in range(t):
+        for start in range(0, n * m, ROW_BLOCK):
+            block = rows[k, start : start + ROW_BLOCK]
+            worst[k] = torch.maximum(worst[k], block.abs().sum(dim=-1, dtype=torch.float64).max())
+    return worst * (gamma * 1.01)
+
+
+def preactivations(
+    Z3: Tensor, Znp: np.ndarray | None, q: Tensor, start: int, stop: int,
+    out: Tensor | None = None,
+) -> Tensor:
+    """h = Z q for the trials start..stop-1, shape (stop - start, n*m), dtype of Z.
+
+    ``Z3`` is Z viewed as (t, n*m, d); ``Znp`` the same memory as a numpy array on the CPU
+    (None on CUDA). ``out``, when given, is a (stop - start, n*m) CPU tensor to write into.
+    """
+    if Znp is not None:
+        qn = q[start:stop].numpy()[:, :, None]
+        if out is None:
+            return torch.from_numpy(np.matmul(Znp[start:stop], qn)[:, :, 0])
+        np.matmul(Znp[start:stop], qn, out=out.numpy()[:, :, None])
+        return out
+    h = torch.bmm(Z3[start:stop], q[start:stop, :, None])[:, :, 0]
+    if out is not None:
+        out.copy_(h)
+        return out
+    return h
+
+
+def exact_preactivations(rows: Tensor, q: Tensor) -> Tensor:
+    """h = rows . q in float64 (rows (r, d) of the data, q (r, d) the matching weights)."""
+    return (rows.to(torch.float64) * q.to(torch.float64)).sum(dim=-1)
+
+
+def gradient_sums(
+    rows: Tensor, coeff: Tensor, trials: Tensor | int, rows_per_trial: int,
+    row_index: Tensor | None = None,
+) -> Tensor:
+    """G_k = sum_r coeff[k, r] * Z[trials[k], r] for each k, shape (len(coeff), d), dtype of rows.
+
+    ``rows`` is the whole chunk's data as (t * R, d) with R = ``rows_per_trial`` = n*m;
+    ``coeff`` (k, C) the coefficients of the trials ``trials`` (an index tensor, or the first
+    trial of a contiguous range). Column c of ``coeff`` is row c of the trial, or row
+    ``row_index[k, c]`` when given (a minibatch). Only rows with a non-zero coefficient are read;
+    each trial's sum runs over its rows in the order of the columns.
+    """
+    k, C = coeff.shape
+    flat = coeff.reshape(-1)
+    nz = torch.nonzero(flat).view(-1)
+    local = torch.div(nz, C, rounding_mode="floor")
+    within = nz - local * C if row_index is None else row_index.reshape(-1)[nz]
+    trial_of = local + trials if isinstance(trials, int) else trials.to(nz.device)[local]
+    global_rows = trial_of * rows_per_trial + within
+    offsets = torch.searchsorted(local, torch.arange(k, device=nz.device))
+    return F.embedding_bag(
+        global_rows, rows, offsets, mode="sum", per_sample_weights=flat[nz]
+    )
+
+
+def split_evenly(t: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` (or fewer) contiguous ranges covering range(t), of nearly equal size."""
+    parts = max(1, min(parts, t))
+    edges = [round(i * t / parts) for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+class Workers(AbstractContextManager):
+    """Runs independent work units (groups of trials) on the CPU threads torch was given.
+
+    Inside the context, torch and BLAS run one thread each and the units are spread over a pool
+    of ``torch.get_num_threads()`` Python threads (torch and numpy release the GIL), which keeps
+    the two passes over a unit on one core's cache and does not stall when other processes share
+    the cores. On CUDA, or with one thread, units run inline. The previous thread settings are
+    restored on exit.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.count = torch.get_num_threads() if device.type == "cpu" else 1
+        self._device_type = device.type
+        self._pool: ThreadPoolExecutor | None = None
+        self._saved_threads = torch.get_num_threads()
+        self._blas: Any = None
+
+    def __enter__(self) -> Workers:
+        if self._device_type != "cpu":
+            return self
+        # numpy's OpenBLAS runs the pre-activation pass: one thread per call, always (its own
+        # thread team spins and collapses when the cores are shared)
+        try:
+            from threadpoolctl import threadpool_limits
+
+            self._blas = threadpool_limits(limits=1, user_api="blas")
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            self._blas = None
+        if self.count > 1:
+            torch.set_num_threads(1)
+            self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="stelab")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None
+        if torch.get_num_threads() != self._saved_threads:
+            torch.set_num_threads(self._saved_threads)
+
+    def map(self, fn: Any, items: list[Any]) -> list[Any]:
+        """[fn(item) for item in items], on the pool when there is one (exceptions propagate)."""
+        if self._pool is None or len(items) <= 1:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, items))
