@@ -91,6 +91,34 @@ def plot(
     write_report(folder, log=console.print)
 
 
+@app.command()
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="smaller workloads, fewer repeats"),
+    threads: int = typer.Option(2, "--threads", help="CPU threads for engine and baselines"),
+    only: list[str] | None = typer.Option(
+        None, "--only", help="bandwidth | baseline | incremental"
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="also write the results as JSON"),
+    tiny: bool = typer.Option(False, "--tiny", hidden=True, help="seconds-long smoke test"),
+) -> None:
+    """Performance benchmarks: ratios against baselines measured in the same process."""
+    from stelab.bench import BENCHMARKS, run_all, write_json
+
+    unknown = sorted(set(only or []) - set(BENCHMARKS))
+    if unknown:
+        raise StelabError(f"--only: unknown benchmark {unknown[0]!r}; allowed: "
+                          + ", ".join(BENCHMARKS))
+    if threads < 1:
+        raise StelabError(f"--threads: {threads} is not allowed; allowed: 1 or more")
+
+    def say(text: str) -> None:
+        console.print(text, soft_wrap=True, highlight=False)
+
+    results = run_all(quick=quick, threads=threads, names=only, say=say, tiny=tiny)
+    if json_out is not None:
+        console.print(f"wrote {write_json(results, json_out)}")
+
+
 def main() -> None:
     """Console-script entry point: turn stelab errors into one line and exit code 2."""
     try:

@@ -24,11 +24,12 @@ from __future__ import annotations
 import torch
 
 from stelab.errors import ConfigError
+from stelab.memory import release_free_memory
 
 Tensor = torch.Tensor
 WHITEN_EPS = 1e-6
 #: rows per block of the float64 statistics and of the in-place whitening product
-ROW_BLOCK = 1 << 12
+ROW_BLOCK = 1 << 10
 
 
 def _trial_rows(Z: Tensor, k: int) -> Tensor:
@@ -108,6 +109,7 @@ def normalize_inputs_(Z: Tensor, method: str) -> Tensor | None:
                 block.copy_(block @ W)
         elif method == "batchnorm":
             covariances.append(cov)
+        release_free_memory()  # the float64 blocks of this trial
     return torch.stack(covariances) if method == "batchnorm" else None
 
 

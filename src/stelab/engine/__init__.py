@@ -47,7 +47,7 @@ __all__ = [
 #: per-trial data (bytes) from which ``auto`` prefers the incremental engine
 INCREMENTAL_MIN_BYTES = 1 << 20
 #: share of a chunk's data the incremental engine may add as its column cache
-CACHE_FRACTION = 0.3
+CACHE_FRACTION = 0.25
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -112,13 +112,24 @@ def _budget(cfg: Config, device: torch.device) -> int:
     return int(budget_mb * 2**20) if budget_mb is not None else default_memory_budget(device)
 
 
+def cache_bytes_per_trial(cfg: Config) -> int:
+    """Column-cache share of one trial for the incremental engine: what is left of half a data
+    tensor after the per-trial state (batch-norm covariance, per-row state and temporaries),
+    at most CACHE_FRACTION of the data, so that the run stays within 1.5 data tensors."""
+    item = 4 if cfg.run.dtype == "float32" else 8
+    rows = cfg.train.n * cfg.model.m
+    data = item * rows * cfg.model.d
+    # per-trial state, twice (its temporaries are about as large), and 40 B per row of
+    # decision temporaries; 5% of the data is left for allocator slack
+    state = 2 * (bytes_per_trial(cfg) - data) + 40 * rows
+    return max(0, min(int(CACHE_FRACTION * data), int(0.45 * data) - state))
+
+
 def _per_trial(cfg: Config, engine: str) -> int:
     """Bytes per trial of a chunk, with the incremental engine's column cache share."""
     per_trial = bytes_per_trial(cfg)
     if engine == "incremental":
-        item = 4 if cfg.run.dtype == "float32" else 8
-        data = item * cfg.train.n * cfg.model.m * cfg.model.d
-        per_trial += int(CACHE_FRACTION * data) + 24 * cfg.model.d
+        per_trial += cache_bytes_per_trial(cfg) + 24 * cfg.model.d
     return per_trial
 
 
@@ -153,8 +164,9 @@ def run_chunk(cfg: Config, problem: Problem, engine: str) -> ChunkOutput:
     """Run one chunk's problem on ``engine`` (``auto`` runs the incremental engine adaptively)."""
     if engine == "incremental":
         t, n, m, d = problem.Z.shape
+        column = n * m * problem.Z.element_size()
         return run_incremental(
-            problem, cfg, cache_columns=int(CACHE_FRACTION * t * d),
+            problem, cfg, cache_columns=t * cache_bytes_per_trial(cfg) // column,
             adaptive=cfg.run.engine == "auto",
         )
     return run_dense(problem, cfg)

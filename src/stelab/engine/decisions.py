@@ -94,9 +94,11 @@ class DecisionRule:
         m = self.m
         fixed, values = _fix(h, self.near_threshold(h, bound, scale), exact)
         act = self._activations(h, fixed, values, y.dtype)
-        residual = (act if m == 1 else act.view(k, -1, m).mean(dim=-1)) - y
+        residual = act.sub_(y) if m == 1 else act.view(k, -1, m).mean(dim=-1).sub_(y)
         derivative = self._derivative(h, scale, fixed, values, y.dtype)
-        if derivative is None:
+        if derivative is None and m == 1:
+            coeff = residual  # r * 1 / 1 = r exactly
+        elif derivative is None:
             coeff = (residual.unsqueeze(-1) / m).expand(k, R // m, m).reshape(k, R)
         else:
             coeff = (residual.unsqueeze(-1) * derivative.view(k, -1, m) / m).reshape(k, R)

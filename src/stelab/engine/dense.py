@@ -40,6 +40,9 @@ __all__ = ["ChunkOutput", "MinibatchSampler", "run_dense", "full_forward"]
 
 #: bytes of gathered minibatch rows per work unit (bounds that temporary)
 GATHER_BYTES = 32 << 20
+#: data per step from which the groups run on several threads (below, handing work to a thread
+#: costs more than it saves)
+PARALLEL_BYTES = 8 << 20
 
 
 class MinibatchSampler:
@@ -156,7 +159,8 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
     item = Z.element_size()
     batch_bytes = (cfg.train.batch_size or 0) * m * d
     with Workers(Z.device) as workers:
-        groups = split_evenly(t, workers.count)
+        parallel = item * t * n * m * d >= PARALLEL_BYTES
+        groups = split_evenly(t, workers.count if parallel else 1)
         batch_groups = (
             groups
             if full_batch

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from stelab.config import Config
 from stelab.engine.decisions import DISCRETE_SURROGATES, DecisionRule
+from stelab.engine.dense import PARALLEL_BYTES
 from stelab.engine.kernels import (
     UNIT_ROUNDOFF,
     Workers,
@@ -56,15 +57,19 @@ Tensor = torch.Tensor
 
 __all__ = ["run_incremental", "incremental_unsupported", "ColumnCache"]
 
-#: a cold trial (no transposed copy) with at most this many flips updates h column by column
-#: (each strided column read costs ~0.15-0.2 of a full pass); more flips: full pass
+#: a trial with more flipped columns that are not cached than this is recomputed by a full pass
+#: (a strided read of one column costs about 0.15-0.2 of a full pass)
 COLD_MAX_FLIPS = 4
-#: a trial active for this many consecutive steps gets a transposed copy, if the cache has room
-HOT_AFTER_STEPS = 8
-#: a hot trial idle for this many consecutive steps gives its copy back
+#: columns that flip from this step on are cached (the first steps flip most columns once)
+FILL_FROM_STEP = 3
+#: ... and not in the last steps (no time left to use them)
+FILL_BEFORE_END = 8
+#: at most this share of d columns is cached from one trial's full pass
+FILL_MAX_COLUMNS = 0.25
+#: a trial that did not move for this many steps gives its cached columns back
 COLD_AFTER_IDLE = 16
 #: bytes of gathered columns per batch of updates (bounds that temporary)
-UPDATE_BYTES = 16 << 20
+UPDATE_BYTES = 4 << 20
 #: a step runs on several threads when its trials flip more than this many columns on average
 PARALLEL_FLIPS = 16
 #: recompute h in full when its error bound exceeds this multiple of a full pass's bound
@@ -123,11 +128,15 @@ class ColumnCache:
         self._store.index_copy_(0, where, values[:k])
         self.table[trials[:k], cols[:k]] = where
 
+    def room(self) -> bool:
+        """Whether a column can still be stored."""
+        return bool(self._free) or self._next < self.capacity
+
     def fill(self, k: int, cols: Tensor) -> None:
         """Copy columns ``cols`` of trial k into the cache (one strided read of its data)."""
         cols = cols[self.table[k, cols] < 0]
         if len(cols):
-            values = self.Z3[k].index_select(1, cols).t()
+            values = self.Z3[k].index_select(1, cols).t().contiguous()
             self.insert(torch.full_like(cols, k), cols, values)
 
     def release(self, k: int) -> None:
@@ -155,8 +164,8 @@ def run_incremental(
     """Run ``cfg.train.steps`` STE-gradient steps on every trial of ``problem`` (see the module
     docstring); outputs identical to :func:`stelab.engine.dense.run_dense`.
 
-    ``cache_columns`` bounds the column cache, in columns of n*m floats (default: 40% of the
-    chunk's t*d columns; the chunk planner passes what the memory budget allows).
+    ``cache_columns`` bounds the column cache, in columns of n*m floats (default: 25% of the
+    chunk's t*d columns, as :func:`stelab.engine.run_chunk` passes).
     ``adaptive`` (``run.engine = "auto"``): a step is a full pass over all trials whenever the
     measured time of incremental steps exceeds that of a full pass (:class:`_StepChooser`);
     otherwise full passes are taken only when most trials need one anyway.
@@ -188,16 +197,19 @@ def run_incremental(
     err = problem.bound.clone()
     residual = torch.zeros((t, n), dtype=Z3.dtype, device=device)
     G = torch.zeros((t, d), dtype=Z3.dtype, device=device)
-    capacity = int(0.4 * t * d) if cache_columns is None else cache_columns
+    capacity = int(0.25 * t * d) if cache_columns is None else cache_columns
     cache = ColumnCache(Z3, capacity)
-    warm = torch.zeros(t, dtype=torch.bool, device=device)
 
-    def refresh(ks: Tensor, flips: Tensor | None, scale: Tensor | None) -> None:
-        """Bring h, the residuals and G of trials ``ks`` up to the current q (flips None: h is
-        not set yet, compute it in full)."""
+    def refresh(
+        ks: Tensor, flips: Tensor | None, scale: Tensor | None, force_full: bool, fill: bool
+    ) -> None:
+        """Bring h, the residuals and G of trials ``ks`` up to the current q. ``flips`` (k, d):
+        the columns that flipped (None: h is not set yet). ``force_full``: recompute every h by
+        a full pass. ``fill``: cache the columns that flipped in trials recomputed in full,
+        right after the pass (their data is then in the CPU cache)."""
         if not len(ks):
             return
-        if flips is None:
+        if flips is None or force_full:
             full = torch.ones(len(ks), dtype=torch.bool, device=device)
             pairs = torch.zeros((0, 2), dtype=torch.long, device=device)
         else:
@@ -207,11 +219,20 @@ def run_incremental(
             nflip = torch.bincount(pairs[:, 0], minlength=len(ks))
             full = uncached > COLD_MAX_FLIPS
             full |= err[ks] + nflip * per_update[ks] > RESET_FACTOR * problem.bound[ks]
-        recompute = ks[full]
-        for a, b in _runs(recompute.tolist()):
-            preactivations(Z3, Znp, q, a, b, out=h[a:b])
-        err[recompute] = problem.bound[recompute]
-        if not bool(full.all()):
+        recompute = torch.nonzero(full).view(-1)
+        if fill and flips is not None and cache.room():
+            wanted = _likely_to_flip(flips[recompute], u[ks[recompute]], G[ks[recompute]])
+            wanted &= cache.table[ks[recompute]] < 0
+            for i, k in enumerate(ks[recompute].tolist()):
+                preactivations(Z3, Znp, q, k, k + 1, out=h[k : k + 1])
+                cols = torch.nonzero(wanted[i]).view(-1)
+                if len(cols):
+                    cache.fill(k, cols)
+        else:
+            for a, b in _runs(ks[recompute].tolist()):
+                preactivations(Z3, Znp, q, a, b, out=h[a:b])
+        err[ks[recompute]] = problem.bound[ks[recompute]]
+        if len(pairs) and not bool(full.all()):
             keep = ~full[pairs[:, 0]]
             _update_columns(ks, pairs[keep])
         _decide(ks, scale)
@@ -235,9 +256,7 @@ def run_incremental(
             part = missing[a : a + max(1, UPDATE_BYTES // (R * 4))]
             tm, cm = trial[part], col[part]
             fetched = Z3[tm, :, cm]
-            warm_now = torch.nonzero(warm[tm]).view(-1)
-            if len(warm_now):
-                cache.insert(tm[warm_now], cm[warm_now], fetched[warm_now])
+            cache.insert(tm, cm, fetched)
             h.index_add_(0, tm, fetched.mul_(value[part][:, None]))
         err.index_add_(0, trial, per_update[trial])
 
@@ -250,18 +269,33 @@ def run_incremental(
         if dec.fixed_rows.numel():  # exact values, rounded: error 2^-24 |h| << err
             h[ks[dec.fixed_rows[:, 0]], dec.fixed_rows[:, 1]] = dec.fixed_values.to(h.dtype)
         residual[ks] = dec.residual
-        G[ks] = gradient_sums(rows, dec.coeff, ks, R)
+        if split_sums is None or len(ks) < 2 * split_sums.count:
+            G[ks] = gradient_sums(rows, dec.coeff, ks, R)
+            return
 
-    activity = _Activity(t, d, device)
+        def sums(part: tuple[int, int]) -> None:
+            a, b = part
+            G[ks[a:b]] = gradient_sums(rows, dec.coeff[a:b], ks[a:b], R)
+
+        split_sums.map(sums, split_evenly(len(ks), split_sums.count))
+
+    split_sums: Workers | None = None
     with Workers(device) as workers:
 
-        def refresh_split(ks: Tensor, flips: Tensor | None, scale: Tensor | None) -> None:
+        def refresh_split(
+            ks: Tensor, flips: Tensor | None, scale: Tensor | None, full: bool = False,
+            fill: bool = False,
+        ) -> None:
             # threads pay off for full passes; a light step is cheaper on one thread
-            heavy = flips is None or int(flips.sum()) > PARALLEL_FLIPS * len(ks)
+            heavy = full or flips is None or int(flips.sum()) > PARALLEL_FLIPS * len(ks)
+            heavy = heavy and len(ks) * R * d * Z3.element_size() >= PARALLEL_BYTES
             parts = split_evenly(len(ks), workers.count if heavy else 1)
+            nonlocal split_sums  # a step on one thread still sums G on all of them
+            split_sums = workers if len(parts) == 1 and workers.count > 1 else None
             workers.map(
                 lambda p: refresh(
-                    ks[p[0] : p[1]], None if flips is None else flips[p[0] : p[1]], scale
+                    ks[p[0] : p[1]], None if flips is None else flips[p[0] : p[1]], scale,
+                    full, fill,
                 ),
                 parts,
             )
@@ -269,6 +303,7 @@ def run_incremental(
         scale = model.preact_scale(q)
         everyone = torch.arange(t, device=device)
         chooser = _StepChooser(adaptive)
+        idle = torch.zeros(t, dtype=torch.long, device=device)
         began = time.perf_counter()
         refresh_split(everyone, None, scale)
         chooser.observe(True, time.perf_counter() - began)
@@ -280,23 +315,40 @@ def run_incremental(
             flips = q_new != q
             q = q_new
             at_target = record.record(step, q)
-            active = torch.nonzero(flips.any(dim=1)).view(-1)
+            moved = flips.any(dim=1)
+            active = torch.nonzero(moved).view(-1)
             scale = model.preact_scale(q) if scale is not None else None
             uncached = (flips & (cache.table < 0)).sum(dim=1)
             full_pass = chooser.full_pass(2 * int((uncached > COLD_MAX_FLIPS).sum()) >= t)
+            fill = FILL_FROM_STEP <= step < T - FILL_BEFORE_END
             began = time.perf_counter()
             if full_pass:
-                refresh_split(everyone, None, scale)
+                refresh_split(everyone, flips, scale, full=True, fill=fill)
             else:
-                refresh_split(active, flips[active], scale)
+                refresh_split(active, flips[active], scale, fill=fill)
             chooser.observe(full_pass, time.perf_counter() - began)
             if at_target and noiseless and freeze:
                 record.freeze(step, q)
                 break
-            activity.update(step, active, flips[active])
-            if T - step - 1 >= HOT_AFTER_STEPS:
-                activity.manage(step, cache, warm)
+            # trials that stopped moving give their cached columns back
+            idle = (idle + 1) * ~moved
+            for k in torch.nonzero(idle == COLD_AFTER_IDLE).view(-1).tolist():
+                cache.release(k)
     return record.output(loss_of(residual), u)
+
+
+def _likely_to_flip(flips: Tensor, u: Tensor, G: Tensor) -> Tensor:
+    """Columns worth caching for trials that keep moving (k, d) bool: those that flipped now,
+    and those whose latent weight would reach 0 soonest at the current gradient, |u_j| / |G_j|
+    smallest (with the ones flipped, FILL_MAX_COLUMNS * d columns per trial)."""
+    k, d = u.shape
+    budget = max(1, int(FILL_MAX_COLUMNS * d))
+    steps_to_flip = u.abs() / G.abs().clamp_min(1e-30)
+    steps_to_flip[flips] = -1.0  # flipped columns first
+    order = torch.argsort(steps_to_flip, dim=1)[:, :budget]
+    wanted = torch.zeros_like(flips)
+    wanted.scatter_(1, order, True)
+    return wanted
 
 
 class _StepChooser:
@@ -344,35 +396,3 @@ def _runs(ids: list[int]) -> list[tuple[int, int]]:
         else:
             runs.append((k, k + 1))
     return runs
-
-
-class _Activity:
-    """Which trials keep flipping, and which columns they flipped lately (for the cache)."""
-
-    def __init__(self, t: int, d: int, device: torch.device) -> None:
-        self.streak = torch.zeros(t, dtype=torch.long, device=device)
-        self.idle = torch.zeros(t, dtype=torch.long, device=device)
-        self.last_flip = torch.full((t, d), -(1 << 30), dtype=torch.long, device=device)
-
-    def update(self, step: int, active: Tensor, flips: Tensor) -> None:
-        now = torch.zeros_like(self.streak, dtype=torch.bool)
-        now[active] = True
-        self.streak = (self.streak + 1) * now
-        self.idle = (self.idle + 1) * ~now
-        rows = self.last_flip[active]
-        rows[flips] = step
-        self.last_flip[active] = rows
-
-    def manage(self, step: int, cache: ColumnCache, warm: Tensor) -> None:
-        """Warm trials active for HOT_AFTER_STEPS steps in a row (cache the columns they flipped
-        in that time); cool trials idle for COLD_AFTER_IDLE steps (free their columns)."""
-        for k in torch.nonzero(warm & (self.idle >= COLD_AFTER_IDLE)).view(-1).tolist():
-            cache.release(k)
-            warm[k] = False
-        if step < 2 * HOT_AFTER_STEPS:  # the columns flipped in the first steps are not a guide
-            return
-        starting = torch.nonzero(~warm & (self.streak >= HOT_AFTER_STEPS)).view(-1).tolist()
-        for k in starting:
-            recent = torch.nonzero(self.last_flip[k] > step - HOT_AFTER_STEPS).view(-1)
-            cache.fill(k, recent)
-            warm[k] = True

@@ -33,11 +33,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stelab.memory import release_free_memory
+
 Tensor = torch.Tensor
 
 UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.float64: 2.0**-53}
 #: rows per block when a statistic of a trial is computed (bounds the temporaries)
-ROW_BLOCK = 1 << 12
+ROW_BLOCK = 1 << 10
 
 
 def gemv_bound(Z: Tensor) -> Tensor:
@@ -57,6 +59,7 @@ def gemv_bound(Z: Tensor) -> Tensor:
         for start in range(0, n * m, ROW_BLOCK):
             block = rows[k, start : start + ROW_BLOCK]
             worst[k] = torch.maximum(worst[k], block.abs().sum(dim=-1, dtype=torch.float64).max())
+    release_free_memory()
     return worst * (gamma * 1.01)
 
 
@@ -102,11 +105,15 @@ def gradient_sums(
     k, C = coeff.shape
     flat = coeff.reshape(-1)
     nz = torch.nonzero(flat).view(-1)
-    local = torch.div(nz, C, rounding_mode="floor")
-    within = nz - local * C if row_index is None else row_index.reshape(-1)[nz]
-    trial_of = local + trials if isinstance(trials, int) else trials.to(nz.device)[local]
-    global_rows = trial_of * rows_per_trial + within
-    offsets = torch.searchsorted(local, torch.arange(k, device=nz.device))
+    starts = torch.arange(k, device=nz.device) * C
+    offsets = torch.searchsorted(nz, starts)  # each trial's first entry in nz
+    if isinstance(trials, int) and row_index is None and C == rows_per_trial:
+        global_rows = nz + trials * rows_per_trial
+    else:
+        local = torch.div(nz, C, rounding_mode="floor")
+        within = nz - local * C if row_index is None else row_index.reshape(-1)[nz]
+        trial_of = local + trials if isinstance(trials, int) else trials.to(nz.device)[local]
+        global_rows = trial_of * rows_per_trial + within
     return F.embedding_bag(
         global_rows, rows, offsets, mode="sum", per_sample_weights=flat[nz]
     )
@@ -129,8 +136,8 @@ class Workers(AbstractContextManager):
     restored on exit.
     """
 
-    def __init__(self, device: torch.device) -> None:
-        self.count = torch.get_num_threads() if device.type == "cpu" else 1
+    def __init__(self, device: torch.device, pool: bool = True) -> None:
+        self.count = torch.get_num_threads() if device.type == "cpu" and pool else 1
         self._device_type = device.type
         self._pool: ThreadPoolExecutor | None = None
         self._saved_threads = torch.get_num_threads()

@@ -17,6 +17,7 @@ from stelab.config import Config
 from stelab.data import flip_mask, gaussian_label_noise, get_distribution, make_teacher
 from stelab.engine.decisions import DecisionRule
 from stelab.engine.kernels import exact_preactivations, gemv_bound, preactivations
+from stelab.memory import release_free_memory
 from stelab.model import BinaryTwoLayer
 from stelab.normalize import normalize_inputs_
 from stelab.quantizers import sign
@@ -123,6 +124,7 @@ def draw_inputs(cfg: Config, trials: list[int]) -> Tensor:
         raw = dist.sample(trial_rng(cfg.run.seed, k, "inputs"), (n, m, d), cfg.data.params)
         Z[i].copy_(torch.from_numpy(raw))
         del raw
+        release_free_memory()
     return Z
 
 
@@ -155,6 +157,7 @@ def build_problem(cfg: Config, trials: list[int], device: torch.device) -> Probl
     w_star = sign(torch.from_numpy(teacher).to(device=device, dtype=dtype))
     y = _labels(cfg, model, Z, bound, w_star, trials)
     u0 = torch.from_numpy(_initial_weights(cfg, trials)).to(device=device, dtype=dtype)
+    release_free_memory()
     return Problem(
         trials=list(trials), Z=Z, y=y, teacher=w_star, u0=u0, model=model, bound=bound
     )

@@ -1,0 +1,38 @@
+"""`stelab bench` machinery on tiny workloads (a smoke test: no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from typer.testing import CliRunner
+
+from stelab.bench import run_all
+from stelab.cli import app
+
+
+def test_every_benchmark_runs_and_checks_its_results():
+    lines: list[str] = []
+    results = run_all(tiny=True, threads=1, say=lines.append)
+    assert [r.name for r in results] == ["bandwidth", "baseline", "incremental"]
+    for result in results:
+        assert result.values and all(math.isfinite(v) and v > 0 for v in result.values)
+    by_name = {r.name: r for r in results}
+    assert by_name["baseline"].detail["agree"] is True
+    assert by_name["incremental"].detail["agree"] is True
+    assert any(line.startswith("machine:") for line in lines)
+
+
+def test_cli_bench_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "--tiny", "--only", "bandwidth", "--threads", "1",
+                                      "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert [r["name"] for r in payload["results"]] == ["bandwidth"]
+    assert "machine" in payload
+
+
+def test_cli_bench_rejects_an_unknown_benchmark():
+    result = CliRunner().invoke(app, ["bench", "--only", "nope"])
+    assert result.exit_code != 0
