@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from stelab.errors import StelabError
 
@@ -52,12 +53,49 @@ def run(
     console.print(f"wrote {path}")
 
 
+@app.command()
+def diagnose(
+    data: Path = typer.Argument(..., help="samples x features: .npz, .npy or .csv"),
+    key: str = typer.Option(None, "--key", help="array in an .npz (default: the only one, or X)"),
+    drop: list[str] = typer.Option([], "--drop", help="CSV column to leave out (repeatable)"),
+    balance: list[float] = typer.Option(
+        [0.5, 0.75], "--balance", help="teacher balance(s) to check (repeatable)"
+    ),
+    steps: int = typer.Option(500, "--steps", min=1, help="horizon T of the prediction"),
+    gaussian_n50: float = typer.Option(
+        None, "--gaussian-n50", help="Gaussian 50% sample size at this d and T (default: measure)"
+    ),
+    teachers: int = typer.Option(16, "--teachers", min=1, help="random teachers per check"),
+    seed: int = typer.Option(0, "--seed", min=0),
+    measure: int = typer.Option(
+        0, "--measure", min=0, help="also run STE on DATA with this many random teachers"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Predict whether STE training is healthy on DATA, raw and after each normalization."""
+    from stelab.diagnose import diagnose as run_diagnose
+    from stelab.diagnose import load_data
+
+    X = load_data(data, key=key, drop=tuple(drop))
+    if as_json:
+        result = run_diagnose(X, tuple(balance), steps=steps, n50=gaussian_n50,
+                              teachers=teachers, seed=seed, measure=measure)
+        typer.echo(result.to_json())
+        return
+    with console.status("diagnosing (measuring the Gaussian reference if needed)"):
+        result = run_diagnose(X, tuple(balance), steps=steps, n50=gaussian_n50,
+                              teachers=teachers, seed=seed, measure=measure)
+    for renderable in result.to_rich(title=data.name):
+        console.print(renderable)
+
+
 def main() -> None:
     """Console-script entry point: turn stelab errors into one line and exit code 2."""
     try:
         app()
     except StelabError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        message = escape(str(err))  # a message may hold brackets, which are rich markup
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
