@@ -80,3 +80,12 @@ def test_quick_mode_fits_its_budget_and_normalization_helps_the_paper_network():
     assert len(rows) == 2 * 2 * 3 * 10
     s = summarize_digits(rows).set_index(["task", "model", "normalization"])
     assert (s["test_accuracy"] > s["chance"] + 0.2).all()
+
+
+@pytest.mark.slow
+def test_digits_teacher_recovery_matches_diagnose():
+    from stelab.realdata import digits_teacher_recovery
+
+    table = digits_teacher_recovery(trials=8, steps=300)
+    assert len(table) == 10
+    assert (table["predicted_healthy"] == table["measured_healthy"]).all(), table.to_string()
