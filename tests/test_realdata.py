@@ -73,7 +73,7 @@ def test_bad_choices_raise_config_error(kwargs, field):
 
 
 @pytest.mark.slow
-def test_quick_mode_fits_its_budget_and_normalization_helps_the_paper_network():
+def test_quick_mode_fits_its_budget_and_every_cell_learns():
     began = time.perf_counter()
     rows = run_digits(seeds=10, quick=True)
     assert time.perf_counter() - began < 120  # ~40 s on 2 cores; generous for shared machines
