@@ -221,17 +221,21 @@ class LocalExecutor(Executor):
         isolated = False  # True while a suspect runs alone
         while queue or suspects or in_flight:
             assert self._pool is not None
-            if suspects:
-                if not in_flight:
-                    i = suspects.popleft()
-                    in_flight[self._pool.submit(fn, items[i])] = i
-                    isolated = True
-            else:
-                isolated = False
-                while queue and len(in_flight) < 2 * self.workers:
-                    i = queue.popleft()
-                    in_flight[self._pool.submit(fn, items[i])] = i
-            done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            broken = False
+            try:
+                if suspects:
+                    if not in_flight:
+                        in_flight[self._pool.submit(fn, items[suspects[0]])] = suspects[0]
+                        suspects.popleft()
+                        isolated = True
+                else:
+                    isolated = False
+                    while queue and len(in_flight) < 2 * self.workers:
+                        in_flight[self._pool.submit(fn, items[queue[0]])] = queue[0]
+                        queue.popleft()
+            except BrokenProcessPool:  # a worker died since the last wait; this item never ran
+                broken = True
+            done = wait(list(in_flight), return_when=FIRST_COMPLETED)[0] if in_flight else set()
             lost: list[int] = []
             for fut in done:
                 i = in_flight.pop(fut)
@@ -240,7 +244,9 @@ class LocalExecutor(Executor):
                     lost.append(i)
                 else:
                     yield i, (err if err is not None else fut.result())
-            if lost:
+            if broken and not lost and not in_flight:
+                self._restart()
+            elif lost or broken:
                 lost.extend(in_flight.values())  # every other call of the pool is lost too
                 in_flight.clear()
                 self._restart()

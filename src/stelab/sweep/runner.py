@@ -112,7 +112,9 @@ def compute_cell(task: CellTask) -> CellOutcome:
 def _mb(nbytes: float) -> str:
     if nbytes >= 2**30:
         return f"{nbytes / 2**30:.2f} GB"
-    return f"{nbytes / 2**20:.1f} MB"
+    if nbytes >= 2**20:
+        return f"{nbytes / 2**20:.1f} MB"
+    return f"{nbytes / 2**10:.1f} kB"
 
 
 def _sci(x: float) -> str:
@@ -140,7 +142,7 @@ class SweepPlan:
         """The plan as a rich table (printed before a sweep starts)."""
         table = Table(title="sweep plan", show_header=False, title_justify="left")
         table.add_column("what")
-        table.add_column("value")
+        table.add_column("value", overflow="fold")
         done = len(self.cells) - len(self.todo)
         table.add_row("cells", f"{len(self.cells)} ({self.n_configs} configs); "
                       f"{done} already stored, {len(self.todo)} to run")
@@ -312,7 +314,7 @@ class SweepReport:
         """The final summary as a rich table."""
         table = Table(title="sweep summary", show_header=False, title_justify="left")
         table.add_column("what")
-        table.add_column("value")
+        table.add_column("value", overflow="fold")
         table.add_row("cells", f"{self.n_cells}: {self.stored_before} stored before, "
                       f"{self.computed} computed now, {len(self.failures)} failed")
         if self.corrupt:
@@ -322,6 +324,8 @@ class SweepReport:
         table.add_row("trials computed", f"{self.trials_computed:,} in {self.seconds:.1f} s "
                       f"({rate:.1f} trials/s, {self.executor})")
         table.add_row("rows", f"{len(self.rows):,} in {self.out_dir / 'results.parquet'}")
+        for text in self.warnings:
+            table.add_row("[yellow]note[/]", text)
         return table
 
 
@@ -477,6 +481,12 @@ def execute_sweep(
             runner.abort()
             raise
         else:
+            restarts = getattr(runner, "restarts", 0)
+            if restarts:
+                warnings.append(
+                    f"worker processes died {restarts} time(s) (killed, or out of memory); the "
+                    "cells they were running were rerun one at a time"
+                )
             if started:
                 runner.close()
         rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
