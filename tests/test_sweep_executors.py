@@ -175,7 +175,8 @@ def test_ctrl_c_then_kill_9_then_resume_gives_the_uninterrupted_table(tmp_path):
     proc = start_sweep(config, out)  # 3. the same command resumes and completes
     stdout, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert f"{after_kill} stored before, {total - after_kill} computed now" in " ".join(stdout.split())
+    summary = " ".join(stdout.split())
+    assert f"{after_kill} stored before, {total - after_kill} computed now" in summary
     resumed = pd.read_parquet(out / "results.parquet")
     same(resumed, baseline(config, tmp_path / "baseline"))
     assert not list((out / "cells").glob(".*.tmp"))

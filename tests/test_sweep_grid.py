@@ -75,7 +75,8 @@ def test_bad_sweep_tables_name_the_field(edit, pattern):
 def test_invalid_cell_names_the_field_and_the_cell():
     r = raw()
     r["train"]["batch_size"] = 100  # exceeds n = 64 in some cells only
-    with pytest.raises(ConfigError, match=r"train\.batch_size: 100 exceeds .*model\.d=16, train\.n=64"):
+    pattern = r"train\.batch_size: 100 exceeds .*model\.d=16, train\.n=64"
+    with pytest.raises(ConfigError, match=pattern):
         parse_sweep(r)
 
 
@@ -100,7 +101,8 @@ def test_zip_groups_vary_together():
     r["sweep"]["zip"] = ["train.n", "train.steps"]  # one flat group is accepted too
     assert expand_grid(r) == configs
     r["train"]["steps"] = [10, 20]
-    with pytest.raises(ConfigError, match=r"sweep\.zip: .* equal lengths \(train\.n: 3, train\.steps: 2\)"):
+    pattern = r"sweep\.zip: .* equal lengths \(train\.n: 3, train\.steps: 2\)"
+    with pytest.raises(ConfigError, match=pattern):
         parse_sweep(r)
 
 
@@ -130,14 +132,17 @@ def test_blocks_cover_every_trial_once_and_keys_name_config_and_block():
     cfg = parse_config({"model": {"d": 16}, "train": {"n": 64, "steps": 20}, "run": {"trials": 8}})
     cells = make_cells([cfg], block_trials=3)
     assert [(c.start, c.stop) for c in cells] == [(0, 3), (3, 6), (6, 8)]
-    assert [c.key for c in cells] == [f"{cfg.digest()}-t{a}-{b}" for a, b in ((0, 3), (3, 6), (6, 8))]
+    blocks = ((0, 3), (3, 6), (6, 8))
+    assert [c.key for c in cells] == [f"{cfg.digest()}-t{a}-{b}" for a, b in blocks]
     assert Cell(cfg, 0, 3) == cells[0]
-    other = parse_config({"model": {"d": 16}, "train": {"n": 64, "steps": 21}, "run": {"trials": 8}})
+    other = parse_config({"model": {"d": 16}, "train": {"n": 64, "steps": 21},
+                          "run": {"trials": 8}})
     assert make_cells([other], 3)[0].key != cells[0].key
 
 
 def test_default_block_follows_the_work_not_the_machine():
-    small = parse_config({"model": {"d": 16}, "train": {"n": 64, "steps": 20}, "run": {"trials": 50}})
+    small = parse_config({"model": {"d": 16}, "train": {"n": 64, "steps": 20},
+                          "run": {"trials": 50}})
     assert default_block_trials(small) == 50
     big = parse_config({"model": {"d": 512}, "train": {"n": 200000, "steps": 500},
                         "run": {"trials": 50}})
