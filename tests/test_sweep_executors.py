@@ -197,3 +197,27 @@ def test_a_killed_worker_process_does_not_lose_the_sweep(tmp_path):
     assert proc.returncode == 0, err
     assert "worker processes died 1 time" in " ".join(stdout.split())
     same(pd.read_parquet(out / "results.parquet"), baseline(config, tmp_path / "baseline"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_kill_9_at_random_moments_then_resume(tmp_path):
+    """SIGKILL at moments spread over start-up, pool start, computing and merging."""
+    import random
+
+    config = tmp_path / "sweep.toml"
+    config.write_text(SWEEP_TOML)
+    out = tmp_path / "out"
+    delays = [0.05, 0.5, 1.5] + [random.Random(k).uniform(0.5, 8.0) for k in range(5)]
+    for delay in delays:
+        proc = start_sweep(config, out)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        assert wait_until_gone(proc.pid) == []
+        if (out / "manifest.json").exists():
+            json.loads((out / "manifest.json").read_text())  # never half written
+    proc = start_sweep(config, out)
+    stdout, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    same(pd.read_parquet(out / "results.parquet"), baseline(config, tmp_path / "baseline"))

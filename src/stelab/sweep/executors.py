@@ -340,7 +340,10 @@ class DaskExecutor(Executor):
         return None
 
     def describe(self) -> str:
-        where = self.scheduler or ("LocalCluster" + ("" if self.processes else ", threads"))
+        if self._cluster is not None:
+            where = "LocalCluster" + ("" if self.processes else ", threads")
+        else:
+            where = self.scheduler or getattr(self.client.scheduler, "address", "client")
         return f"dask ({where}, {self.slots} worker threads)"
 
     def close(self) -> None:

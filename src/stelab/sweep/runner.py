@@ -541,6 +541,7 @@ def run_cells(
     block_trials: int | None = None,
     allow_failures: bool = False,
     console: Console | None = None,
+    sweep_config: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Compute (or resume) ``cells`` under ``out_dir`` and return the merged rows.
 
@@ -553,10 +554,11 @@ def run_cells(
 
     When cells fail, the others are still stored and merged into ``out_dir/results.parquet``;
     then :class:`SweepFailedError` is raised unless ``allow_failures`` (the failures are in
-    ``out_dir/errors/`` and in ``rows.attrs["failures"]``).
+    ``out_dir/errors/`` and in ``rows.attrs["failures"]``). ``sweep_config`` (e.g. the TOML
+    mapping the cells came from) is recorded in the manifest.
     """
     report = execute_sweep(cells, out_dir, executor, workers, scheduler, progress, block_trials,
-                           console)
+                           console, sweep_config)
     if progress:
         show = console or Console(stderr=True)
         show.print(report.table())
