@@ -329,6 +329,12 @@ class SweepReport:
         return table
 
 
+def _wants_gpu(cells: Sequence[Cell]) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and any(c.config.run.device != "cpu" for c in cells)
+
+
 def _as_cells(items: Sequence[Cell | Config], block_trials: int | None) -> list[Cell]:
     cells: list[Cell] = []
     for item in items:
@@ -386,6 +392,8 @@ def execute_sweep(
     show = console if progress else None
     if progress and show is None:
         show = Console(stderr=True)
+    if executor == "local" and workers is None and _wants_gpu(cell_list):
+        workers = 1  # one process feeds the GPU with large chunks; many would share one card
     runner = make_executor(executor, workers=workers, scheduler=scheduler)
     with SweepStore(out) as store:
         warnings = store.open(cell_list, sweep_config, dry=plan_only)
@@ -420,6 +428,9 @@ def execute_sweep(
                     for key, reason in scan.corrupt:
                         show.print(f"[yellow]corrupt cell file[/] {key}: {reason}; "
                                    "moved to quarantine/, recomputing", highlight=False)
+                    if scan.failed_before:
+                        show.print(f"retrying {len(scan.failed_before)} cells that failed before "
+                                   f"(records in {store.errors_dir})", highlight=False)
                     show.print(plan.table(runner.describe() if started else runner.name))
                 if plan_only:
                     if started:
