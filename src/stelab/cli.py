@@ -100,6 +100,45 @@ def sweep(
         raise typer.Exit(1)
 
 
+@app.command()
+def reproduce(
+    out: Path = typer.Option(Path("runs/reproduce"), "--out", help="output folder"),
+    quick: bool = typer.Option(False, "--quick", help="the 2-core profile (default)"),
+    full: bool = typer.Option(False, "--full", help="paper scale (many cores or a cluster)"),
+    profile: Path | None = typer.Option(None, "--profile", help="a profile TOML of your own"),
+    executor: str = typer.Option("local", "--executor", help="local | dask | serial"),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address"),
+    workers: int | None = typer.Option(None, "--workers", help="parallel workers"),
+    only: list[str] | None = typer.Option(None, "--only", help="run only these tables"),
+) -> None:
+    """Run the paper's experiments E1-E4 (and E5) and write report.md, figures and claims.json.
+
+    Rerunning the same command resumes: finished cells are read back from DIR/store.
+    """
+    from stelab.reproduce import reproduce as run_reproduce
+
+    if quick and full:
+        raise StelabError("--quick/--full: choose one")
+    if profile is not None and (quick or full):
+        raise StelabError("--profile: give either --profile or --quick/--full")
+    chosen: str | Path = profile if profile is not None else ("full" if full else "quick")
+    claims = run_reproduce(chosen, out, executor=executor, workers=workers, scheduler=scheduler,
+                           only=only, log=console.print)
+    for claim in claims["claims"]:
+        console.print(f"{claim['id']}: [bold]{claim['verdict']}[/] ({claim['reason']})",
+                      highlight=False)
+
+
+@app.command()
+def plot(
+    folder: Path = typer.Argument(..., help="a folder written by 'stelab reproduce'"),
+) -> None:
+    """Redraw every figure, claims.json and report.md from the stored tables (no rerun)."""
+    from stelab.report import write_report
+
+    write_report(folder, log=console.print)
+
+
 def main() -> None:
     """Console-script entry point: turn stelab errors into one line and exit code 2."""
     try:

@@ -76,7 +76,8 @@ class TrainConfig(_Section):
         if unknown:
             allowed = ", ".join(sorted(surrogate.params)) or "none"
             raise ConfigError(
-                f"train.ste_params.{unknown[0]}: not a parameter of {self.ste!r}; allowed: {allowed}"
+                f"train.ste_params.{unknown[0]}: not a parameter of {self.ste!r}; "
+                f"allowed: {allowed}"
             )
         if self.batch_size is not None and self.batch_size > self.n:
             raise ConfigError(
@@ -103,6 +104,10 @@ class RecordConfig(_Section):
     absorb_window: int = Field(
         0, ge=0, description="K of 'absorbed' (H = 0 in the last K steps); 0 = ceil(T / 10)"
     )
+    checkpoints: list[int] = Field(
+        default_factory=list,
+        description="horizons T' <= T at which the ergodic average is also evaluated",
+    )
 
 
 class Config(_Section):
@@ -114,6 +119,16 @@ class Config(_Section):
     train: TrainConfig
     run: RunConfig = RunConfig()
     record: RecordConfig = RecordConfig()
+
+    @model_validator(mode="after")
+    def _checkpoints_within_horizon(self) -> Config:
+        bad = [c for c in self.record.checkpoints if not 1 <= c <= self.train.steps]
+        if bad:
+            raise ConfigError(
+                f"record.checkpoints: {bad[0]} is outside the allowed range 1..train.steps "
+                f"= {self.train.steps}"
+            )
+        return self
 
     def flat(self) -> dict[str, Any]:
         """The config as flat scalar row columns (see :data:`FLAT_FIELDS`)."""

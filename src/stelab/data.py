@@ -154,7 +154,9 @@ def get_distribution(name: str) -> Distribution:
         return DISTRIBUTIONS[name]
     except KeyError:
         allowed = ", ".join(sorted(DISTRIBUTIONS))
-        raise ConfigError(f"data.distribution: unknown value {name!r}; allowed: {allowed}") from None
+        raise ConfigError(
+            f"data.distribution: unknown value {name!r}; allowed: {allowed}"
+        ) from None
 
 
 def make_teacher(rng: np.random.Generator, d: int, balance: float) -> np.ndarray:

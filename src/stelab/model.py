@@ -81,7 +81,9 @@ class BinaryTwoLayer:
         """f = v . sigma(h) = mean_j sigma(h_j), shape (trials, n)."""
         return self._sigma(h).mean(dim=-1)
 
-    def coarse_gradient(self, Z: Tensor, h: Tensor, residual: Tensor, u: Tensor, q: Tensor) -> Tensor:
+    def coarse_gradient(
+        self, Z: Tensor, h: Tensor, residual: Tensor, u: Tensor, q: Tensor
+    ) -> Tensor:
         """g(u) of the module docstring for the batch in Z, with residual = f - y (trials, n)."""
         t, n, m, d = Z.shape
         coeff = residual.unsqueeze(-1) * self._surrogate(h, **(self.ste_params or {})) / m

@@ -13,7 +13,7 @@ Surrogate derivatives sigma~'(h) used in place of the true (zero almost everywhe
 * ``clipped_relu``  : 1[0 < h < 1]
 * ``hardtanh``      : 1[|h| <= 1]
 * ``approx_sign``   : (2 - 2|h|) 1[|h| < 1]                       (Bi-Real Net)
-* ``swish``         : beta (2 - beta h tanh(beta h / 2)) / (1 + cosh(beta h))   (SignSwish, beta > 0)
+* ``swish``         : beta (2 - beta h tanh(beta h / 2)) / (1 + cosh(beta h))  (SignSwish, beta>0)
 
 Weight STE (derivative of Q(u) = sign(u) with respect to the latent weight u)
 --------------------------------------------------------------------------------

@@ -60,6 +60,6 @@ def summarize(rows: pd.DataFrame, title: str = "summary") -> Table:
                       f"{rec.successes} / {rec.trials}")
     for column in ("occupation", "final_hamming", "n_returns", "final_loss"):
         if column in rows and len(rows):
-            sem = rows[column].std(ddof=1) / max(1, len(rows)) ** 0.5 if len(rows) > 1 else float("nan")
+            sem = rows[column].std(ddof=1) / len(rows) ** 0.5 if len(rows) > 1 else float("nan")
             table.add_row(f"mean {column}", f"{rows[column].mean():.4g}", f"± {1.96 * sem:.2g}", "")
     return table

@@ -30,7 +30,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("run.device: 'cuda' requested but no CUDA device is available; allowed: auto, cpu")
+        raise ConfigError(
+            "run.device: 'cuda' requested but no CUDA device is available; allowed: auto, cpu"
+        )
     return torch.device(name)
 
 
@@ -54,13 +56,16 @@ def plan_chunk_size(cfg: Config, device: torch.device) -> int:
     if per_trial > budget:
         raise MemoryBudgetError(
             f"run.memory_budget_mb: one trial needs {per_trial / 2**20:.1f} MB "
-            f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, {cfg.run.dtype}) but the budget is "
-            f"{budget / 2**20:.1f} MB; raise run.memory_budget_mb or lower train.n / model.d"
+            f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, {cfg.run.dtype}) "
+            f"but the budget is {budget / 2**20:.1f} MB; "
+            "raise run.memory_budget_mb or lower train.n / model.d"
         )
     return max(1, min(cfg.run.trials, budget // per_trial))
 
 
-def _rows(cfg: Config, trials: Sequence[int], out: ChunkOutput, seconds: float, engine: str) -> list[dict]:
+def _rows(
+    cfg: Config, trials: Sequence[int], out: ChunkOutput, seconds: float, engine: str
+) -> list[dict]:
     outcomes = trajectory_outcomes(out.hamming, out.ergodic_hamming, cfg.absorb_window)
     base = cfg.flat()
     rows = []
@@ -71,6 +76,9 @@ def _rows(cfg: Config, trials: Sequence[int], out: ChunkOutput, seconds: float, 
         row["wall_seconds"] = seconds / len(trials)
         if cfg.record.trajectory:
             row["hamming_trajectory"] = out.hamming[i].astype(np.int32)
+        if cfg.record.checkpoints:
+            row["checkpoint_steps"] = np.array(sorted(set(cfg.record.checkpoints)), dtype=np.int64)
+            row["ergodic_hamming_at"] = out.ergodic_at[i].astype(np.int64)
         if cfg.record.loss_trajectory and out.loss is not None:
             row["loss_trajectory"] = out.loss[i].astype(np.float32)
         rows.append(row)

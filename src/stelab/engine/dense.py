@@ -33,6 +33,7 @@ class ChunkOutput:
     final_loss: np.ndarray  # (t,) L(q_T) on the full sample
     loss: np.ndarray | None  # (t, T+1) L(q_0) .. L(q_T), when recorded
     final_u: np.ndarray  # (t, d) latent weights u_T
+    ergodic_at: np.ndarray  # (t, K) Hamming of sign(qbar_T') at the checkpoints T'
 
 
 class MinibatchSampler:
@@ -78,7 +79,17 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
     hamming[:, 0] = (q != w_star).sum(dim=1)
     loss = torch.zeros((t, T + 1), dtype=Z.dtype, device=Z.device) if record_loss else None
     q_sum = torch.zeros((t, d), dtype=torch.int64, device=Z.device)
-    sampler = None if full_batch else MinibatchSampler(cfg.run.seed, problem.trials, n, cfg.train.batch_size)
+    checkpoints = sorted(set(cfg.record.checkpoints))
+    ergodic_at = torch.zeros((t, len(checkpoints)), dtype=torch.int64, device=Z.device)
+
+    def ergodic_hamming(q_total: Tensor) -> Tensor:
+        return (sign(q_total.to(Z.dtype)) != w_star).sum(dim=1)
+
+    sampler = (
+        None
+        if full_batch
+        else MinibatchSampler(cfg.run.seed, problem.trials, n, cfg.train.batch_size)
+    )
     rows = torch.arange(t, device=Z.device)[:, None]
 
     for step in range(T):
@@ -90,24 +101,32 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
         h = model.preactivations(Zb, q)
         residual = model.outputs(h) - yb
         if loss is not None:
-            loss[:, step] = 0.5 * residual.square().mean(dim=1) if full_batch else model.loss(Z, q, y)
+            full_loss = 0.5 * residual.square().mean(dim=1) if full_batch else model.loss(Z, q, y)
+            loss[:, step] = full_loss
         u -= eta * model.coarse_gradient(Zb, h, residual, u, q)
         q = sign(u)
         hamming[:, step + 1] = (q != w_star).sum(dim=1)
         q_sum += q.to(torch.int64)
+        for i, horizon in enumerate(checkpoints):
+            if horizon == step + 1:
+                ergodic_at[:, i] = ergodic_hamming(q_sum)
         if can_freeze and not bool(hamming[:, step + 1].any()):
-            remaining = T - step - 1
-            q_sum += remaining * q.to(torch.int64)  # H stays 0 and the loss stays 0
+            # every later iterate is w*: H stays 0, the loss stays 0, q_sum grows by q per step
+            for i, horizon in enumerate(checkpoints):
+                if horizon > step + 1:
+                    ergodic_at[:, i] = ergodic_hamming(q_sum + (horizon - step - 1) * q.long())
+            q_sum += (T - step - 1) * q.to(torch.int64)
             break
 
     final_loss = model.loss(Z, q, y)
     if loss is not None:
         loss[:, T] = final_loss
-    ergodic = (sign(q_sum.to(Z.dtype)) != w_star).sum(dim=1)
+    ergodic = ergodic_hamming(q_sum)
     return ChunkOutput(
         hamming=hamming.cpu().numpy(),
         ergodic_hamming=ergodic.cpu().numpy(),
         final_loss=final_loss.cpu().numpy().astype(np.float64),
         loss=None if loss is None else loss.cpu().numpy().astype(np.float64),
         final_u=u.cpu().numpy(),
+        ergodic_at=ergodic_at.cpu().numpy(),
     )

@@ -43,18 +43,22 @@ def bytes_per_trial(cfg: Config) -> int:
     return item * n * m * d * copies + 3 * covariance + 16 * (n + d)
 
 
-def _labels(cfg: Config, model: BinaryTwoLayer, Z: Tensor, teacher: Tensor, trials: list[int]) -> Tensor:
-    n, m = cfg.train.n, cfg.model.m
+def _labels(
+    cfg: Config, model: BinaryTwoLayer, Z: Tensor, teacher: Tensor, trials: list[int]
+) -> Tensor:
+    n, m, seed = cfg.train.n, cfg.model.m, cfg.run.seed
     kind, level = cfg.noise.kind, cfg.noise.level
     if kind == "flip" and level > 0:
         act = model.activations(model.preactivations(Z, teacher))
-        masks = np.stack([flip_mask(trial_rng(cfg.run.seed, k, "noise"), (n, m), level) for k in trials])
+        masks = np.stack([flip_mask(trial_rng(seed, k, "noise"), (n, m), level) for k in trials])
         flip = torch.from_numpy(masks).to(Z.device)
         flipped = -act if cfg.model.activation == "sign" else 1 - act
         return torch.where(flip, flipped, act).mean(dim=-1)
     y = model.outputs(model.preactivations(Z, teacher))
     if kind == "gaussian" and level > 0:
-        noise = np.stack([gaussian_label_noise(trial_rng(cfg.run.seed, k, "noise"), n, level) for k in trials])
+        noise = np.stack(
+            [gaussian_label_noise(trial_rng(seed, k, "noise"), n, level) for k in trials]
+        )
         y = y + torch.from_numpy(noise).to(device=Z.device, dtype=Z.dtype)
     return y
 
@@ -63,9 +67,8 @@ def _initial_weights(cfg: Config, trials: list[int]) -> np.ndarray:
     d = cfg.model.d
     if cfg.train.init == "zero":
         return np.zeros((len(trials), d), dtype=np.float64)
-    return np.stack(
-        [cfg.train.init_scale * trial_rng(cfg.run.seed, k, "init").standard_normal(d) for k in trials]
-    )
+    scale, seed = cfg.train.init_scale, cfg.run.seed
+    return np.stack([scale * trial_rng(seed, k, "init").standard_normal(d) for k in trials])
 
 
 def build_problem(cfg: Config, trials: list[int], device: torch.device) -> Problem:

@@ -1,0 +1,317 @@
+"""How the threshold n50 grows with d: power law, d log d, and the reference shapes d^2, d^4.
+
+Models, all fitted by least squares in log space over the d whose n50 is identified:
+
+    "power" :  log n50 = log C + alpha log d           (2 parameters)
+    "dlogd" :  log n50 = log C + log(d log d)          (1 parameter)
+    "d^k"   :  log n50 = log C + k log d, k fixed      (1 parameter; e.g. "d^2", "d^4")
+
+Uncertainty by a two-level bootstrap: each replicate draws, for every d independently, one of
+that d's bootstrap n50 replicates (from :func:`~stelab.analysis.threshold.thresholds_by`) and
+refits; the percentile interval of the refitted alpha (or C) is reported. A weighted
+least-squares fit with weights 1 / Var(log n50_d) (bootstrap variances) and its delta-method
+standard error is reported alongside for the power law.
+
+Goodness of fit: RSS = sum_d (log n50_d - fitted)^2 and, with Gaussian errors in log space,
+AIC = N log(RSS / N) + 2 (k + 1) and AICc = AIC + 2 (k + 1)(k + 2) / (N - k - 2), with k the
+number of curve parameters (the +1 counts the error variance). The points are weighted equally.
+Lack of fit: chi2 = sum_d (log n50_d - fitted_d)^2 / Var(log n50_d) against chi2_{N - k}; a small
+p-value means the model's shape does not fit within the sampling noise of the thresholds (then
+the bootstrap CI of alpha, which reflects only that noise, is too narrow as a statement about the
+"true exponent"; see :func:`local_exponents` for how the slope drifts with d).
+
+The bounds d^2 and d^4 (C1, C2 of the paper) are upper bounds: :func:`reference_curve` draws
+their *shape* through an anchor point and :func:`reference_ratios` tabulates n50 / d^k.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2
+
+from stelab.errors import DataError
+
+_SHAPE = re.compile(r"^d\^(\d+(?:\.\d+)?)$")
+
+
+@dataclass
+class ScalingFit:
+    """A fitted model n50(d) = C g(d); ``alpha`` is the exponent (fixed for the d^k shapes)."""
+
+    model: str
+    alpha: float
+    alpha_ci_low: float
+    alpha_ci_high: float
+    C: float
+    C_ci_low: float
+    C_ci_high: float
+    rss_log: float
+    aic: float
+    aicc: float
+    n_params: int
+    n_points: int
+    d_min: float
+    d_max: float
+    wls_alpha: float
+    wls_alpha_se: float
+    lack_of_fit_chi2: float
+    lack_of_fit_p: float
+    confidence: float
+    n_boot: int
+    reason: str = ""
+    boot_alpha: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    boot_C: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    def predict(self, d: np.ndarray | float) -> np.ndarray:
+        """n50 predicted at dimension(s) d."""
+        return self.C * shape_values(np.asarray(d, dtype=float), self.model, self.alpha)
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def shape_values(d: np.ndarray, model: str, alpha: float = math.nan) -> np.ndarray:
+    """g(d) of a model: d^alpha ("power"), d log d ("dlogd") or d^k ("d^k")."""
+    d = np.asarray(d, dtype=float)
+    if model == "power":
+        return d**alpha
+    if model == "dlogd":
+        return d * np.log(d)
+    match = _SHAPE.match(model)
+    if match:
+        return d ** float(match.group(1))
+    raise DataError(f"model: {model!r} is not known; allowed: power, dlogd, d^<k> (e.g. d^2)")
+
+
+def _fixed_exponent(model: str) -> float:
+    match = _SHAPE.match(model)
+    return float(match.group(1)) if match else math.nan
+
+
+def _percentile(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return (math.nan, math.nan)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return (float(low), float(high))
+
+
+def _usable(thresholds: pd.DataFrame, d_column: str) -> pd.DataFrame:
+    for column in (d_column, "n50"):
+        if column not in thresholds:
+            raise DataError(f"thresholds.{column}: column missing (use thresholds_by output)")
+    if "success" in thresholds and thresholds["success"].nunique() > 1:
+        raise DataError("thresholds.success: several success notions; filter to one or use "
+                        "scaling_by")
+    if thresholds[d_column].duplicated().any():
+        raise DataError(f"thresholds.{d_column}: repeated values; one threshold per d is needed")
+    ok = np.isfinite(thresholds["n50"].to_numpy(dtype=float)) & (thresholds[d_column] > 1)
+    return thresholds[ok].sort_values(d_column)
+
+
+def fit_scaling(
+    thresholds: pd.DataFrame,
+    model: str = "power",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    d_column: str = "d",
+) -> ScalingFit:
+    """Fit n50(d) = C g(d) (see the module docstring) to one success notion's thresholds.
+
+    ``thresholds`` has columns d, n50 and, for the CI, boot_n50 (arrays of replicate n50s);
+    rows with nan n50 (not identified) are left out and the fit says so in ``reason``.
+    """
+    shape_values(np.ones(1) * 2.0, model, 1.0)  # validates the model name
+    usable = _usable(thresholds, d_column)
+    n_params = 2 if model == "power" else 1
+    left_out = len(thresholds) - len(usable)
+    reasons = [f"{left_out} d value(s) without identified n50 left out"] if left_out else []
+    d = usable[d_column].to_numpy(dtype=float)
+    y = np.log(usable["n50"].to_numpy(dtype=float))
+    nan = math.nan
+    fixed = _fixed_exponent(model)
+    common = dict(model=model, n_params=n_params, n_points=int(d.size), confidence=confidence,
+                  n_boot=int(n_boot), d_min=float(d.min()) if d.size else nan,
+                  d_max=float(d.max()) if d.size else nan)
+    if d.size < n_params or (model == "power" and np.unique(d).size < 2):
+        reasons.append(f"{d.size} identified point(s): too few for model {model!r}")
+        return ScalingFit(alpha=fixed, alpha_ci_low=nan, alpha_ci_high=nan, C=nan, C_ci_low=nan,
+                          C_ci_high=nan, rss_log=nan, aic=nan, aicc=nan, wls_alpha=nan,
+                          wls_alpha_se=nan, lack_of_fit_chi2=nan, lack_of_fit_p=nan,
+                          reason="; ".join(reasons), **common)
+
+    def solve(yv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log C (B,) and alpha (B,) for rows of log n50 values yv (B, N)."""
+        if model == "power":
+            x = np.log(d)
+            xc = x - x.mean()
+            alpha = (yv - yv.mean(1, keepdims=True)) @ xc / (xc @ xc)
+            return yv.mean(1) - alpha * x.mean(), alpha
+        offset = np.log(shape_values(d, model))
+        return (yv - offset).mean(1), np.full(yv.shape[0], fixed)
+
+    log_c, alpha = solve(y[None, :])
+    log_c, alpha = float(log_c[0]), float(alpha[0])
+    fitted = log_c + np.log(shape_values(d, model, alpha))
+    rss = float(((y - fitted) ** 2).sum())
+    n_pts = d.size
+    if n_pts > n_params and rss > 1e-12 * n_pts:
+        aic = n_pts * math.log(rss / n_pts) + 2 * (n_params + 1)
+    else:
+        aic = nan
+        reasons.append("no residual degrees of freedom (or an exact fit): AIC not defined")
+    denom = n_pts - n_params - 2
+    aicc = aic + 2 * (n_params + 1) * (n_params + 2) / denom if denom > 0 else nan
+
+    # bootstrap replicates of log n50 per d
+    pools = []
+    if "boot_n50" in usable:
+        for reps in usable["boot_n50"]:
+            reps = np.asarray(reps, dtype=float)
+            reps = reps[np.isfinite(reps) & (reps > 0)]
+            pools.append(np.log(reps))
+    have_boot = n_boot > 0 and len(pools) == n_pts and all(p.size > 1 for p in pools)
+    boot_alpha = boot_c = np.zeros(0)
+    a_lo = a_hi = c_lo = c_hi = wls_alpha = wls_se = lof = lof_p = nan
+    if have_boot:
+        var = np.array([p.var(ddof=1) for p in pools])
+        if (var > 0).all() and n_pts > n_params:
+            lof = float((((y - fitted) ** 2) / var).sum())
+            lof_p = float(chi2.sf(lof, n_pts - n_params))
+        rng = np.random.default_rng(seed)
+        yb = np.stack([p[rng.integers(0, p.size, size=int(n_boot))] for p in pools], axis=1)
+        lc_b, al_b = solve(yb)
+        boot_alpha, boot_c = al_b, np.exp(lc_b)
+        if model == "power":
+            a_lo, a_hi = _percentile(al_b, confidence)
+        c_lo, c_hi = _percentile(np.exp(lc_b), confidence)
+        if model == "power":
+            if (var > 0).all():
+                w = 1.0 / var
+                x = np.log(d)
+                xw = (w * x).sum() / w.sum()
+                sxx = (w * (x - xw) ** 2).sum()
+                wls_alpha = float((w * (x - xw) * y).sum() / sxx)
+                wls_se = float(math.sqrt(1.0 / sxx))
+    else:
+        reasons.append("no bootstrap replicates of n50 (n_boot = 0 or missing): CI not reported")
+    return ScalingFit(
+        alpha=alpha, alpha_ci_low=a_lo, alpha_ci_high=a_hi, C=math.exp(log_c), C_ci_low=c_lo,
+        C_ci_high=c_hi, rss_log=rss, aic=aic, aicc=aicc, wls_alpha=wls_alpha,
+        wls_alpha_se=wls_se, lack_of_fit_chi2=lof, lack_of_fit_p=lof_p,
+        reason="; ".join(reasons), boot_alpha=boot_alpha, boot_C=boot_c,
+        **common,
+    )
+
+
+def compare_scaling_models(
+    thresholds: pd.DataFrame,
+    models: tuple[str, ...] = ("power", "dlogd", "d^2", "d^4"),
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    d_column: str = "d",
+) -> pd.DataFrame:
+    """One row per model (fit fields without replicate arrays), with delta_aic = AIC - min AIC.
+
+    Fixed-exponent shapes such as d^2 and d^4 are included as fits of the constant only: they
+    test the *shape* of the bounds, not the bounds themselves.
+    """
+    records = []
+    for model in models:
+        fit = fit_scaling(thresholds, model, n_boot, confidence, seed, d_column)
+        rec = fit.as_dict()
+        rec.pop("boot_alpha")
+        rec.pop("boot_C")
+        records.append(rec)
+    table = pd.DataFrame(records)
+    best = table["aic"].min() if table["aic"].notna().any() else math.nan
+    table["delta_aic"] = table["aic"] - best
+    return table
+
+
+def scaling_by(
+    thresholds: pd.DataFrame,
+    by: str | list[str] | tuple[str, ...] = ("success",),
+    model: str = "power",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    d_column: str = "d",
+) -> pd.DataFrame:
+    """:func:`fit_scaling` per group of ``by`` (e.g. per success notion); one row per group."""
+    by = [by] if isinstance(by, str) else list(by)
+    records = []
+    for g, (key, group) in enumerate(thresholds.groupby(by, sort=True)):
+        key = key if isinstance(key, tuple) else (key,)
+        fit = fit_scaling(group.drop(columns=by), model, n_boot, confidence, seed + g, d_column)
+        records.append({**dict(zip(by, key, strict=True)), **fit.as_dict()})
+    return pd.DataFrame(records)
+
+
+def local_exponents(
+    thresholds: pd.DataFrame, confidence: float = 0.95, d_column: str = "d"
+) -> pd.DataFrame:
+    """Slope of log n50 between consecutive identified d: (log n50_j+1 - log n50_j) /
+    (log d_j+1 - log d_j), with a percentile CI from the bootstrap replicates of both ends
+    (paired by replicate index; the two fits are independent). A drifting local exponent means
+    no single power law describes the range."""
+    usable = _usable(thresholds, d_column)
+    records = []
+    for (_, lo), (_, hi) in zip(usable.iloc[:-1].iterrows(), usable.iloc[1:].iterrows(),
+                                strict=True):
+        span = math.log(hi[d_column] / lo[d_column])
+        slope = math.log(hi["n50"] / lo["n50"]) / span
+        low = high = math.nan
+        if "boot_n50" in usable:
+            a, b = np.asarray(lo["boot_n50"], float), np.asarray(hi["boot_n50"], float)
+            size = min(a.size, b.size)
+            if size > 1:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    low, high = _percentile(np.log(b[:size] / a[:size]) / span, confidence)
+        records.append({"d_low": lo[d_column], "d_high": hi[d_column], "local_alpha": slope,
+                        "ci_low": low, "ci_high": high})
+    return pd.DataFrame(records)
+
+
+def reference_curve(
+    d: np.ndarray, shape: str, anchor_d: float, anchor_n: float
+) -> np.ndarray:
+    """The curve C g(d) through (anchor_d, anchor_n) for a shape "d^k" or "dlogd".
+
+    Only the shape is meaningful: the paper's d^2 / d^4 are upper bounds with unknown constants.
+    """
+    g = shape_values(np.asarray(d, dtype=float), shape)
+    return anchor_n * g / shape_values(np.array([anchor_d], dtype=float), shape)[0]
+
+
+def reference_ratios(
+    thresholds: pd.DataFrame,
+    shapes: tuple[str, ...] = ("d^2", "d^4", "dlogd"),
+    d_column: str = "d",
+) -> pd.DataFrame:
+    """n50 / g(d) with its CI for each shape: columns ``ratio_<shape>``, ``..._low``, ``..._high``.
+
+    A ratio that falls with d means n50 grows more slowly than that shape.
+    """
+    for column in (d_column, "n50"):
+        if column not in thresholds:
+            raise DataError(f"thresholds.{column}: column missing (use thresholds_by output)")
+    keep = [c for c in (d_column, "success", "n50", "ci_low", "ci_high") if c in thresholds]
+    table = thresholds[keep].copy()
+    d = table[d_column].to_numpy(dtype=float)
+    for shape in shapes:
+        g = shape_values(d, shape)
+        name = "ratio_" + shape.replace("^", "")
+        table[name] = table["n50"] / g
+        for col in ("ci_low", "ci_high"):
+            if col in table:
+                table[f"{name}_{col.split('_')[1]}"] = table[col] / g
+    return table

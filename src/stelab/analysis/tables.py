@@ -1,0 +1,143 @@
+"""Grouped summary tables: success rates with Wilson intervals, means with t / bootstrap CIs."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import t as student_t
+
+from stelab.analysis.trajectories import _group_keys, per_horizon
+from stelab.errors import DataError
+from stelab.stats import wilson_interval
+
+SUCCESS_COLUMNS = ("success_last", "success_ergodic", "success_best", "absorbed")
+
+
+def _as_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def success_table(
+    rows: pd.DataFrame,
+    by: str | list[str] | tuple[str, ...] = (),
+    success: str | list[str] | tuple[str, ...] | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Long table: one row per (group of ``by``, success column) with successes, trials, rate
+    and the Wilson interval (see :func:`stelab.stats.wilson_interval`).
+
+    ``success`` default: every column of SUCCESS_COLUMNS present in ``rows``. Column ``metric``
+    names the success column. For E4 use by=["distribution", "normalization",
+    "teacher_balance"]; for success vs horizon over separate runs add "steps" to ``by``.
+    """
+    by = _as_list(by)
+    metrics = [c for c in SUCCESS_COLUMNS if c in rows] if success is None else _as_list(success)
+    for column in metrics:
+        if column not in rows:
+            raise DataError(f"rows.{column}: column missing")
+    records = []
+    for key, group in _group_keys(rows, by):
+        for metric in metrics:
+            values = group[metric].to_numpy(dtype=bool)
+            k, n = int(values.sum()), int(values.size)
+            low, high = wilson_interval(k, n, confidence)
+            records.append({**dict(zip(by, key, strict=True)), "metric": metric, "successes": k,
+                            "trials": n, "rate": k / n if n else math.nan, "ci_low": low,
+                            "ci_high": high})
+    return pd.DataFrame(records)
+
+
+def success_by_steps(
+    rows: pd.DataFrame,
+    by: str | list[str] | tuple[str, ...] = (),
+    success: tuple[str, ...] = ("success_last", "success_ergodic"),
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Ergodic vs last-iterate success against the horizon T, from runs with several ``steps``.
+
+    (The ergodic average at an earlier horizon needs the running sum of q, which rows do not
+    store, so each horizon is its own run.) Same columns as :func:`success_table`.
+    """
+    return success_table(rows, [*_as_list(by), "steps"], success, confidence)
+
+
+def success_vs_horizon(
+    rows: pd.DataFrame,
+    horizons: np.ndarray | list[int] | None = None,
+    by: str | list[str] | tuple[str, ...] = ("n",),
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Last-iterate and best-iterate success at horizons T' <= T from Hamming trajectories.
+
+    Columns: the ``by`` columns, T, metric (success_last | success_best), successes, trials,
+    rate, ci_low, ci_high (Wilson).
+    """
+    by = _as_list(by)
+    long = per_horizon(rows, horizons, by)
+    records = []
+    for key, group in _group_keys(long, [*by, "T"]):
+        for metric in ("success_last", "success_best"):
+            k, n = int(group[metric].sum()), len(group)
+            low, high = wilson_interval(k, n, confidence)
+            records.append({**dict(zip([*by, "T"], key, strict=True)), "metric": metric,
+                            "successes": k, "trials": n, "rate": k / n, "ci_low": low,
+                            "ci_high": high})
+    return pd.DataFrame(records)
+
+
+def mean_ci(
+    values: np.ndarray,
+    confidence: float = 0.95,
+    method: Literal["t", "bootstrap"] = "t",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval mean +- t_{k-1} s / sqrt(k), or the percentile
+    bootstrap of the mean. nan bounds for fewer than two values."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return (math.nan, math.nan, math.nan)
+    mean = float(values.mean())
+    if values.size < 2:
+        return (mean, math.nan, math.nan)
+    if method == "t":
+        half = float(student_t.ppf(0.5 + confidence / 2, values.size - 1)
+                     * values.std(ddof=1) / math.sqrt(values.size))
+        return (mean, mean - half, mean + half)
+    if method == "bootstrap":
+        rng = np.random.default_rng(seed)
+        means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(1)
+        tail = 100 * (1 - confidence) / 2
+        low, high = np.percentile(means, [tail, 100 - tail])
+        return (mean, float(low), float(high))
+    raise DataError(f"method: {method!r} is not known; allowed: t, bootstrap")
+
+
+def mean_ci_by(
+    rows: pd.DataFrame,
+    value: str,
+    by: str | list[str] | tuple[str, ...] = ("noise_level",),
+    confidence: float = 0.95,
+    method: Literal["t", "bootstrap"] = "t",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Mean of ``value`` per group with a CI across trials (e.g. occupation vs noise level).
+
+    Columns: the ``by`` columns, trials, mean, sd, ci_low, ci_high.
+    """
+    by = _as_list(by)
+    if value not in rows:
+        raise DataError(f"rows.{value}: column missing")
+    records = []
+    for g, (key, group) in enumerate(_group_keys(rows, by)):
+        values = group[value].to_numpy(dtype=float)
+        mean, low, high = mean_ci(values, confidence, method, n_boot, seed + g)
+        records.append({**dict(zip(by, key, strict=True)), "trials": int(values.size),
+                        "mean": mean, "sd": float(values.std(ddof=1)) if values.size > 1
+                        else math.nan, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(records)

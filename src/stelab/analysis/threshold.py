@@ -1,0 +1,392 @@
+"""Sample-complexity thresholds: P(success | n) = F(a + b log n) and n50 = exp(-a / b).
+
+For one setting (one d, every other parameter fixed) the per-trial success indicators at the
+grid values of n are grouped as k_j successes out of m_j trials at x_j = log n_j and fitted by
+
+    maximize  l(beta) + 0.5 log det I(beta)            (Firth / Jeffreys penalty, the default)
+    l(beta)  = sum_j k_j log F(eta_j) + (m_j - k_j) log(1 - F(eta_j)),  eta_j = a + b x_j
+    I(beta)  = X^T W X,   W_j = m_j f(eta_j)^2 / (F(eta_j) (1 - F(eta_j)))
+
+with F the logistic ("logit") or standard normal ("probit") CDF and f = F'. Without the penalty
+the maximum-likelihood estimate does not exist under (quasi-)complete separation (every failure
+at a smaller n than every success), which is common on coarse grids; the Jeffreys penalty keeps
+the estimate finite and for the logit link is Firth's bias-reduced estimator. The score of the
+penalized likelihood is
+
+    U(beta) = sum_j x_j [ s_j + 0.5 h_j d(log W_j)/d eta_j ],   s_j = dl_j / d eta_j,
+    h_j     = W_j x_j^T I^{-1} x_j   (hat values),
+
+and it is solved by Fisher scoring beta <- beta + I^{-1} U with step halving on the penalized
+likelihood, vectorized over bootstrap replicates.
+
+Uncertainty: a nonparametric bootstrap over trials within each n ("trials"). Resampling m_j
+trials with replacement from the observed ones gives k*_j ~ Binomial(m_j, k_j / m_j) exactly, so
+the replicates are drawn that way. The interval is the percentile interval of the replicate n50s.
+Under separation every group has k_j in {0, m_j}, so that bootstrap reproduces the data in every
+replicate and would give a zero-width interval; ``bootstrap="auto"`` then switches to the
+parametric bootstrap k*_j ~ Binomial(m_j, F(a + b x_j)) from the penalized fit, and says so in
+the ``bootstrap`` field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, log_ndtr, ndtr
+
+from stelab.errors import DataError
+
+Link = Literal["logit", "probit"]
+Penalty = Literal["firth", "none"]
+Bootstrap = Literal["auto", "trials", "parametric"]
+
+LINKS = ("logit", "probit")
+PENALTIES = ("firth", "none")
+BOOTSTRAPS = ("auto", "trials", "parametric")
+# Config columns that must be constant within one threshold fit (n varies; trials/seed may).
+SETTING_COLUMNS = (
+    "d", "m", "activation", "teacher_balance", "distribution", "data_params", "normalization",
+    "noise_kind", "noise_level", "steps", "ste", "ste_params", "weight_ste", "step_size", "init",
+    "init_scale", "batch_size",
+)
+_ETA_CLIP = 30.0
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@dataclass
+class ThresholdFit:
+    """A fitted success curve P(success | n) = F(intercept + slope * log n) and its n50.
+
+    ``n50`` is nan (with ``reason``) when it is not identified by the grid: no successes or no
+    failures at all, a non-positive slope, a point estimate outside [min n, max n] (then
+    ``n50_fit`` keeps the extrapolated value, for diagnostics only) or a failed fit.
+    ``note`` flags a usable but special estimate (separated data). ``ci_low``/``ci_high`` are
+    percentile bootstrap bounds (nan without bootstrap or when more than the tail share of
+    replicates has no n50). ``boot_n50`` holds the replicate n50s (nan for
+    replicates without one), for the scaling-exponent bootstrap.
+    """
+
+    n50: float
+    ci_low: float
+    ci_high: float
+    slope: float
+    intercept: float
+    link: str
+    penalty: str
+    confidence: float
+    n_boot: int
+    bootstrap: str
+    n_boot_failed: int
+    converged: bool
+    boot_converged_share: float
+    separated: bool
+    identified: bool
+    n50_fit: float
+    n_min: float
+    n_max: float
+    n_points: int
+    n_trials: int
+    reason: str = ""
+    note: str = ""
+    boot_n50: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    def predict(self, n: np.ndarray | float) -> np.ndarray:
+        """P(success) at sample size(s) n under the fitted curve."""
+        eta = self.intercept + self.slope * np.log(np.asarray(n, dtype=float))
+        return _cdf(eta, self.link)
+
+    def as_dict(self) -> dict[str, object]:
+        """Scalar fields (and ``boot_n50``) as a flat dict, for a DataFrame row."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _cdf(eta: np.ndarray, link: str) -> np.ndarray:
+    return expit(eta) if link == "logit" else ndtr(eta)
+
+
+def _link_terms(eta: np.ndarray, k: np.ndarray, m: np.ndarray, link: str):
+    """Per point: log-likelihood, score s = dl/deta, weight W and dlogW/deta."""
+    if link == "logit":
+        log_f = -np.logaddexp(0.0, -eta)  # log F
+        log_1mf = -np.logaddexp(0.0, eta)  # log (1 - F)
+        p = expit(eta)
+        s = k - m * p
+        w = m * p * (1.0 - p)
+        dlogw = 1.0 - 2.0 * p
+    else:
+        log_f = log_ndtr(eta)
+        log_1mf = log_ndtr(-eta)
+        log_dens = -0.5 * eta * eta - _LOG_SQRT_2PI
+        r_hi = np.exp(log_dens - log_f)  # f / F
+        r_lo = np.exp(log_dens - log_1mf)  # f / (1 - F)
+        s = k * r_hi - (m - k) * r_lo
+        w = m * np.exp(2.0 * log_dens - log_f - log_1mf)
+        dlogw = -2.0 * eta - r_hi + r_lo
+    loglik = k * log_f + (m - k) * log_1mf
+    return loglik, s, w, dlogw
+
+
+def _objective_parts(beta, x, k, m, link, firth):
+    eta = np.clip(beta[:, :1] + beta[:, 1:] * x, -_ETA_CLIP, _ETA_CLIP)
+    loglik, s, w, dlogw = _link_terms(eta, k, m, link)
+    i00, i01, i11 = w.sum(1), (w * x).sum(1), (w * x * x).sum(1)
+    det = i00 * i11 - i01 * i01
+    with np.errstate(divide="ignore", invalid="ignore"):
+        obj = loglik.sum(1) + (0.5 * np.log(det) if firth else 0.0)
+    return obj, s, w, dlogw, (i00, i01, i11, det)
+
+
+def fit_binomial_curves(
+    x: np.ndarray,
+    k: np.ndarray,
+    m: np.ndarray,
+    link: Link = "logit",
+    penalty: Penalty = "firth",
+    max_iter: int = 200,
+    tol: float = 1e-9,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit F(a + b x) to B binomial data sets at once.
+
+    ``x`` (J,) covariate, ``k`` (B, J) successes, ``m`` (J,) trials. Returns (beta (B, 2) with
+    columns a, b; converged (B,) bool). Non-finite or singular fits come back not converged.
+    """
+    if link not in LINKS:
+        raise DataError(f"link: {link!r} is not known; allowed: {', '.join(LINKS)}")
+    if penalty not in PENALTIES:
+        raise DataError(f"penalty: {penalty!r} is not known; allowed: {', '.join(PENALTIES)}")
+    firth = penalty == "firth"
+    x = np.asarray(x, dtype=float)[None, :]
+    k = np.atleast_2d(np.asarray(k, dtype=float))
+    m = np.asarray(m, dtype=float)[None, :]
+    n_sets = k.shape[0]
+    beta = np.zeros((n_sets, 2))
+    active = np.ones(n_sets, dtype=bool)
+    converged = np.zeros(n_sets, dtype=bool)
+    for _ in range(max_iter):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        b, kk = beta[idx], k[idx]
+        obj, s, w, dlogw, (i00, i01, i11, det) = _objective_parts(b, x, kk, m, link, firth)
+        ok = np.isfinite(det) & (det > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv00, inv01, inv11 = i11 / det, -i01 / det, i00 / det
+            resid = s
+            if firth:
+                hat = w * (inv00[:, None] + 2.0 * inv01[:, None] * x + inv11[:, None] * x * x)
+                resid = s + 0.5 * hat * dlogw
+            u0, u1 = resid.sum(1), (resid * x).sum(1)
+            step = np.stack([inv00 * u0 + inv01 * u1, inv01 * u0 + inv11 * u1], axis=1)
+        ok &= np.isfinite(step).all(1)
+        # cap the step: scoring can overshoot badly far from the optimum
+        size = np.abs(step).max(1)
+        step *= np.minimum(1.0, 5.0 / np.maximum(size, 1e-300))[:, None]
+        # step halving: accept the first fraction that does not lower the objective
+        new = b + step
+        frac = np.ones(idx.size)
+        for _half in range(30):
+            new_obj = _objective_parts(new, x, kk, m, link, firth)[0]
+            worse = ~(new_obj >= obj - 1e-12 * np.abs(obj)) & ok
+            if not worse.any():
+                break
+            frac[worse] *= 0.5
+            new[worse] = b[worse] + frac[worse, None] * step[worse]
+        beta[idx] = np.where(ok[:, None], new, b)
+        done = ok & (np.abs(step * frac[:, None]).max(1) < tol)
+        converged[idx[done]] = True
+        active[idx[done | ~ok]] = False
+    return beta, converged
+
+
+def _separated(x: np.ndarray, k: np.ndarray, m: np.ndarray) -> bool:
+    """Quasi-complete separation: every failure at an x <= every success's x (or reverse)."""
+    has_fail, has_succ = k < m, k > 0
+    if not has_fail.any() or not has_succ.any():
+        return True
+    up = x[has_fail].max() <= x[has_succ].min()
+    down = x[has_succ].max() <= x[has_fail].min()
+    return bool(up or down)
+
+
+def fit_threshold(
+    n: np.ndarray,
+    success: np.ndarray,
+    link: Link = "logit",
+    penalty: Penalty = "firth",
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    bootstrap: Bootstrap = "auto",
+) -> ThresholdFit:
+    """Fit P(success | n) = F(a + b log n) to per-trial indicators; n50 = exp(-a/b) with a CI.
+
+    ``n`` and ``success`` are per-trial arrays (one entry per trial). ``n_boot`` replicates
+    (0 = none) drawn with ``numpy.random.default_rng(seed)``: "trials" resamples trials within
+    each n, "parametric" redraws them from the fitted curve, "auto" is "trials" unless the data
+    are separated (see the module docstring).
+    """
+    if bootstrap not in BOOTSTRAPS:
+        raise DataError(f"bootstrap: {bootstrap!r} is not known; allowed: {', '.join(BOOTSTRAPS)}")
+    n = np.asarray(n, dtype=float)
+    success = np.asarray(success, dtype=bool)
+    if n.shape != success.shape or n.ndim != 1:
+        raise DataError("success: needs one indicator per trial, the same length as n")
+    if n.size == 0:
+        raise DataError("rows: no trials to fit a threshold to")
+    if not (np.isfinite(n).all() and (n > 0).all()):
+        raise DataError("n: sample sizes must be finite and positive")
+    if not 0.0 < confidence < 1.0:
+        raise DataError(f"confidence: {confidence} outside (0, 1)")
+    grid, inverse = np.unique(n, return_inverse=True)
+    m = np.bincount(inverse, minlength=grid.size).astype(float)
+    k = np.bincount(inverse, weights=success.astype(float), minlength=grid.size)
+    logn = np.log(grid)
+    centre = float(logn.mean())
+    x = logn - centre
+    separated = _separated(x, k, m)
+    if bootstrap == "auto":
+        bootstrap = "parametric" if separated else "trials"
+    base = dict(
+        link=link, penalty=penalty, confidence=confidence, n_boot=int(n_boot), bootstrap=bootstrap,
+        n_min=float(grid[0]), n_max=float(grid[-1]), n_points=int(grid.size),
+        n_trials=int(n.size), separated=separated,
+    )
+    nan = math.nan
+
+    def empty(reason: str, **extra) -> ThresholdFit:
+        fields = dict(n50=nan, ci_low=nan, ci_high=nan, slope=nan, intercept=nan, n_boot_failed=0,
+                      converged=False, boot_converged_share=nan, identified=False, n50_fit=nan,
+                      reason=reason)
+        fields.update(base)
+        fields.update(extra)
+        return ThresholdFit(**fields)
+
+    if k.sum() == 0:
+        return empty("no successes at any n: the grid does not reach the threshold (n50 > max n)")
+    if k.sum() == m.sum():
+        return empty("all trials succeed at every n: the grid starts above the threshold "
+                     "(n50 < min n)")
+    if grid.size < 2:
+        return empty("only one value of n: the slope is not identified")
+    if penalty == "none" and base["separated"]:
+        return empty("complete separation: the maximum-likelihood estimate does not exist; "
+                     "use penalty='firth'")
+    beta, conv = fit_binomial_curves(x, k[None, :], m, link, penalty)
+    a_c, b = float(beta[0, 0]), float(beta[0, 1])
+    intercept = a_c - b * centre
+    fit_fields = dict(slope=b, intercept=intercept, converged=bool(conv[0]))
+    if not conv[0]:
+        return empty("the fit did not converge", **fit_fields)
+    if b <= 0:
+        return empty("slope not positive: success does not increase with n", **fit_fields)
+    n50_fit = math.exp(centre - a_c / b)
+    reasons = []
+    note = ""
+    if separated:
+        note = ("separated data (no failure above a success in n): n50 is the penalized estimate "
+                f"inside the gap; CI from the {bootstrap} bootstrap")
+    identified = grid[0] <= n50_fit <= grid[-1]
+    if not identified:
+        side = "below the smallest" if n50_fit < grid[0] else "above the largest"
+        reasons.append(f"n50 extrapolated {side} n of the grid: not identified")
+    boot = np.zeros(0)
+    ci_low = ci_high = nan
+    n_failed = 0
+    conv_share = nan
+    if n_boot > 0:
+        rng = np.random.default_rng(seed)
+        p_boot = k / m if bootstrap == "trials" else _cdf(a_c + b * x, link)
+        kb = rng.binomial(m.astype(np.int64), p_boot, size=(int(n_boot), grid.size))
+        bb, cb = fit_binomial_curves(x, kb, m, link, penalty)
+        good = cb & (bb[:, 1] > 0)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            boot = np.where(good, np.exp(centre - bb[:, 0] / bb[:, 1]), nan)
+        boot[~np.isfinite(boot)] = nan
+        n_failed = int(np.isnan(boot).sum())
+        conv_share = float(cb.mean())
+        tail = (1.0 - confidence) / 2.0
+        if n_failed > tail * n_boot:
+            reasons.append(f"{n_failed}/{n_boot} bootstrap replicates have no n50: CI not reported")
+        else:
+            # a replicate without n50 counts as beyond either end (conservative)
+            vals = np.sort(boot[~np.isnan(boot)])
+            lo_rank = math.floor(tail * n_boot) - n_failed
+            hi_rank = math.ceil((1.0 - tail) * n_boot) - 1
+            ci_low = float(vals[max(lo_rank, 0)]) if lo_rank >= 0 else nan
+            ci_high = float(vals[hi_rank]) if hi_rank < vals.size else nan
+    return ThresholdFit(
+        n50=n50_fit if identified else nan, ci_low=ci_low, ci_high=ci_high,
+        n_boot_failed=n_failed, boot_converged_share=conv_share, identified=identified,
+        n50_fit=n50_fit, reason="; ".join(reasons), note=note, boot_n50=boot, **fit_fields, **base,
+    )
+
+
+def check_fixed_setting(rows: pd.DataFrame, vary: tuple[str, ...] = ("n",)) -> None:
+    """Raise DataError when a setting column other than ``vary`` takes several values."""
+    for column in SETTING_COLUMNS:
+        if column in rows and column not in vary and rows[column].nunique(dropna=False) > 1:
+            values = sorted(map(str, rows[column].unique()))[:5]
+            raise DataError(
+                f"rows.{column}: several values {values} in one threshold fit; "
+                f"group by {column!r} or filter the rows"
+            )
+
+
+def threshold_from_rows(
+    rows: pd.DataFrame,
+    success: str = "success_last",
+    link: Link = "logit",
+    penalty: Penalty = "firth",
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    n_column: str = "n",
+    bootstrap: Bootstrap = "auto",
+) -> ThresholdFit:
+    """:func:`fit_threshold` on the rows of one setting (only ``n_column`` may vary)."""
+    for column in (n_column, success):
+        if column not in rows:
+            raise DataError(f"rows.{column}: column missing")
+    check_fixed_setting(rows, vary=(n_column,))
+    return fit_threshold(rows[n_column].to_numpy(), rows[success].to_numpy(dtype=bool), link,
+                         penalty, n_boot, confidence, seed, bootstrap)
+
+
+def thresholds_by(
+    rows: pd.DataFrame,
+    by: str | list[str] | tuple[str, ...] = ("d",),
+    success: str | list[str] | tuple[str, ...] = ("success_last", "success_ergodic"),
+    link: Link = "logit",
+    penalty: Penalty = "firth",
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    bootstrap: Bootstrap = "auto",
+    vary: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """One threshold fit per group of ``by`` and per success column.
+
+    Returns one row per (group, success) with the group columns, ``success`` and every field of
+    :class:`ThresholdFit` (``boot_n50`` as an array-valued column). Every setting column not in
+    ``by`` or ``vary`` must be constant within a group (else DataError). Each group gets its own
+    seed (``seed`` + 1000 * group index + success index) so groups are independent.
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    successes = [success] if isinstance(success, str) else list(success)
+    missing = [c for c in by if c not in rows]
+    if missing:
+        raise DataError(f"by: column {missing[0]!r} not in rows")
+    records = []
+    for g, (key, group) in enumerate(rows.groupby(by, sort=True)):
+        key = key if isinstance(key, tuple) else (key,)
+        for s_i, column in enumerate(successes):
+            check_fixed_setting(group, vary=("n", *by, *vary))
+            fit = fit_threshold(group["n"].to_numpy(), group[column].to_numpy(dtype=bool), link,
+                                penalty, n_boot, confidence, seed + 1000 * g + s_i, bootstrap)
+            records.append({**dict(zip(by, key, strict=True)), "success": column,
+                            **fit.as_dict()})
+    return pd.DataFrame(records)

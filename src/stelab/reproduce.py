@@ -1,0 +1,130 @@
+"""``stelab reproduce``: run E1-E4 (and E5 real data) and write the report.
+
+Layout of the output folder DIR:
+
+    DIR/profile.toml           the exact profile that ran (rerun with --profile DIR/profile.toml)
+    DIR/manifest.json          code version, environment, timings per table
+    DIR/store/<table>/         the sweep store of each table (resumable, one Parquet per cell)
+    DIR/tables/<table>.parquet the merged per-trial rows (the only input of everything below)
+    DIR/tables/summary_*.parquet  derived tables (thresholds, exponents, success tables)
+    DIR/figures/*.png          figures, redrawn from the tables by ``stelab plot DIR``
+    DIR/claims.json            verdicts on C1-C4 with their evidence and rules
+    DIR/report.md              the report
+
+Running again with the same profile resumes: finished cells are read back from the store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stelab.errors import StelabError
+from stelab.experiments import EXPERIMENTS
+from stelab.experiments.profile import load_profile, profile_text
+from stelab.results import write_table
+
+TABLES = "tables"
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _check_profile(out: Path, text: str, force: bool) -> None:
+    """Refuse to mix results of two different profiles in one folder."""
+    stored = out / "profile.toml"
+    if stored.exists() and stored.read_text() != text and not force:
+        raise StelabError(
+            f"--out: {out} holds results of another profile ({stored}); "
+            "choose another --out, or pass the same profile to resume"
+        )
+
+
+def run_tables(
+    profile: dict[str, Any],
+    out: Path,
+    executor: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    only: list[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """Run every experiment table of ``profile`` through the sweep store; return seconds each."""
+    from stelab.sweep import run_cells
+
+    seconds: dict[str, float] = {}
+    for name, (build, description) in EXPERIMENTS.items():
+        if only and name not in only or name.split("_")[0] not in profile:
+            continue
+        cells = build(profile)
+        log(f"[{name}] {description}: {len(cells)} cells")
+        began = time.perf_counter()
+        rows = run_cells(
+            cells, out / "store" / name, executor=executor, workers=workers,
+            scheduler=scheduler, progress=progress,
+        )
+        write_table(rows, out / TABLES / f"{name}.parquet")
+        seconds[name] = time.perf_counter() - began
+    if "e5" in profile and (not only or "e5" in only):
+        from stelab.realdata import run_digits
+
+        log("[e5] E5 real data: binary networks on scikit-learn's digits")
+        began = time.perf_counter()
+        rows = run_digits(**profile["e5"])
+        write_table(rows, out / TABLES / "e5.parquet")
+        seconds["e5"] = time.perf_counter() - began
+    return seconds
+
+
+def load_tables(out: Path) -> dict[str, pd.DataFrame]:
+    """The stored per-trial tables of a reproduce folder."""
+    folder = Path(out) / TABLES
+    if not folder.is_dir():
+        raise StelabError(f"DIR: {out} has no {TABLES}/ folder; run 'stelab reproduce' first")
+    return {
+        path.stem: pd.read_parquet(path)
+        for path in sorted(folder.glob("*.parquet"))
+        if not path.stem.startswith("summary_")
+    }
+
+
+def reproduce(
+    profile_name: str | Path,
+    out: str | Path,
+    executor: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    only: list[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the profile's experiments into ``out`` and write figures, claims and the report."""
+    from stelab.report import write_report
+    from stelab.sweep.store import code_version, environment
+
+    out = Path(out)
+    text = profile_text(profile_name)
+    profile = load_profile(profile_name)
+    _check_profile(out, text, force=False)
+    _write_text(out / "profile.toml", text)
+    began = time.perf_counter()
+    seconds = run_tables(profile, out, executor, workers, scheduler, progress, only, log)
+    manifest = {
+        "profile": str(profile_name),
+        "code": code_version(),
+        "environment": environment(),
+        "seconds_per_table": seconds,
+        "seconds_total": time.perf_counter() - began,
+    }
+    _write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
+    return write_report(out, log=log)
