@@ -54,6 +54,54 @@ def run(
 
 
 @app.command()
+def sweep(
+    config: Path = typer.Argument(..., help="sweep config (TOML with a [sweep] table)"),
+    out: Path = typer.Option(..., "--out", help="output folder: cells/, results.parquet, manifest"),
+    executor: str = typer.Option(
+        None, "--executor", help="local (process pool, default), dask, or serial"
+    ),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (implies --executor dask)"
+    ),
+    workers: int = typer.Option(
+        None, "--workers", help="local: processes (default: cores); dask: LocalCluster workers"
+    ),
+    plan: bool = typer.Option(False, "--plan", help="print the plan (work, memory) and exit"),
+) -> None:
+    """Run a parameter grid; rerunning the same command resumes (finished cells are kept)."""
+    import signal
+
+    from stelab.config import read_toml
+    from stelab.sweep import SweepInterrupted, execute_sweep, parse_sweep, sweep_cells
+    from stelab.sweep.runner import print_failures
+
+    raw = read_toml(config)
+    spec = parse_sweep(raw)
+    cells = sweep_cells(spec)
+
+    def on_term(signum: int, frame: object) -> None:  # Slurm's time limit sends SIGTERM
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        report = execute_sweep(
+            cells, out, executor=executor or ("dask" if scheduler else "local"), workers=workers,
+            scheduler=scheduler, progress=True, console=console, sweep_config=raw, plan_only=plan,
+        )
+    except SweepInterrupted as stop:
+        err_console.print(f"[yellow]{stop.message}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if plan:
+        return
+    console.print(report.table())
+    print_failures(report, err_console)
+    if report.failures:
+        raise typer.Exit(1)
+
+
+@app.command()
 def reproduce(
     out: Path = typer.Option(Path("runs/reproduce"), "--out", help="output folder"),
     quick: bool = typer.Option(False, "--quick", help="the 2-core profile (default)"),

@@ -24,8 +24,9 @@ def _manifest(out: Path) -> dict[str, Any]:
 
 
 def _header(out: Path, manifest: dict[str, Any]) -> str:
-    code = manifest.get("code", {})
-    version = code.get("label") or code.get("version") or "unknown"
+    from stelab.sweep.store import code_label
+
+    version = code_label(manifest["code"]) if "code" in manifest else "unknown"
     seconds = manifest.get("seconds_total")
     took = f"{seconds / 60:.1f} min" if seconds else "unknown"
     return "\n".join(
@@ -41,7 +42,7 @@ def _header(out: Path, manifest: dict[str, Any]) -> str:
             f"- code version: `{version}`; environment and timings: `manifest.json`",
             f"- wall time of the runs: {took}",
             f"- report written: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; redraw "
-            f"figures and this report with `stelab plot {out.name}`",
+            f"figures and this report with `stelab plot {out}`",
             "",
         ]
     )
