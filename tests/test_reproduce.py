@@ -41,13 +41,14 @@ def test_claims_json_is_well_formed(tiny_run: Path):
     for claim in claims:
         assert claim["verdict"] in {"supported", "not supported", "inconclusive"}
         assert claim["evidence"] and claim["rule"] and claim["reason"]
+    assert claims[3]["evidence"]["real_data_e5_accuracy"]
     c1 = claims[0]["evidence"]
     assert set(c1["n50"]["m1_sign_identity"]) == {"8", "16", "32"}
 
 
 def test_report_embeds_existing_figures(tiny_run: Path):
     report = (tiny_run / "report.md").read_text()
-    for heading in ("## Verdicts", "## E1", "## E2", "## E3", "## E4"):
+    for heading in ("## Verdicts", "## E1", "## E2", "## E3", "## E4", "## E5"):
         assert heading in report
     images = [line.split("](")[1].rstrip(")\n") for line in report.splitlines()
               if line.startswith("![")]

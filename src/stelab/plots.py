@@ -557,3 +557,28 @@ def plot_threshold_vs_horizon(
         ax.set_title(f"n50 vs horizon: {_label(metric)}")
         _legend(ax, 8)
     return _save(fig, path)
+
+
+def plot_digits_accuracy(rows: pd.DataFrame, path: str | Path) -> Path:
+    """E5: test accuracy (mean and 95% t interval over seeds, seeds as dots) per normalization,
+    one panel per (task, model), with chance level."""
+    _need(rows, "task", "model", "normalization", "test_accuracy")
+    panels = list(_groups(rows, ["task", "model"]))
+    fig, axes = _figure(len(panels), width=4.8, height=3.8, max_cols=4)
+    for ax, (key, group) in zip(axes, panels, strict=True):
+        norms = list(dict.fromkeys(group["normalization"]))
+        stats = mean_ci_by(group, "test_accuracy", by="normalization").set_index("normalization")
+        for i, norm in enumerate(norms):
+            values = group.loc[group["normalization"] == norm, "test_accuracy"].to_numpy(float)
+            ax.scatter(np.full(values.size, i) + 0.12, values, s=8, color="gray", alpha=0.6)
+            ax.errorbar([i], [stats.loc[norm, "mean"]],
+                        yerr=_yerr([stats.loc[norm, "mean"]], [stats.loc[norm, "ci_low"]],
+                                   [stats.loc[norm, "ci_high"]]),
+                        fmt="o", color="C0", capsize=4)
+        if "chance" in group:
+            ax.axhline(float(group["chance"].iloc[0]), color="red", ls=":", lw=1, label="chance")
+        ax.set_xticks(range(len(norms)), norms)
+        ax.set_ylabel("test accuracy")
+        ax.set_title(_group_label(["task", "model"], key), fontsize=10)
+        _legend(ax, 8)
+    return _save(fig, path)

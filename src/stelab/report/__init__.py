@@ -86,7 +86,7 @@ def write_report(
     if "e4_success" in derived:
         sections.append(md.e4_section(derived, by_id.get("C4"), figures, out))
     if "e5_summary" in derived:
-        sections.append(md.e5_section(derived["e5_summary"]))
+        sections.append(md.e5_section(derived, figures, out))
     (out / "report.md").write_text("\n".join(sections))
     log(f"wrote {out / 'report.md'}, {out / 'claims.json'} and {len(figures)} figures")
     return claims_json

@@ -322,14 +322,37 @@ def e4_section(
     return "\n".join(parts)
 
 
-def e5_section(summary: pd.DataFrame) -> str:
-    columns = list(summary.columns)
-    return "\n".join(
-        [
-            "## E5 Real data: scikit-learn digits (C4 in practice)\n",
-            "Binary networks trained with STE on the bundled digits, raw pixels vs normalized "
-            "inputs; test accuracy with 95% CIs over seeds.\n",
-            table(columns, summary.itertuples(index=False)),
+def e5_section(derived: dict[str, pd.DataFrame], figures: dict[str, Path], out: Path) -> str:
+    summary = derived["e5_summary"]
+    norms = list(dict.fromkeys(summary["normalization"]))
+    cells = {(r.task, r.model, r.normalization): r for r in summary.itertuples()}
+    keys = list(dict.fromkeys((r.task, r.model, r.chance) for r in summary.itertuples()))
+    rows = [
+        (task, model, fmt(chance, 2),
+         *[interval(cells[(task, model, n)].test_accuracy, cells[(task, model, n)].ci_low,
+                    cells[(task, model, n)].ci_high) if (task, model, n) in cells else "—"
+           for n in norms])
+        for task, model, chance in keys
+    ]
+    parts = [
+        "## E5 Real data: scikit-learn digits (C4 in practice)\n",
+        "Binary networks trained with STE on the bundled digits, raw pixels vs normalized "
+        "inputs: mean test accuracy over seeds [95% t interval]. `two_layer` is the paper's "
+        "network (binary weights, sign activations, identity STE, fixed averaging output); `mlp` "
+        "a small binary MLP.\n",
+        table(("task", "model", "chance", *norms), rows),
+        "",
+        image(figures, "e5_accuracy", out, "digits test accuracy"),
+    ]
+    if "e5_recovery" in derived:
+        rec = derived["e5_recovery"]
+        parts += [
+            "Exact recovery of random binary teachers when the inputs are the digit images "
+            "(last iterate, Wilson 95% CI), with `stelab diagnose`'s prediction:\n",
+            table(("normalization", "teacher balance", "success [CI]", "predicted healthy"),
+                  [(r.normalization, fmt(r.teacher_balance),
+                    interval(r.success_rate, r.ci_low, r.ci_high, 2), str(r.predicted_healthy))
+                   for r in rec.itertuples()]),
             "",
         ]
-    )
+    return "\n".join(parts)
