@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from stelab.atomic import atomic_write
 from stelab.errors import StelabError
 from stelab.experiments import EXPERIMENTS
 from stelab.experiments.profile import load_profile, profile_text
@@ -34,9 +35,7 @@ TABLES = "tables"
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def _check_profile(out: Path, text: str, force: bool) -> None:
