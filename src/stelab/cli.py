@@ -185,7 +185,9 @@ def main() -> None:
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print(
+            "interrupted: finished cells are stored; run the same command again to resume"
+        )
         sys.exit(130)
 
 
