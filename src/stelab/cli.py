@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from stelab.errors import StelabError
 
@@ -50,6 +51,54 @@ def run(
     path = write_table(rows, Path(out) / "results.parquet")
     console.print(summarize(rows, title=f"{config.name}: {len(rows)} trials in {seconds:.1f} s"))
     console.print(f"wrote {path}")
+
+
+@app.command()
+def sweep(
+    config: Path = typer.Argument(..., help="sweep config (TOML with a [sweep] table)"),
+    out: Path = typer.Option(..., "--out", help="output folder: cells/, results.parquet, manifest"),
+    executor: str = typer.Option(
+        None, "--executor", help="local (process pool, default), dask, or serial"
+    ),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (implies --executor dask)"
+    ),
+    workers: int = typer.Option(
+        None, "--workers", help="local: processes (default: cores); dask: LocalCluster workers"
+    ),
+    plan: bool = typer.Option(False, "--plan", help="print the plan (work, memory) and exit"),
+) -> None:
+    """Run a parameter grid; rerunning the same command resumes (finished cells are kept)."""
+    import signal
+
+    from stelab.config import read_toml
+    from stelab.sweep import SweepInterrupted, execute_sweep, parse_sweep, sweep_cells
+    from stelab.sweep.runner import print_failures
+
+    raw = read_toml(config)
+    spec = parse_sweep(raw)
+    cells = sweep_cells(spec)
+
+    def on_term(signum: int, frame: object) -> None:  # Slurm's time limit sends SIGTERM
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        report = execute_sweep(
+            cells, out, executor=executor or ("dask" if scheduler else "local"), workers=workers,
+            scheduler=scheduler, progress=True, console=console, sweep_config=raw, plan_only=plan,
+        )
+    except SweepInterrupted as stop:
+        err_console.print(f"[yellow]{stop.message}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if plan:
+        return
+    console.print(report.table())
+    print_failures(report, err_console)
+    if report.failures:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -119,15 +168,54 @@ def bench(
         console.print(f"wrote {write_json(results, json_out)}")
 
 
+@app.command()
+def diagnose(
+    data: Path = typer.Argument(..., help="samples x features: .npz, .npy or .csv"),
+    key: str = typer.Option(None, "--key", help="array in an .npz (default: the only one, or X)"),
+    drop: list[str] = typer.Option([], "--drop", help="CSV column to leave out (repeatable)"),
+    balance: list[float] = typer.Option(
+        [0.5, 0.75], "--balance", help="teacher balance(s) to check (repeatable)"
+    ),
+    steps: int = typer.Option(500, "--steps", min=1, help="horizon T of the prediction"),
+    gaussian_n50: float = typer.Option(
+        None, "--gaussian-n50", help="Gaussian 50% sample size at this d and T (default: measure)"
+    ),
+    teachers: int = typer.Option(16, "--teachers", min=1, help="random teachers per check"),
+    seed: int = typer.Option(0, "--seed", min=0),
+    measure: int = typer.Option(
+        0, "--measure", min=0, help="also run STE on DATA with this many random teachers"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Predict whether STE training is healthy on DATA, raw and after each normalization."""
+    from stelab.diagnose import diagnose as run_diagnose
+    from stelab.diagnose import load_data
+
+    X = load_data(data, key=key, drop=tuple(drop))
+    if as_json:
+        result = run_diagnose(X, tuple(balance), steps=steps, n50=gaussian_n50,
+                              teachers=teachers, seed=seed, measure=measure)
+        typer.echo(result.to_json())
+        return
+    with console.status("diagnosing (measuring the Gaussian reference if needed)"):
+        result = run_diagnose(X, tuple(balance), steps=steps, n50=gaussian_n50,
+                              teachers=teachers, seed=seed, measure=measure)
+    for renderable in result.to_rich(title=data.name):
+        console.print(renderable)
+
+
 def main() -> None:
     """Console-script entry point: turn stelab errors into one line and exit code 2."""
     try:
         app()
     except StelabError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        message = escape(str(err))  # a message may hold brackets, which are rich markup
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print(
+            "interrupted: finished cells are stored; run the same command again to resume"
+        )
         sys.exit(130)
 
 

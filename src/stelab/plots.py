@@ -111,6 +111,14 @@ def _groups(frame: pd.DataFrame, by: list[str]):
         yield (key if isinstance(key, tuple) else (key,)), group
 
 
+def _yerr(center, low, high) -> np.ndarray:
+    """Error-bar lengths (2, k); clipped at 0 because a percentile interval need not contain
+    its point estimate, and rounding can leave an end a hair on the wrong side."""
+    center = np.asarray(center, dtype=float)
+    return np.clip(np.vstack([center - np.asarray(low, float), np.asarray(high, float) - center]),
+                   0, None)
+
+
 def _need(rows: pd.DataFrame, *columns: str) -> None:
     for column in columns:
         if column not in rows:
@@ -183,7 +191,7 @@ def plot_success_curves(
         table = success_table(group, ["n"], success)
         n = table["n"].to_numpy(dtype=float)
         rate = table["rate"].to_numpy()
-        err = np.vstack([rate - table["ci_low"], table["ci_high"] - rate])
+        err = _yerr(rate, table["ci_low"], table["ci_high"])
         label = _group_label(by, key)
         ax.errorbar(n, rate, yerr=err, fmt="o", color=color, capsize=3, ms=4)
         fit = fit_threshold(group["n"].to_numpy(), group[success].to_numpy(dtype=bool), link,
@@ -240,7 +248,7 @@ def plot_n50_scaling(
         n50 = ok["n50"].to_numpy(dtype=float)
         lo = np.where(np.isfinite(ok["ci_low"]), ok["ci_low"], n50)
         hi = np.where(np.isfinite(ok["ci_high"]), ok["ci_high"], n50)
-        ax.errorbar(ok["d"] * shift, n50, yerr=np.vstack([n50 - lo, hi - n50]), fmt="o",
+        ax.errorbar(ok["d"] * shift, n50, yerr=_yerr(n50, lo, hi), fmt="o",
                     color=color, capsize=3, label=f"n50, {_label(metric)} (95% bootstrap CI)")
         if anchor is None:
             anchor = (float(ok["d"].iloc[0]), float(n50[0]))
@@ -466,7 +474,7 @@ def plot_occupation_vs_noise(
         mean = sub["mean"].to_numpy()
         lo = sub["ci_low"].fillna(sub["mean"]).to_numpy()
         hi = sub["ci_high"].fillna(sub["mean"]).to_numpy()
-        ax.errorbar(sub[x], mean, yerr=np.vstack([mean - lo, hi - mean]), fmt="o-",
+        ax.errorbar(sub[x], mean, yerr=_yerr(mean, lo, hi), fmt="o-",
                     color=color, capsize=3, label=_group_label(by, key))
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel(_label(x))
@@ -540,12 +548,37 @@ def plot_threshold_vs_horizon(
             n50 = ok["n50"].to_numpy(dtype=float)
             lo = np.where(np.isfinite(ok["ci_low"]), ok["ci_low"], n50)
             hi = np.where(np.isfinite(ok["ci_high"]), ok["ci_high"], n50)
-            ax.errorbar(ok["steps"], n50, yerr=np.vstack([n50 - lo, hi - n50]), marker="o",
+            ax.errorbar(ok["steps"], n50, yerr=_yerr(n50, lo, hi), marker="o",
                         color=color, capsize=3, label=f"{by}={value:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("horizon T (iterations)")
         ax.set_ylabel("threshold n50")
         ax.set_title(f"n50 vs horizon: {_label(metric)}")
+        _legend(ax, 8)
+    return _save(fig, path)
+
+
+def plot_digits_accuracy(rows: pd.DataFrame, path: str | Path) -> Path:
+    """E5: test accuracy (mean and 95% t interval over seeds, seeds as dots) per normalization,
+    one panel per (task, model), with chance level."""
+    _need(rows, "task", "model", "normalization", "test_accuracy")
+    panels = list(_groups(rows, ["task", "model"]))
+    fig, axes = _figure(len(panels), width=4.8, height=3.8, max_cols=4)
+    for ax, (key, group) in zip(axes, panels, strict=True):
+        norms = list(dict.fromkeys(group["normalization"]))
+        stats = mean_ci_by(group, "test_accuracy", by="normalization").set_index("normalization")
+        for i, norm in enumerate(norms):
+            values = group.loc[group["normalization"] == norm, "test_accuracy"].to_numpy(float)
+            ax.scatter(np.full(values.size, i) + 0.12, values, s=8, color="gray", alpha=0.6)
+            ax.errorbar([i], [stats.loc[norm, "mean"]],
+                        yerr=_yerr([stats.loc[norm, "mean"]], [stats.loc[norm, "ci_low"]],
+                                   [stats.loc[norm, "ci_high"]]),
+                        fmt="o", color="C0", capsize=4)
+        if "chance" in group:
+            ax.axhline(float(group["chance"].iloc[0]), color="red", ls=":", lw=1, label="chance")
+        ax.set_xticks(range(len(norms)), norms)
+        ax.set_ylabel("test accuracy")
+        ax.set_title(_group_label(["task", "model"], key), fontsize=10)
         _legend(ax, 8)
     return _save(fig, path)

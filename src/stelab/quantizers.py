@@ -27,6 +27,7 @@ oracle for the engine's closed-form coarse gradient.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,3 +185,69 @@ def weight_quantize(u: Tensor, weight_ste: str = "identity") -> Tensor:
     """Q(u) = sign(u) with the weight STE ``identity`` (1) or ``clipped`` (1[|u| <= 1])."""
     derivative = get_weight_ste(weight_ste)
     return _BinarySTE.apply(u, sign, derivative)
+
+
+# --------------------------------------------------------------------------- named quantizers
+@dataclass(frozen=True)
+class Quantizer:
+    """A named differentiable binary quantizer for ``stelab.nn``: forward ``activation(x)``,
+    backward ``grad * ste'(x)`` (via :func:`binary_ste`, so the formulas live in one place).
+
+    ``precision`` is the number of bits of one output value (1 for every registered quantizer);
+    :func:`stelab.nn.summary` reads it.
+    """
+
+    name: str
+    activation: str = "sign"
+    ste: str = "identity"
+    params: dict[str, float] = field(default_factory=dict)
+    precision: int = 1
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return binary_ste(x, self.activation, self.ste, **self.params)
+
+    @property
+    def formula(self) -> str:
+        """Forward and surrogate derivative as text, e.g. ``sign(x); d/dx ~ 1[|x| <= 1]``."""
+        forward = "sign(x), sign(0) = +1" if self.activation == "sign" else "step(x) = 1[x > 0]"
+        if self.ste == "clipped":
+            derivative = "1[|x| <= 1]"
+        else:
+            derivative = re.sub(r"\bh\b", "x", get_surrogate(self.ste).formula)
+        return f"{forward}; d/dx ~ {derivative}"
+
+
+#: Named quantizers. Besides these aliases, any ``"<activation>:<ste>"`` with activation in
+#: :data:`ACTIVATIONS` and ste in :data:`SURROGATES` (or ``clipped``) is accepted, e.g.
+#: ``"step:relu"``.
+QUANTIZERS: dict[str, Quantizer] = {
+    q.name: q
+    for q in [
+        Quantizer("sign", "sign", "identity"),  # the paper's STE: identity surrogate
+        Quantizer("ste_sign", "sign", "hardtanh"),  # BinaryConnect / Larq: 1[|x| <= 1]
+        Quantizer("approx_sign", "sign", "approx_sign"),  # Bi-Real Net
+        Quantizer("swish_sign", "sign", "swish", {"beta": 5.0}),  # BNN+ SignSwish
+        Quantizer("step", "step", "identity"),
+        Quantizer("ste_heaviside", "step", "hardtanh"),  # Larq SteHeaviside: 1[|x| <= 1]
+    ]
+}
+
+
+def get_quantizer(name: str, field_name: str = "quantizer") -> Quantizer:
+    """The quantizer registered as ``name``, or composed from ``"<activation>:<ste>"``.
+
+    Unknown names raise ConfigError naming ``field_name`` and the allowed values.
+    """
+    if name in QUANTIZERS:
+        return QUANTIZERS[name]
+    if isinstance(name, str) and name.count(":") == 1:
+        activation, ste = name.split(":")
+        if activation in ACTIVATIONS and (ste in SURROGATES or ste == "clipped"):
+            params = dict(SURROGATES[ste].params) if ste in SURROGATES else {}
+            return Quantizer(name, activation, ste, params)
+    allowed = ", ".join(sorted(QUANTIZERS))
+    raise ConfigError(
+        f"{field_name}: unknown value {name!r}; allowed: {allowed}, or '<activation>:<ste>' with "
+        f"activation in {{{', '.join(ACTIVATIONS)}}} and ste in "
+        f"{{{', '.join([*SURROGATES, 'clipped'])}}}"
+    )

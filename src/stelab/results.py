@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 from rich.table import Table
 
+from stelab.atomic import atomic_write
 from stelab.errors import StelabError
 from stelab.stats import wilson_interval
 
@@ -20,19 +19,9 @@ def write_table(rows: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
+        return atomic_write(path, lambda fh: rows.to_parquet(fh, index=False))
+    except PermissionError as err:
         raise StelabError(f"--out: cannot write to {path.parent}: {err.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            rows.to_parquet(fh, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def success_rates(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

@@ -13,7 +13,8 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     With p = k/n and z the two-sided normal quantile:
         centre = (p + z^2 / 2n) / (1 + z^2 / n)
         half   = z sqrt(p (1 - p) / n + z^2 / 4n^2) / (1 + z^2 / n)
-    Returns (nan, nan) for n = 0.
+    The interval always contains p (the ends are exactly 0 at k = 0 and 1 at k = n, where
+    rounding would otherwise leave them a hair off). Returns (nan, nan) for n = 0.
     """
     if trials <= 0:
         return (math.nan, math.nan)
@@ -22,4 +23,6 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     denom = 1.0 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= trials else min(1.0, centre + half)
+    return (low, high)

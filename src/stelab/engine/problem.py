@@ -36,7 +36,15 @@ class Problem:
     teacher: Tensor  # (t, d), w* in {-1, +1}
     u0: Tensor  # (t, d), initial latent weights
     model: BinaryTwoLayer
-    bound: Tensor  # (t,) float64: error bound of a float pre-activation pass (kernels.gemv_bound)
+    #: (t,) float64: error bound of a float pre-activation pass (kernels.gemv_bound); computed
+    #: from Z when not given
+    bound: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if not self.Z.is_contiguous():  # the passes read Z as (t, n*m, d) rows in place
+            self.Z = self.Z.contiguous()
+        if self.bound is None:
+            self.bound = gemv_bound(self.Z)
 
     @property
     def Z3(self) -> Tensor:

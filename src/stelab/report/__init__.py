@@ -24,8 +24,9 @@ def _manifest(out: Path) -> dict[str, Any]:
 
 
 def _header(out: Path, manifest: dict[str, Any]) -> str:
-    code = manifest.get("code", {})
-    version = code.get("label") or code.get("version") or "unknown"
+    from stelab.sweep.store import code_label
+
+    version = code_label(manifest["code"]) if "code" in manifest else "unknown"
     seconds = manifest.get("seconds_total")
     took = f"{seconds / 60:.1f} min" if seconds else "unknown"
     return "\n".join(
@@ -41,7 +42,7 @@ def _header(out: Path, manifest: dict[str, Any]) -> str:
             f"- code version: `{version}`; environment and timings: `manifest.json`",
             f"- wall time of the runs: {took}",
             f"- report written: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; redraw "
-            f"figures and this report with `stelab plot {out.name}`",
+            f"figures and this report with `stelab plot {out}`",
             "",
         ]
     )
@@ -85,7 +86,7 @@ def write_report(
     if "e4_success" in derived:
         sections.append(md.e4_section(derived, by_id.get("C4"), figures, out))
     if "e5_summary" in derived:
-        sections.append(md.e5_section(derived["e5_summary"]))
+        sections.append(md.e5_section(derived, figures, out))
     (out / "report.md").write_text("\n".join(sections))
     log(f"wrote {out / 'report.md'}, {out / 'claims.json'} and {len(figures)} figures")
     return claims_json

@@ -110,4 +110,6 @@ def derive(tables: dict[str, pd.DataFrame], n_boot: int = 1000) -> dict[str, pd.
         from stelab.realdata import summarize_digits
 
         derived["e5_summary"] = summarize_digits(tables["e5"])
+    if "e5_recovery" in tables:
+        derived["e5_recovery"] = tables["e5_recovery"]
     return derived

@@ -149,7 +149,9 @@ def normalization_claim(derived: dict[str, pd.DataFrame]) -> Verdict:
     ]
     evidence: dict[str, Any] = {}
     if "e5_summary" in derived:
-        evidence["real_data_e5"] = derived["e5_summary"].to_dict(orient="records")
+        evidence["real_data_e5_accuracy"] = derived["e5_summary"].to_dict(orient="records")
+    if "e5_recovery" in derived:
+        evidence["real_data_e5_teacher_recovery"] = derived["e5_recovery"].to_dict(orient="records")
     return normalization_verdict(cells, evidence)
 
 

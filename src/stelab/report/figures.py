@@ -69,12 +69,17 @@ def _e4(rows: pd.DataFrame, derived: dict[str, pd.DataFrame], folder: Path) -> F
     }
 
 
+def _e5(rows: pd.DataFrame, derived: dict[str, pd.DataFrame], folder: Path) -> Figures:
+    return {"e5_accuracy": plots.plot_digits_accuracy(rows, folder / "e5_accuracy.png")}
+
+
 DRAWERS: dict[str, Callable[[pd.DataFrame, dict[str, pd.DataFrame], Path], Figures]] = {
     "e1": _e1,
     "e1_horizon": _e1_horizon,
     "e2": _e2,
     "e3": _e3,
     "e4": _e4,
+    "e5": _e5,
 }
 
 

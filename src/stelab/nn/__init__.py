@@ -1,0 +1,43 @@
+"""Binary layers for PyTorch users: quantized layers with selectable surrogate gradients, a
+bit-aware model summary, the flip-ratio metric and the Bop optimizer.
+
+    from stelab.nn import QuantLinear, summary
+    layer = QuantLinear(64, 32, input_quantizer="ste_sign", weight_quantizer="ste_sign",
+                        weight_clip=1.0)
+
+Quantizer names are those of :data:`stelab.quantizers.QUANTIZERS` (the registry of the core;
+same sign(0) = +1 and the same surrogate formulas as the simulator), or ``"<activation>:<ste>"``.
+"""
+
+from stelab.nn.layers import (
+    QuantConv2d,
+    QuantizedLayer,
+    QuantLinear,
+    attach_weight_clip,
+    clip_weights_,
+    quantized_layers,
+)
+from stelab.nn.metrics import FlipRatio, flip_ratio
+from stelab.nn.optim import Bop, binary_parameters, real_parameters
+from stelab.nn.summary import LayerSummary, ModelSummary, summary
+from stelab.quantizers import QUANTIZERS, Quantizer, get_quantizer
+
+__all__ = [
+    "QuantLinear",
+    "QuantConv2d",
+    "QuantizedLayer",
+    "quantized_layers",
+    "clip_weights_",
+    "attach_weight_clip",
+    "summary",
+    "ModelSummary",
+    "LayerSummary",
+    "flip_ratio",
+    "FlipRatio",
+    "Bop",
+    "binary_parameters",
+    "real_parameters",
+    "QUANTIZERS",
+    "Quantizer",
+    "get_quantizer",
+]

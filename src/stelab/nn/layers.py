@@ -1,0 +1,216 @@
+"""Binary layers: ``QuantLinear`` and ``QuantConv2d``.
+
+A quantized layer computes its torch counterpart on quantized operands (as in bitorch):
+
+    QuantLinear(x) = linear(Q_in(x), Q_w(W), b)          Q_in, Q_w: quantizers (or identity)
+    QuantConv2d(x) = conv2d(Q_in(x), Q_w(W), b, ...)
+
+Q_w(W) = sign(W) with a surrogate gradient by default (the latent weights W stay real and are
+what the optimizer updates); Q_in = None leaves the inputs real (the usual choice for the first
+layer). A quantizer is a name of :data:`stelab.quantizers.QUANTIZERS` (or ``"<activation>:<ste>"``)
+or any callable Tensor -> Tensor; a callable may carry a ``precision`` attribute (bits per
+value, read by :func:`stelab.nn.summary`; 1 when absent).
+
+``weight_clip = c`` keeps the latent weights in [-c, c] (BinaryConnect's clipping, Larq's
+``weight_clip`` constraint): it is applied by :meth:`clip_weights_`, which
+:func:`clip_weights_` / :func:`attach_weight_clip` call after each optimizer step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from stelab.errors import ConfigError
+from stelab.quantizers import Quantizer, get_quantizer
+
+Tensor = torch.Tensor
+QuantizerLike = str | Callable[[Tensor], Tensor] | None
+
+__all__ = [
+    "QuantLinear",
+    "QuantConv2d",
+    "QuantizedLayer",
+    "resolve_quantizer",
+    "quantizer_precision",
+    "quantized_layers",
+    "clip_weights_",
+    "attach_weight_clip",
+]
+
+
+def resolve_quantizer(spec: QuantizerLike, field_name: str) -> Callable[[Tensor], Tensor] | None:
+    """A registry name -> its :class:`~stelab.quantizers.Quantizer`; a callable or None as is."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        return get_quantizer(spec, field_name)
+    if callable(spec):
+        return spec
+    raise ConfigError(
+        f"{field_name}: expected a quantizer name, a callable or None, got {type(spec).__name__}"
+    )
+
+
+def quantizer_precision(quantizer: Callable[[Tensor], Tensor] | None) -> int:
+    """Bits per value of a quantizer's output: its ``precision`` attribute, 1 if it has none,
+    32 for no quantizer."""
+    if quantizer is None:
+        return 32
+    return int(getattr(quantizer, "precision", 1))
+
+
+def _quantizer_name(quantizer: Callable[[Tensor], Tensor] | None) -> str:
+    if quantizer is None:
+        return "None"
+    if isinstance(quantizer, Quantizer):
+        return repr(quantizer.name)
+    return getattr(quantizer, "__name__", type(quantizer).__name__)
+
+
+def _check_clip(weight_clip: float | None) -> float | None:
+    if weight_clip is not None and not weight_clip > 0:
+        raise ConfigError(f"weight_clip: {weight_clip} must be > 0, or None for no clipping")
+    return None if weight_clip is None else float(weight_clip)
+
+
+class QuantizedLayer:
+    """Mixin of the quantized layers: quantizers, latent-weight clipping, the binary weights."""
+
+    weight: nn.Parameter
+    input_quantizer: Callable[[Tensor], Tensor] | None
+    weight_quantizer: Callable[[Tensor], Tensor] | None
+    weight_clip: float | None
+
+    def _init_quantizers(
+        self,
+        input_quantizer: QuantizerLike,
+        weight_quantizer: QuantizerLike,
+        weight_clip: float | None,
+    ) -> None:
+        self.input_quantizer = resolve_quantizer(input_quantizer, "input_quantizer")
+        self.weight_quantizer = resolve_quantizer(weight_quantizer, "weight_quantizer")
+        self.weight_clip = _check_clip(weight_clip)
+
+    def quantize_input(self, x: Tensor) -> Tensor:
+        return x if self.input_quantizer is None else self.input_quantizer(x)
+
+    def quantized_weight(self) -> Tensor:
+        """Q_w(W): the weights the forward pass uses (differentiable through the surrogate)."""
+        return self.weight if self.weight_quantizer is None else self.weight_quantizer(self.weight)
+
+    @property
+    def weight_precision(self) -> int:
+        """Bits per weight at inference (1 for binary weights, 32 when not quantized)."""
+        return quantizer_precision(self.weight_quantizer)
+
+    @torch.no_grad()
+    def clip_weights_(self) -> None:
+        """Clamp the latent weights into [-weight_clip, weight_clip] in place (no-op if None)."""
+        if self.weight_clip is not None:
+            self.weight.clamp_(-self.weight_clip, self.weight_clip)
+
+    def _quant_repr(self) -> str:
+        text = (
+            f"input_quantizer={_quantizer_name(self.input_quantizer)}, "
+            f"weight_quantizer={_quantizer_name(self.weight_quantizer)}"
+        )
+        return text if self.weight_clip is None else f"{text}, weight_clip={self.weight_clip}"
+
+
+class QuantLinear(QuantizedLayer, nn.Linear):
+    """``torch.nn.Linear`` on quantized inputs and weights: y = Q_in(x) Q_w(W)^T + b.
+
+    Defaults: real inputs, weights Q_w = ``"sign"`` (sign(0) = +1, identity surrogate).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        input_quantizer: QuantizerLike = None,
+        weight_quantizer: QuantizerLike = "sign",
+        weight_clip: float | None = None,
+    ) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self._init_quantizers(input_quantizer, weight_quantizer, weight_clip)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(self.quantize_input(x), self.quantized_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._quant_repr()}"
+
+
+class QuantConv2d(QuantizedLayer, nn.Conv2d):
+    """``torch.nn.Conv2d`` on quantized inputs and weights: y = conv2d(Q_in(x), Q_w(W)) + b.
+
+    Note: with ``padding_mode="zeros"`` the padding is added after Q_in, so a sign-quantized
+    input is padded with 0, a third value (as in Larq's default ``pad_values=0``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: str | int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        input_quantizer: QuantizerLike = None,
+        weight_quantizer: QuantizerLike = "sign",
+        weight_clip: float | None = None,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
+        )
+        self._init_quantizers(input_quantizer, weight_quantizer, weight_clip)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(self.quantize_input(x), self.quantized_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._quant_repr()}"
+
+
+def quantized_layers(model: nn.Module) -> Iterator[tuple[str, QuantizedLayer]]:
+    """(name, layer) for every quantized layer of ``model`` (including ``model`` itself)."""
+    for name, module in model.named_modules():
+        if isinstance(module, QuantizedLayer):
+            yield name, module
+
+
+def clip_weights_(model: nn.Module) -> None:
+    """Apply every quantized layer's ``weight_clip`` (call after ``optimizer.step()``)."""
+    for _name, layer in quantized_layers(model):
+        layer.clip_weights_()
+
+
+def attach_weight_clip(optimizer: torch.optim.Optimizer, model: nn.Module) -> Any:
+    """Run :func:`clip_weights_` on ``model`` after every ``optimizer.step()``; returns the hook
+    handle (``handle.remove()`` detaches it)."""
+    return optimizer.register_step_post_hook(lambda *_args, **_kwargs: clip_weights_(model))

@@ -1,0 +1,423 @@
+"""Executors: where sweep cells run, behind one small interface.
+
+* ``serial``: in this process, one cell after another (debugging, tiny sweeps, no start-up).
+* ``local``: a pool of worker processes on this machine (default: one per core).
+* ``dask``: a ``dask.distributed`` cluster: an existing one (``scheduler`` = its address, e.g.
+  ``tcp://10.0.0.5:8786``, or a Slurm cluster from dask-jobqueue) or a LocalCluster started here.
+
+An executor only runs a picklable function over items and yields ``(index, result)`` as each
+finishes, in any order; a result is what the function returned or the exception that stopped it
+(a worker that died, a lost connection). The caller writes results as they come, so an
+interrupted sweep keeps every finished cell. Results never depend on the executor: every cell is
+a pure function of its config and trial ids.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from stelab.errors import ConfigError, StelabError
+
+EXECUTORS = ("local", "dask", "serial")
+
+
+class ExecutorError(StelabError):
+    """An executor cannot start (e.g. no Dask scheduler at the given address)."""
+
+
+class WorkerDied(StelabError):
+    """The process running a cell died (killed by a signal, or out of memory)."""
+
+
+def available_cores() -> int:
+    """Cores this process may use (its CPU affinity where the platform tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def available_memory() -> int | None:
+    """Bytes of physical memory available now, or None where unknown."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class Executor(ABC):
+    """Runs ``fn`` over items; see the module docstring."""
+
+    name: str = "executor"
+
+    def __enter__(self) -> Executor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Acquire the workers (processes, cluster connection)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the workers after a normal end."""
+
+    def abort(self) -> None:
+        """Stop now: drop queued work and stop running work (Ctrl-C)."""
+        self.close()
+
+    @property
+    @abstractmethod
+    def slots(self) -> int:
+        """How many cells run at the same time."""
+
+    def memory_per_slot(self) -> int | None:
+        """Bytes one running cell may use, or None where unknown."""
+        return None
+
+    def threads_per_slot(self) -> int | None:
+        """torch threads a cell should use, or None to leave the worker's setting alone."""
+        return None
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.slots} workers)"
+
+    @abstractmethod
+    def map_unordered(
+        self, fn: Callable[[Any], Any], items: Sequence[Any]
+    ) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, fn(items[index]) or the exception)`` as each item finishes."""
+
+
+class SerialExecutor(Executor):
+    """Every cell in this process, in order."""
+
+    name = "serial"
+
+    @property
+    def slots(self) -> int:
+        return 1
+
+    def memory_per_slot(self) -> int | None:
+        return available_memory()
+
+    def describe(self) -> str:
+        return "serial (this process)"
+
+    def map_unordered(self, fn, items):  # type: ignore[no-untyped-def]
+        for i, item in enumerate(items):
+            try:
+                result = fn(item)
+            except Exception as err:  # noqa: BLE001 - reported per cell by the caller
+                result = err
+            yield i, result
+
+
+def _worker_init(parent_pid: int, threads: int | None) -> None:
+    """Set up a local pool worker: Ctrl-C is the parent's business (it stops the pool), torch
+    gets ``threads`` threads so that workers do not oversubscribe the cores, and the worker exits
+    when its parent dies (kill -9 of the sweep must not leave orphans computing)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="stelab-parent-watch", daemon=True).start()
+
+
+class LocalExecutor(Executor):
+    """A process pool on this machine.
+
+    At most ``2 * workers`` cells are queued at once, so that when a worker process dies (OOM
+    killer, ``kill -9``) the cells that were in flight are known: they are rerun one at a time on
+    a fresh pool, and only a cell that kills its worker while running alone is reported as failed
+    (:class:`WorkerDied`); the other cells carry on.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is not None and workers < 1:
+            raise ConfigError(f"--workers: {workers} is not allowed; allowed: >= 1")
+        self.workers = workers or available_cores()
+        self._pool: ProcessPoolExecutor | None = None
+        self.restarts = 0
+
+    @property
+    def slots(self) -> int:
+        return self.workers
+
+    def memory_per_slot(self) -> int | None:
+        free = available_memory()
+        return None if free is None else free // self.workers
+
+    def threads_per_slot(self) -> int | None:
+        return max(1, available_cores() // self.workers)
+
+    def describe(self) -> str:
+        return f"local process pool ({self.workers} workers)"
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        import multiprocessing
+
+        # spawn, not fork: forking a process that already runs torch/OpenMP threads can deadlock
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(os.getpid(), self.threads_per_slot()),
+        )
+
+    def start(self) -> None:
+        if self._pool is None:
+            self._pool = self._new_pool()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def abort(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # ProcessPoolExecutor cannot stop running calls; end its processes (ours, by pid)
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in processes:
+            proc.join(timeout=5)
+
+    def _restart(self) -> ProcessPoolExecutor:
+        self.abort()
+        self.restarts += 1
+        self._pool = self._new_pool()
+        return self._pool
+
+    def map_unordered(self, fn, items):  # type: ignore[no-untyped-def]
+        self.start()
+        queue: deque[int] = deque(range(len(items)))
+        suspects: deque[int] = deque()  # in flight when a worker died: rerun alone
+        in_flight: dict[Future, int] = {}
+        isolated = False  # True while a suspect runs alone
+        while queue or suspects or in_flight:
+            assert self._pool is not None
+            broken = False
+            try:
+                if suspects:
+                    if not in_flight:
+                        in_flight[self._pool.submit(fn, items[suspects[0]])] = suspects[0]
+                        suspects.popleft()
+                        isolated = True
+                else:
+                    isolated = False
+                    while queue and len(in_flight) < 2 * self.workers:
+                        in_flight[self._pool.submit(fn, items[queue[0]])] = queue[0]
+                        queue.popleft()
+            except BrokenProcessPool:  # a worker died since the last wait; this item never ran
+                broken = True
+            done = wait(list(in_flight), return_when=FIRST_COMPLETED)[0] if in_flight else set()
+            lost: list[int] = []
+            for fut in done:
+                i = in_flight.pop(fut)
+                err = fut.exception()
+                if isinstance(err, BrokenProcessPool):
+                    lost.append(i)
+                else:
+                    yield i, (err if err is not None else fut.result())
+            if broken and not lost and not in_flight:
+                self._restart()
+            elif lost or broken:
+                lost.extend(in_flight.values())  # every other call of the pool is lost too
+                in_flight.clear()
+                self._restart()
+                if isolated:
+                    for i in lost:
+                        yield i, WorkerDied(
+                            "the worker process died while running this cell alone "
+                            "(killed by a signal, or out of memory)"
+                        )
+                else:
+                    suspects.extend(lost)
+
+
+class DaskExecutor(Executor):
+    """``dask.distributed``: connect to ``scheduler``, or start a LocalCluster of ``workers``
+    single-threaded worker processes (``processes=False``: threads in this process)."""
+
+    name = "dask"
+
+    def __init__(
+        self,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        processes: bool = True,
+        client: Any = None,
+    ) -> None:
+        if workers is not None and workers < 1:
+            raise ConfigError(f"--workers: {workers} is not allowed; allowed: >= 1")
+        self.scheduler = scheduler
+        self.workers = workers
+        self.processes = processes
+        self._client = client
+        self._own_client = client is None
+        self._cluster: Any = None
+        self._futures: list[Any] = []
+
+    def start(self) -> None:
+        if self._client is not None:
+            return
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        if self.scheduler:
+            try:
+                self._client = Client(self.scheduler, timeout="20s")
+            except (OSError, TimeoutError, ValueError) as err:
+                raise ExecutorError(
+                    f"--scheduler: cannot connect to a Dask scheduler at {self.scheduler!r} ({err})"
+                ) from None
+            return
+        n = self.workers or available_cores()
+        self._cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=self.processes,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        self._client = Client(self._cluster)
+
+    @property
+    def client(self) -> Any:
+        self.start()
+        return self._client
+
+    def _workers_info(self) -> list[dict[str, Any]]:
+        try:
+            return list(self.client.scheduler_info(n_workers=-1)["workers"].values())
+        except TypeError:  # older distributed without n_workers
+            return list(self.client.scheduler_info()["workers"].values())
+
+    @property
+    def slots(self) -> int:
+        threads = sum(int(w.get("nthreads", 1)) for w in self._workers_info())
+        return max(1, threads)
+
+    def memory_per_slot(self) -> int | None:
+        limits = [
+            int(w["memory_limit"]) // max(1, int(w.get("nthreads", 1)))
+            for w in self._workers_info()
+            if w.get("memory_limit")
+        ]
+        return min(limits) if limits else None
+
+    def threads_per_slot(self) -> int | None:
+        # our own worker processes each run one cell at a time; elsewhere leave the cluster's
+        # setting (dask starts workers with OMP_NUM_THREADS=1 by default)
+        if self._cluster is not None and self.processes:
+            return max(1, available_cores() // max(1, self.workers or available_cores()))
+        return None
+
+    def describe(self) -> str:
+        if self._cluster is not None:
+            where = "LocalCluster" + ("" if self.processes else ", threads")
+        else:
+            where = self.scheduler or getattr(self.client.scheduler, "address", "client")
+        return f"dask ({where}, {self.slots} worker threads)"
+
+    def close(self) -> None:
+        self._futures = []
+        if self._own_client and self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def abort(self) -> None:
+        if self._client is not None and self._futures:
+            try:
+                self._client.cancel(self._futures, force=True)
+            except Exception:  # noqa: BLE001 - best effort while stopping
+                pass
+        self.close()
+
+    def map_unordered(self, fn, items):  # type: ignore[no-untyped-def]
+        import uuid
+
+        from distributed import as_completed
+
+        client = self.client
+        tag = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(fn, item, key=f"stelab-cell-{tag}-{i}", pure=False)
+            for i, item in enumerate(items)
+        ]
+        self._futures = futures
+        index = {fut.key: i for i, fut in enumerate(futures)}
+        for fut in as_completed(futures):
+            i = index[fut.key]
+            if fut.status == "finished":
+                result = fut.result()
+            elif fut.status == "cancelled":
+                result = ExecutorError("the Dask task was cancelled (scheduler lost or restarted)")
+            else:
+                result = fut.exception()  # e.g. KilledWorker after repeated worker deaths
+            fut.release()
+            yield i, result
+        self._futures = []
+
+
+def make_executor(
+    executor: str | Executor = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> Executor:
+    """An executor by name (``local``, ``dask`` or ``serial``), or the instance given."""
+    if isinstance(executor, Executor):
+        return executor
+    if executor not in EXECUTORS:
+        allowed = ", ".join(EXECUTORS)
+        raise ConfigError(f"--executor: unknown value {executor!r}; allowed: {allowed}")
+    if scheduler and executor != "dask":
+        raise ConfigError("--scheduler: only used with --executor dask")
+    if executor == "serial":
+        return SerialExecutor()
+    if executor == "local":
+        return LocalExecutor(workers)
+    return DaskExecutor(scheduler=scheduler, workers=workers)
+
+
+__all__ = [
+    "DaskExecutor",
+    "EXECUTORS",
+    "Executor",
+    "ExecutorError",
+    "LocalExecutor",
+    "SerialExecutor",
+    "WorkerDied",
+    "available_cores",
+    "available_memory",
+    "make_executor",
+]

@@ -1,0 +1,605 @@
+"""Run sweep cells: plan, skip finished cells, compute the rest on an executor, store, merge.
+
+``run_cells(cells, out_dir)`` is the library entry point (``stelab sweep`` and ``stelab
+reproduce`` both go through it). For each cell the worker runs
+``stelab.engine.run_experiment(cell.config, trials=cell.trials)`` and returns the rows; this
+process writes them to ``out_dir/cells/<key>.parquet`` as they arrive, so an interruption at any
+moment loses only the cells still running. The merged table lists the cells in the order given
+(grid order), each cell's trials ascending: it does not depend on the executor, the number of
+workers, the order cells finish in, or on how often the sweep was interrupted and resumed. Only
+the timing column ``wall_seconds`` differs between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from stelab.config import Config
+from stelab.errors import MemoryBudgetError, StelabError
+from stelab.sweep.executors import Executor, make_executor
+from stelab.sweep.grid import Cell, make_cells, trial_flops
+from stelab.sweep.store import CorruptCellError, SweepStore, code_label
+
+#: columns that measure time and therefore differ between otherwise identical runs
+TIMING_COLUMNS = ("wall_seconds",)
+
+
+class SweepFailedError(StelabError):
+    """Some cells raised; the others are stored and merged (see DIR/errors/)."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM in the CLI) stopped a sweep; finished cells are kept."""
+
+    def __init__(self, message: str, done: int, total: int, out_dir: Path) -> None:
+        super().__init__(message)
+        self.message, self.done, self.total, self.out_dir = message, done, total, out_dir
+
+
+# -- the work of one cell (runs on a worker) ---------------------------------------------------
+@dataclass
+class CellTask:
+    """What a worker needs for one cell; ``chunk_size`` trials share the memory at once."""
+
+    cell: Cell
+    chunk_size: int | None = None
+    threads: int | None = None
+
+
+@dataclass
+class CellOutcome:
+    """A worker's answer: the rows, or the error (type, message, traceback) and where it ran."""
+
+    key: str
+    rows: pd.DataFrame | None
+    seconds: float
+    host: str
+    pid: int
+    error: dict[str, str] | None = None
+
+
+def compute_cell(task: CellTask) -> CellOutcome:
+    """Run one cell's trials; never raises for an error inside the cell (it is returned)."""
+    began = time.perf_counter()
+    cell = task.cell
+    try:
+        if task.threads is not None:
+            import torch
+
+            torch.set_num_threads(task.threads)
+        from stelab import engine  # looked up at call time, so tests can patch it
+
+        rows = engine.run_experiment(cell.config, trials=cell.trials, chunk_size=task.chunk_size)
+        rows.insert(
+            rows.columns.get_loc("trial") if "trial" in rows else 0,
+            "config_digest",
+            cell.config.digest(),
+        )
+        error = None
+    except Exception as err:  # noqa: BLE001 - recorded with the cell; the sweep goes on
+        rows = None
+        error = {
+            "error_type": type(err).__name__,
+            "message": str(err).splitlines()[0] if str(err) else type(err).__name__,
+            "traceback": traceback.format_exc(),
+        }
+    return CellOutcome(
+        cell.key, rows, time.perf_counter() - began, socket.gethostname(), os.getpid(), error
+    )
+
+
+# -- planning ----------------------------------------------------------------------------------
+def _mb(nbytes: float) -> str:
+    if nbytes >= 2**30:
+        return f"{nbytes / 2**30:.2f} GB"
+    if nbytes >= 2**20:
+        return f"{nbytes / 2**20:.1f} MB"
+    return f"{nbytes / 2**10:.1f} kB"
+
+
+def _sci(x: float) -> str:
+    return f"{int(x):,}" if x < 1e6 else f"{x:.3g}"
+
+
+@dataclass
+class SweepPlan:
+    """Work and memory of a sweep before it starts (formulas in :func:`plan_cells`)."""
+
+    cells: list[Cell]
+    todo: list[int]  # indexes of cells still to compute
+    chunk_sizes: list[int | None]
+    peak_bytes: list[int]
+    budget_note: str
+    n_configs: int
+    trials: int
+    trial_steps: int
+    flops: float
+    todo_trials: int = 0
+    todo_flops: float = 0.0
+    cell_flops: list[float] = field(default_factory=list)
+
+    def table(self, executor: str) -> Table:
+        """The plan as a rich table (printed before a sweep starts)."""
+        table = Table(title="sweep plan", show_header=False, title_justify="left")
+        table.add_column("what")
+        table.add_column("value", overflow="fold")
+        done = len(self.cells) - len(self.todo)
+        table.add_row("cells", f"{len(self.cells)} ({self.n_configs} configs); "
+                      f"{done} already stored, {len(self.todo)} to run")
+        table.add_row("trials", f"{self.trials:,} ({self.todo_trials:,} to run)")
+        table.add_row("trial-steps (sum of trials x T)", _sci(self.trial_steps))
+        table.add_row("work (~4 B m d T flops per trial)",
+                      f"{_sci(self.flops)} ({_sci(self.todo_flops)} to run)")
+        if self.todo:
+            peak = max(self.peak_bytes[i] for i in self.todo)
+            table.add_row("peak memory per cell", f"{_mb(peak)} ({self.budget_note})")
+        table.add_row("executor", executor)
+        return table
+
+
+def _budget(cfg: Config, per_slot: int | None) -> tuple[int | None, str]:
+    """Bytes one running cell may hold, and where that number comes from."""
+    if cfg.run.memory_budget_mb is not None:
+        return int(cfg.run.memory_budget_mb * 2**20), "run.memory_budget_mb"
+    if per_slot is not None:
+        return per_slot // 2, "half the memory per worker"
+    return None, "budget unknown here; each worker plans its own"
+
+
+def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | None) -> SweepPlan:
+    """Estimate the work and check the memory of every cell still to run.
+
+    Per trial: bytes b = :func:`stelab.engine.problem.bytes_per_trial`, flops-ish
+    f = :func:`stelab.sweep.grid.trial_flops` (= 4 B m d T + 2 n m d), trial-steps T. A cell of
+    k trials with budget M runs chunks of c = min(k, floor(M / b)) trials, peak memory c b. A cell
+    with b > M cannot run at all: :class:`MemoryBudgetError`, before anything starts. On a GPU
+    (run.device auto/cuda where CUDA exists) each worker plans its chunks from the GPU memory.
+    """
+    import torch
+
+    from stelab.engine.problem import bytes_per_trial
+
+    gpu = torch.cuda.is_available()
+    chunks: list[int | None] = []
+    peaks: list[int] = []
+    flops: list[float] = []
+    todo: list[int] = []
+    notes: set[str] = set()
+    too_big: list[str] = []
+    for i, cell in enumerate(cells):
+        cfg = cell.config
+        k = cell.stop - cell.start
+        per_trial = bytes_per_trial(cfg)
+        flops.append(trial_flops(cfg) * k)
+        if cfg.run.device != "cpu" and gpu and cfg.run.memory_budget_mb is None:
+            budget, note = None, "GPU: each worker plans from its free GPU memory"
+        else:
+            budget, note = _budget(cfg, memory_per_slot)
+        chunk = k if budget is None else min(k, budget // per_trial)
+        chunks.append(None if budget is None else max(1, chunk))
+        peaks.append(per_trial * max(1, chunk))
+        if cell.key in done:
+            continue
+        todo.append(i)
+        notes.add(note if budget is None else f"budget {_mb(budget)}: {note}")
+        if budget is not None and per_trial > budget:
+            too_big.append(
+                f"sweep cell {cell.describe()}: one trial needs {_mb(per_trial)} "
+                f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, {cfg.run.dtype}) "
+                f"but the memory budget is {_mb(budget)} ({note})"
+            )
+    if too_big:
+        more = f" (and {len(too_big) - 1} more cells)" if len(too_big) > 1 else ""
+        raise MemoryBudgetError(
+            f"{too_big[0]}{more}; lower train.n or model.d, set run.memory_budget_mb, "
+            "or use fewer --workers"
+        )
+    steps = sum((c.stop - c.start) * c.config.train.steps for c in cells)
+    return SweepPlan(
+        cells=list(cells),
+        todo=todo,
+        chunk_sizes=chunks,
+        peak_bytes=peaks,
+        budget_note="; ".join(sorted(notes)) or "-",
+        n_configs=len({c.config.digest() for c in cells}),
+        trials=sum(c.stop - c.start for c in cells),
+        trial_steps=steps,
+        flops=sum(flops),
+        todo_trials=sum(cells[i].stop - cells[i].start for i in todo),
+        todo_flops=sum(flops[i] for i in todo),
+        cell_flops=flops,
+    )
+
+
+# -- progress ----------------------------------------------------------------------------------
+class _Reporter:
+    """A rich progress bar (cells done / total, trials per second, ETA from the work left); in a
+    non-interactive log (Slurm output file) a plain line every 10% or 30 s instead."""
+
+    def __init__(self, console: Console | None, total_cells: int, total_flops: float) -> None:
+        self.console = console
+        self.total_cells = total_cells
+        self.cells = self.trials = self.failed = 0
+        self.began = time.perf_counter()
+        self.last_line = self.began
+        self.last_step = -1
+        self.progress: Progress | None = None
+        if console is not None and console.is_terminal:
+            self.progress = Progress(
+                TextColumn("[bold]sweep"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("cells {task.fields[cells]}"),
+                TextColumn("{task.fields[rate]}"),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            )
+            self.task = self.progress.add_task(
+                "sweep", total=max(total_flops, 1.0), cells=f"0/{total_cells}", rate=""
+            )
+            self.progress.start()
+
+    def rate(self) -> float:
+        return self.trials / max(time.perf_counter() - self.began, 1e-9)
+
+    def update(self, trials: int, flops: float, failed: bool) -> None:
+        self.cells += 1
+        self.trials += trials
+        self.failed += int(failed)
+        fail = f", {self.failed} failed" if self.failed else ""
+        if self.progress is not None:
+            self.progress.update(
+                self.task, advance=flops, cells=f"{self.cells}/{self.total_cells}{fail}",
+                rate=f"{self.rate():.1f} trials/s",
+            )
+        elif self.console is not None:
+            now = time.perf_counter()
+            step = 10 * self.cells // max(1, self.total_cells)
+            last = self.cells == self.total_cells
+            if step != self.last_step or now - self.last_line > 30 or last:
+                self.last_step, self.last_line = step, now
+                self.console.print(
+                    f"cells {self.cells}/{self.total_cells}{fail}, {self.rate():.1f} trials/s, "
+                    f"{now - self.began:.0f} s", highlight=False
+                )
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+# -- the sweep ---------------------------------------------------------------------------------
+@dataclass
+class SweepReport:
+    """What a sweep did; ``rows`` is the merged table (also in out_dir/results.parquet)."""
+
+    out_dir: Path
+    rows: pd.DataFrame
+    n_cells: int
+    stored_before: int
+    computed: int
+    failures: list[dict[str, Any]]
+    corrupt: list[tuple[str, str]]
+    seconds: float
+    trials_computed: int
+    executor: str
+    warnings: list[str] = field(default_factory=list)
+    plan: SweepPlan | None = None
+
+    def table(self) -> Table:
+        """The final summary as a rich table."""
+        table = Table(title="sweep summary", show_header=False, title_justify="left")
+        table.add_column("what")
+        table.add_column("value", overflow="fold")
+        table.add_row("cells", f"{self.n_cells}: {self.stored_before} stored before, "
+                      f"{self.computed} computed now, {len(self.failures)} failed")
+        if self.corrupt:
+            table.add_row("corrupt cell files", f"{len(self.corrupt)} found, moved to "
+                          f"{self.out_dir / 'quarantine'} and recomputed")
+        rate = self.trials_computed / self.seconds if self.seconds > 0 else 0.0
+        table.add_row("trials computed", f"{self.trials_computed:,} in {self.seconds:.1f} s "
+                      f"({rate:.1f} trials/s, {self.executor})")
+        table.add_row("rows", f"{len(self.rows):,} in {self.out_dir / 'results.parquet'}")
+        for text in self.warnings:
+            table.add_row("[yellow]note[/]", text)
+        return table
+
+
+def _wants_gpu(cells: Sequence[Cell]) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and any(c.config.run.device != "cpu" for c in cells)
+
+
+def _as_cells(items: Sequence[Cell | Config], block_trials: int | None) -> list[Cell]:
+    cells: list[Cell] = []
+    for item in items:
+        if isinstance(item, Cell):
+            cells.append(item)
+        elif isinstance(item, Config):
+            cells.extend(make_cells([item], block_trials))
+        else:
+            raise TypeError(f"run_cells: expected Cell or Config, got {type(item).__name__}")
+    seen: dict[str, Cell] = {}
+    for cell in cells:
+        if cell.key in seen:
+            raise StelabError(
+                f"cells: the cell {cell.describe()} is listed twice (key {cell.key}); "
+                "each config and trial block may appear once"
+            )
+        seen[cell.key] = cell
+    return cells
+
+
+def _load(store: SweepStore, cells: Sequence[Cell], keys: set[str]) -> tuple[list, list]:
+    frames, bad = [], []
+    for cell in cells:
+        if cell.key not in keys:
+            continue
+        try:
+            frames.append(store.read_cell(cell))
+        except CorruptCellError as err:
+            store.quarantine(cell.key, str(err))
+            bad.append((cell.key, str(err)))
+    return frames, bad
+
+
+def execute_sweep(
+    cells: Sequence[Cell | Config],
+    out_dir: str | Path,
+    executor: str | Executor = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    block_trials: int | None = None,
+    console: Console | None = None,
+    sweep_config: dict[str, Any] | None = None,
+    plan_only: bool = False,
+) -> SweepReport:
+    """Store and resume ``cells`` under ``out_dir``; return what happened (:class:`SweepReport`).
+
+    Raises :class:`~stelab.sweep.store.SweepStoreError` (folder unusable or holding another
+    sweep), :class:`MemoryBudgetError` (a cell cannot fit), :class:`SweepInterrupted` (Ctrl-C:
+    finished cells are kept; run again to resume).
+    """
+    began = time.perf_counter()
+    out = Path(out_dir)
+    cell_list = _as_cells(cells, block_trials)
+    show = console if progress else None
+    if progress and show is None:
+        show = Console(stderr=True)
+    if executor == "local" and workers is None and _wants_gpu(cell_list):
+        workers = 1  # one process feeds the GPU with large chunks; many would share one card
+    runner = make_executor(executor, workers=workers, scheduler=scheduler)
+    with SweepStore(out) as store:
+        warnings = store.open(cell_list, sweep_config, dry=plan_only)
+        for text in warnings:
+            if show is not None:
+                show.print(f"[yellow]warning:[/] {text}", highlight=False)
+        run_id = uuid.uuid4().hex[:12]
+        run_record: dict[str, Any] = {
+            "id": run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "executor": runner.name, "workers": workers, "scheduler": scheduler,
+            "code": code_label(store.manifest.get("code_now", {})), "status": "running",
+        }
+        corrupt: list[tuple[str, str]] = []
+        failures: dict[str, dict[str, Any]] = {}
+        computed = trials_computed = 0
+        stored_before: int | None = None
+        plan: SweepPlan | None = None
+        started = False
+        try:
+            for _attempt in range(2):
+                scan = store.scan(cell_list)
+                corrupt.extend(scan.corrupt)
+                if stored_before is None:
+                    stored_before = len(scan.done)
+                todo_exists = len(scan.done) < len(cell_list)
+                if todo_exists and not started:
+                    runner.start()
+                    started = True
+                per_slot = runner.memory_per_slot() if started else None
+                plan = plan_cells(cell_list, scan.done, per_slot)
+                if show is not None and _attempt == 0:
+                    for key, reason in scan.corrupt:
+                        show.print(f"[yellow]corrupt cell file[/] {key}: {reason}; "
+                                   "moved to quarantine/, recomputing", highlight=False)
+                    if scan.failed_before:
+                        show.print(f"retrying {len(scan.failed_before)} cells that failed before "
+                                   f"(records in {store.errors_dir})", highlight=False)
+                    show.print(plan.table(runner.describe() if started else runner.name))
+                if plan_only:
+                    if started:
+                        runner.close()
+                    return SweepReport(out, pd.DataFrame(), len(cell_list), len(scan.done), 0,
+                                       [], corrupt, 0.0, 0, runner.name, warnings, plan)
+                if _attempt == 0:
+                    store.record_run(run_record)
+                threads = runner.threads_per_slot() if started else None
+                tasks = [CellTask(cell_list[i], plan.chunk_sizes[i], threads) for i in plan.todo]
+                reporter = _Reporter(show, len(tasks), plan.todo_flops) if tasks else None
+                try:
+                    for j, result in runner.map_unordered(compute_cell, tasks) if tasks else []:
+                        cell = tasks[j].cell
+                        i = plan.todo[j]
+                        if isinstance(result, CellOutcome) and result.error is None:
+                            store.write_cell(cell, result.rows, {
+                                "host": result.host, "pid": result.pid, "seconds": result.seconds,
+                            })
+                            failures.pop(cell.key, None)
+                            computed += 1
+                            trials_computed += cell.stop - cell.start
+                        else:
+                            failure = _failure(result)
+                            store.write_error(cell, failure)
+                            failures[cell.key] = {"key": cell.key, "cell": cell.describe(),
+                                                  **failure}
+                        assert reporter is not None
+                        reporter.update(cell.stop - cell.start, plan.cell_flops[i],
+                                        cell.key in failures)
+                finally:
+                    if reporter is not None:
+                        reporter.stop()
+                finished = store.scan(cell_list).done
+                frames, bad = _load(store, cell_list, finished)
+                corrupt.extend(bad)
+                if not bad:
+                    break
+                if show is not None:
+                    for key, reason in bad:
+                        show.print(f"[yellow]corrupt cell file[/] {key}: {reason}; "
+                                   "moved to quarantine/, recomputing", highlight=False)
+            else:
+                raise StelabError(
+                    f"--out: cell files in {store.cells_dir} are corrupt again after being "
+                    "rewritten; check the disk"
+                )
+        except KeyboardInterrupt:
+            runner.abort()
+            done = len(store.scan(cell_list).done)
+            run_record.update(status="interrupted", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            store.record_run(run_record)
+            raise SweepInterrupted(
+                f"interrupted: {done}/{len(cell_list)} cells are stored in {store.cells_dir}; "
+                "run the same command again to resume",
+                done, len(cell_list), out,
+            ) from None
+        except BaseException:
+            runner.abort()
+            raise
+        else:
+            restarts = getattr(runner, "restarts", 0)
+            if restarts:
+                warnings.append(
+                    f"worker processes died {restarts} time(s) (killed, or out of memory); the "
+                    "cells they were running were rerun one at a time"
+                )
+            if started:
+                runner.close()
+        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        store.write_results(rows)
+        seconds = time.perf_counter() - began
+        run_record.update(
+            status="complete" if not failures else f"{len(failures)} cells failed",
+            ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(seconds, 3),
+            cells_computed=computed,
+        )
+        store.record_run(run_record)
+        return SweepReport(
+            out_dir=out, rows=rows, n_cells=len(cell_list), stored_before=stored_before or 0,
+            computed=computed, failures=list(failures.values()), corrupt=corrupt,
+            seconds=seconds, trials_computed=trials_computed,
+            executor=runner.describe() if started else runner.name, warnings=warnings, plan=plan,
+        )
+
+
+def _failure(result: Any) -> dict[str, Any]:
+    """An error record from a worker's CellOutcome, or from an exception the executor gave."""
+    if isinstance(result, CellOutcome):
+        return {**(result.error or {}), "host": result.host, "pid": result.pid,
+                "seconds": result.seconds}
+    if isinstance(result, BaseException):
+        text = "".join(traceback.format_exception(result))
+        return {"error_type": type(result).__name__,
+                "message": (str(result).splitlines() or [type(result).__name__])[0],
+                "traceback": text}
+    return {"error_type": "UnexpectedResult", "message": repr(result)[:200], "traceback": ""}
+
+
+def print_failures(report: SweepReport, console: Console, limit: int = 5) -> None:
+    """One line per failed cell (the first ``limit``) and where the full records are."""
+    for failure in report.failures[:limit]:
+        console.print(f"[red]failed[/] {failure['cell']}: {failure['error_type']}: "
+                      f"{failure['message']}", highlight=False, soft_wrap=True)
+    if len(report.failures) > limit:
+        console.print(f"... and {len(report.failures) - limit} more", highlight=False)
+    if report.failures:
+        console.print(f"tracebacks and configs: {report.out_dir / 'errors'}/*.json; "
+                      "run again to retry the failed cells", highlight=False)
+
+
+def run_cells(
+    cells: Sequence[Cell | Config],
+    out_dir: str | Path,
+    executor: str | Executor = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    block_trials: int | None = None,
+    allow_failures: bool = False,
+    console: Console | None = None,
+    sweep_config: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Compute (or resume) ``cells`` under ``out_dir`` and return the merged rows.
+
+    ``cells`` are :class:`~stelab.sweep.grid.Cell` objects, or configs (split into trial blocks
+    of ``block_trials``, default :func:`~stelab.sweep.grid.default_block_trials`). Finished cells
+    found in ``out_dir/cells`` are not recomputed. ``executor``: ``"local"`` (process pool of
+    ``workers``, default one per core), ``"dask"`` (``scheduler`` address, or a LocalCluster of
+    ``workers``), ``"serial"``, or an :class:`~stelab.sweep.executors.Executor`. With
+    ``progress`` a bar, the plan and a summary go to ``console`` (default stderr).
+
+    When cells fail, the others are still stored and merged into ``out_dir/results.parquet``;
+    then :class:`SweepFailedError` is raised unless ``allow_failures`` (the failures are in
+    ``out_dir/errors/`` and in ``rows.attrs["failures"]``). ``sweep_config`` (e.g. the TOML
+    mapping the cells came from) is recorded in the manifest.
+    """
+    report = execute_sweep(cells, out_dir, executor, workers, scheduler, progress, block_trials,
+                           console, sweep_config)
+    if progress:
+        show = console or Console(stderr=True)
+        show.print(report.table())
+        print_failures(report, show)
+    report.rows.attrs["failures"] = report.failures
+    if report.failures and not allow_failures:
+        raise SweepFailedError(
+            f"{len(report.failures)} of {report.n_cells} cells failed (first: "
+            f"{report.failures[0]['cell']}: {report.failures[0]['message']}); records in "
+            f"{report.out_dir / 'errors'}; the other cells are stored; run again to retry"
+        )
+    return report.rows
+
+
+def drop_timing(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` without the timing columns (:data:`TIMING_COLUMNS`), for comparing runs."""
+    return rows.drop(columns=[c for c in TIMING_COLUMNS if c in rows])
+
+
+__all__ = [
+    "CellOutcome",
+    "CellTask",
+    "SweepFailedError",
+    "SweepInterrupted",
+    "SweepPlan",
+    "SweepReport",
+    "TIMING_COLUMNS",
+    "compute_cell",
+    "drop_timing",
+    "execute_sweep",
+    "plan_cells",
+    "run_cells",
+]

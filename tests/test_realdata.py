@@ -1,0 +1,91 @@
+"""E5 real data (digits): tidy rows, CIs, and a short training run that learns."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from stelab.errors import ConfigError
+from stelab.realdata import (
+    DigitsSettings,
+    load_digits_task,
+    mean_ci,
+    run_digits,
+    summarize_digits,
+    train_and_evaluate,
+)
+
+FAST = DigitsSettings(two_layer_steps=60, mlp_epochs=4)
+
+
+def test_binary_task_is_balanced_and_splits_are_seeded():
+    X_tr, y_tr, X_te, y_te = load_digits_task("binary", seed=3)
+    y = np.concatenate([y_tr, y_te])
+    assert X_tr.shape[1] == 64 and X_tr.dtype == np.float32
+    assert y.mean() == pytest.approx(0.5)
+    again = load_digits_task("binary", seed=3)
+    assert np.array_equal(X_tr, again[0])
+    assert not np.array_equal(X_tr, load_digits_task("binary", seed=4)[0])
+
+
+@pytest.mark.parametrize(
+    "task, model, margin",
+    [("binary", "two_layer", 0.2), ("multiclass", "mlp", 0.4), ("multiclass", "two_layer", 0.3)],
+)
+def test_short_training_learns_above_chance(task, model, margin):
+    row = train_and_evaluate(task, model, "standardize", seed=0, settings=FAST)
+    assert row["test_accuracy"] > row["chance"] + margin
+
+
+def test_run_digits_gives_tidy_rows_and_summary():
+    rows = run_digits(
+        seeds=[0, 1], tasks=["binary"], models=["two_layer"], settings=FAST,
+        normalizations=["none", "batchnorm"],
+    )
+    assert len(rows) == 4
+    assert set(rows.columns) >= {"task", "model", "normalization", "seed", "test_accuracy"}
+    assert rows.groupby(["normalization"]).size().tolist() == [2, 2]
+    summary = summarize_digits(rows)
+    assert len(summary) == 2
+    for rec in summary.itertuples():
+        assert rec.ci_low <= rec.test_accuracy <= rec.ci_high
+        assert rec.seeds == 2
+
+
+def test_mean_ci_is_a_t_interval():
+    mean, low, high = mean_ci([0.8, 0.9, 1.0])
+    # t_{0.975, 2} = 4.3027; sd = 0.1
+    assert mean == pytest.approx(0.9)
+    assert high - mean == pytest.approx(4.302653 * 0.1 / 3**0.5, rel=1e-5)
+    assert mean_ci([0.5]) == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [({"tasks": ["ternary"]}, "task"), ({"models": ["cnn"]}, "model"),
+     ({"normalizations": ["whiten"]}, "normalization"), ({"seeds": []}, "seeds")],
+)
+def test_bad_choices_raise_config_error(kwargs, field):
+    with pytest.raises(ConfigError, match=f"^{field}:"):
+        run_digits(**kwargs)
+
+
+@pytest.mark.slow
+def test_quick_mode_fits_its_budget_and_every_cell_learns():
+    began = time.perf_counter()
+    rows = run_digits(seeds=10, quick=True)
+    assert time.perf_counter() - began < 120  # ~40 s on 2 cores; generous for shared machines
+    assert len(rows) == 2 * 2 * 3 * 10
+    s = summarize_digits(rows).set_index(["task", "model", "normalization"])
+    assert (s["test_accuracy"] > s["chance"] + 0.2).all()
+
+
+@pytest.mark.slow
+def test_digits_teacher_recovery_matches_diagnose():
+    from stelab.realdata import digits_teacher_recovery
+
+    table = digits_teacher_recovery(trials=8, steps=300)
+    assert len(table) == 10
+    assert (table["predicted_healthy"] == table["measured_healthy"]).all(), table.to_string()

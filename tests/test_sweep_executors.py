@@ -1,0 +1,223 @@
+"""Executors and crashes: local pool and Dask give the rows of the serial run; a sweep killed with
+SIGKILL (the whole command, or one worker process) or stopped with Ctrl-C resumes to the table of
+an uninterrupted run; an error inside a worker is recorded and the other cells finish."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from stelab.config import read_toml
+from stelab.sweep import (
+    DaskExecutor,
+    LocalExecutor,
+    drop_timing,
+    execute_sweep,
+    parse_sweep,
+    run_cells,
+    sweep_cells,
+)
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(drop_timing(a), drop_timing(b))
+
+
+def tiny_cells(trials: int = 3):
+    raw = {
+        "model": {"d": 16, "m": [1, 3]},
+        "noise": {"kind": "flip", "level": [0.0, 0.1]},
+        "train": {"n": [32, 64], "steps": 20},
+        "run": {"trials": trials, "device": "cpu"},
+        "sweep": {"axes": ["model.m", "train.n", "noise.level"], "block_trials": 2},
+    }
+    return sweep_cells(parse_sweep(raw))
+
+
+def test_local_pool_and_dask_give_the_serial_rows(tmp_path):
+    cells = tiny_cells()
+    assert len(cells) == 16
+    serial = run_cells(cells, tmp_path / "serial", executor="serial", progress=False)
+    local = run_cells(cells, tmp_path / "local", executor=LocalExecutor(workers=2), progress=False)
+    dask = run_cells(cells, tmp_path / "dask", executor=DaskExecutor(workers=2, processes=False),
+                     progress=False)
+    same(serial, local)
+    same(serial, dask)
+    assert len(serial) == 8 * 3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_error_inside_a_worker_is_recorded_with_the_cell_config(tmp_path):
+    raw = {
+        "model": {"d": 16},
+        "train": {"n": [32, 64], "steps": 20},
+        "run": {"trials": 2, "device": ["cpu", "cuda"]},  # cuda fails inside the worker here
+        "sweep": {"axes": ["train.n", "run.device"]},
+    }
+    cells = sweep_cells(parse_sweep(raw))
+    report = execute_sweep(cells, tmp_path, executor=LocalExecutor(workers=1), progress=False)
+    assert report.computed == 2 and len(report.failures) == 2
+    assert len(report.rows) == 4 and set(report.rows["device"]) == {"cpu"}
+    records = [json.loads(p.read_text()) for p in (tmp_path / "errors").glob("*.json")]
+    assert {r["config"]["run"]["device"] for r in records} == {"cuda"}
+    assert all(r["error_type"] == "ConfigError" and "run.device" in r["message"] for r in records)
+    assert all(r["pid"] != os.getpid() for r in records)  # it ran in a worker process
+
+
+# -- the CLI in a subprocess, interrupted ---------------------------------------------------------
+SWEEP_TOML = """
+[model]
+d = 16
+m = [1, 2, 3, 4]
+[noise]
+kind = "flip"
+level = [0.0, 0.05, 0.1, 0.2, 0.3]
+[train]
+n = [48, 64, 96, 128]
+steps = 20
+[run]
+trials = 2
+device = "cpu"
+[sweep]
+axes = ["model.m", "noise.level", "train.n"]
+"""  # 80 tiny cells
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+
+
+def start_sweep(config: Path, out: Path, workers: int = 2) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "stelab", "sweep", str(config), "--out", str(out),
+           "--workers", str(workers)]
+    return subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def stored(out: Path) -> int:
+    return len(list((out / "cells").glob("*.parquet")))
+
+
+def wait_for_cells(proc: subprocess.Popen, out: Path, at_least: int, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = stored(out)
+        if count >= at_least:
+            return count
+        if proc.poll() is not None:
+            raise AssertionError(f"sweep ended early: {proc.communicate()}")
+        time.sleep(0.005)
+    raise AssertionError("no progress")
+
+
+def session_processes(sid: int) -> list[int]:
+    """Live (non-zombie) processes of a session (Linux /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def wait_until_gone(sid: int, timeout: float = 20) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and session_processes(sid):
+        time.sleep(0.1)
+    return session_processes(sid)
+
+
+def baseline(config: Path, out: Path) -> pd.DataFrame:
+    cells = sweep_cells(parse_sweep(read_toml(config)))
+    return run_cells(cells, out, executor="serial", progress=False)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_ctrl_c_then_kill_9_then_resume_gives_the_uninterrupted_table(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text(SWEEP_TOML)
+    out = tmp_path / "out"
+    total = 80
+
+    proc = start_sweep(config, out)  # 1. Ctrl-C: a clean stop that says how to resume
+    wait_for_cells(proc, out, 3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "run the same command again to resume" in err
+    assert "Traceback" not in err
+    assert wait_until_gone(proc.pid) == []
+    after_ctrl_c = stored(out)
+    assert 3 <= after_ctrl_c < total
+
+    proc = start_sweep(config, out)  # 2. kill -9 of the command in the middle
+    wait_for_cells(proc, out, after_ctrl_c + 3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert wait_until_gone(proc.pid) == [], "worker processes outlived the killed sweep"
+    after_kill = stored(out)
+    assert after_kill < total and not (out / "results.parquet").exists()
+
+    proc = start_sweep(config, out)  # 3. the same command resumes and completes
+    stdout, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    summary = " ".join(stdout.split())
+    assert f"{after_kill} stored before, {total - after_kill} computed now" in summary
+    resumed = pd.read_parquet(out / "results.parquet")
+    same(resumed, baseline(config, tmp_path / "baseline"))
+    assert not list((out / "cells").glob(".*.tmp"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_killed_worker_process_does_not_lose_the_sweep(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text(SWEEP_TOML)
+    out = tmp_path / "out"
+    proc = start_sweep(config, out)
+    wait_for_cells(proc, out, 3)
+    workers = [pid for pid in session_processes(proc.pid)
+               if pid != proc.pid and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)
+    stdout, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "worker processes died 1 time" in " ".join(stdout.split())
+    same(pd.read_parquet(out / "results.parquet"), baseline(config, tmp_path / "baseline"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_kill_9_at_random_moments_then_resume(tmp_path):
+    """SIGKILL at moments spread over start-up, pool start, computing and merging."""
+    import random
+
+    config = tmp_path / "sweep.toml"
+    config.write_text(SWEEP_TOML)
+    out = tmp_path / "out"
+    delays = [0.05, 0.5, 1.5] + [random.Random(k).uniform(0.5, 8.0) for k in range(5)]
+    for delay in delays:
+        proc = start_sweep(config, out)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        assert wait_until_gone(proc.pid) == []
+        if (out / "manifest.json").exists():
+            json.loads((out / "manifest.json").read_text())  # never half written
+    proc = start_sweep(config, out)
+    stdout, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    same(pd.read_parquet(out / "results.parquet"), baseline(config, tmp_path / "baseline"))
