@@ -151,7 +151,9 @@ def bench_baseline(quick: bool = False, say: Printer = print, tiny: bool = False
                   run={"trials": trials})
     problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
     engine = select_engine(cfg)
-    run_chunk(cfg, problem, engine)  # warm-up
+    run_chunk(cfg, problem, engine)  # warm-up of both (first calls of autograd are slower)
+    first = build_problem(cfg, [0], torch.device("cpu"))
+    run_baseline(first, cfg.train.steps, cfg.train.step_size)
     ratios, agree = [], True
     for _ in range(repeats):
         began = time.perf_counter()

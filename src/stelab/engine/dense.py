@@ -29,9 +29,9 @@ from stelab.engine.kernels import (
     split_evenly,
 )
 from stelab.engine.problem import Problem
-from stelab.engine.trajectory import ChunkOutput, Trajectory, latent_step, loss_of
+from stelab.engine.trajectory import ChunkOutput, Trajectory, binary, latent_step, loss_of
 from stelab.model import step_size_eta
-from stelab.quantizers import get_weight_ste, sign
+from stelab.quantizers import get_weight_ste
 from stelab.seeds import trial_rng
 
 Tensor = torch.Tensor
@@ -147,7 +147,7 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
     rule = DecisionRule.from_config(cfg)
 
     u = problem.u0.clone()
-    q = sign(u)
+    q = binary(u)
     record = Trajectory(cfg, q, problem.teacher)
     residual = torch.zeros((t, n), dtype=Z.dtype, device=Z.device)
     G = torch.zeros((t, d), dtype=Z.dtype, device=Z.device)
@@ -180,7 +180,7 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
             if record.loss is not None:
                 record.loss[:, step] = loss_of(residual)
             latent_step(u, G, n_batch, scale, eta, weight_derivative)
-            q = sign(u)
+            q = binary(u)
             if record.record(step, q) and can_freeze:
                 record.freeze(step, q)
                 break

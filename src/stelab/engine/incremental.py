@@ -48,10 +48,10 @@ from stelab.engine.kernels import (
     split_evenly,
 )
 from stelab.engine.problem import Problem
-from stelab.engine.trajectory import ChunkOutput, Trajectory, latent_step, loss_of
+from stelab.engine.trajectory import ChunkOutput, Trajectory, binary, latent_step, loss_of
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
-from stelab.quantizers import get_weight_ste, sign
+from stelab.quantizers import get_weight_ste
 
 Tensor = torch.Tensor
 
@@ -67,11 +67,9 @@ FILL_BEFORE_END = 8
 #: at most this share of d columns is cached from one trial's full pass
 FILL_MAX_COLUMNS = 0.25
 #: a trial that did not move for this many steps gives its cached columns back
-COLD_AFTER_IDLE = 16
+COLD_AFTER_IDLE = 8
 #: bytes of gathered columns per batch of updates (bounds that temporary)
 UPDATE_BYTES = 4 << 20
-#: a step runs on several threads when its trials flip more than this many columns on average
-PARALLEL_FLIPS = 16
 #: recompute h in full when its error bound exceeds this multiple of a full pass's bound
 RESET_FACTOR = 8.0
 
@@ -191,7 +189,7 @@ def run_incremental(
     per_update = problem.bound * (3.0 * 1.01 * unit / gamma)
 
     u = problem.u0.clone()
-    q = sign(u)
+    q = binary(u)
     record = Trajectory(cfg, q, problem.teacher)
     h = torch.empty((t, R), dtype=Z3.dtype, device=device)
     err = problem.bound.clone()
@@ -284,10 +282,11 @@ def run_incremental(
 
         def refresh_split(
             ks: Tensor, flips: Tensor | None, scale: Tensor | None, full: bool = False,
-            fill: bool = False,
+            fill: bool = False, passes: int = 0,
         ) -> None:
-            # threads pay off for full passes; a light step is cheaper on one thread
-            heavy = full or flips is None or int(flips.sum()) > PARALLEL_FLIPS * len(ks)
+            # threads pay off for full passes (``passes`` trials expected to need one); a
+            # light step is cheaper on one thread
+            heavy = full or flips is None or passes >= 2 * workers.count
             heavy = heavy and len(ks) * R * d * Z3.element_size() >= PARALLEL_BYTES
             parts = split_evenly(len(ks), workers.count if heavy else 1)
             nonlocal split_sums  # a step on one thread still sums G on all of them
@@ -311,21 +310,21 @@ def run_incremental(
             if record.loss is not None:
                 record.loss[:, step] = loss_of(residual)
             latent_step(u, G, n, scale, eta, weight_derivative)
-            q_new = sign(u)
+            q_new = binary(u)
             flips = q_new != q
             q = q_new
             at_target = record.record(step, q)
             moved = flips.any(dim=1)
             active = torch.nonzero(moved).view(-1)
             scale = model.preact_scale(q) if scale is not None else None
-            uncached = (flips & (cache.table < 0)).sum(dim=1)
-            full_pass = chooser.full_pass(2 * int((uncached > COLD_MAX_FLIPS).sum()) >= t)
+            passes = int(((flips & (cache.table < 0)).sum(dim=1) > COLD_MAX_FLIPS).sum())
+            full_pass = chooser.full_pass(2 * passes >= t)
             fill = FILL_FROM_STEP <= step < T - FILL_BEFORE_END
             began = time.perf_counter()
             if full_pass:
                 refresh_split(everyone, flips, scale, full=True, fill=fill)
             else:
-                refresh_split(active, flips[active], scale, fill=fill)
+                refresh_split(active, flips[active], scale, fill=fill, passes=passes)
             chooser.observe(full_pass, time.perf_counter() - began)
             if at_target and noiseless and freeze:
                 record.freeze(step, q)

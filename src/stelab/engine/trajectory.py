@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from stelab.config import Config
-from stelab.quantizers import sign
 
 Tensor = torch.Tensor
 
@@ -31,6 +30,12 @@ class ChunkOutput:
     loss: np.ndarray | None  # (t, T+1) L(q_0) .. L(q_T), when recorded
     final_u: np.ndarray  # (t, d) latent weights u_T
     ergodic_at: np.ndarray  # (t, K) Hamming of sign(qbar_T') at the checkpoints T'
+
+
+def binary(u: Tensor) -> Tensor:
+    """q = sign(u) with sign(0) = +1, as :func:`stelab.quantizers.sign` (same values), computed
+    as 2 [u >= 0] - 1, which is several times faster than ``torch.where`` on the CPU."""
+    return (u >= 0).to(u.dtype).mul_(2).sub_(1)
 
 
 def latent_step(
@@ -76,7 +81,7 @@ class Trajectory:
         )
 
     def _ergodic(self, q_total: Tensor) -> Tensor:
-        return (sign(q_total.to(self.w_star.dtype)) != self.w_star).sum(dim=1)
+        return (binary(q_total.to(self.w_star.dtype)) != self.w_star).sum(dim=1)
 
     def record(self, step: int, q: Tensor) -> bool:
         """Record iterate q_{step+1}; True when every trial sits at w* after it."""
