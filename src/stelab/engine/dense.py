@@ -2,11 +2,12 @@
 
     u_{t+1} = u_t - eta * g(u_t),   q_t = sign(u_t),   eta = c sqrt(pi d / 2) m kappa
 
-Each step makes one pass over the data per group of trials (about 4 MB, so that it stays in
-cache between its two reads): h = Z q for the group (:func:`kernels.preactivations`), the exact
-decisions, residuals and coefficients (:mod:`stelab.engine.decisions`), then the gradient sums
-G = sum_r c_r Z_r over the rows with c_r != 0 (:func:`kernels.gradient_sums`). Groups run on the
-CPU threads torch was given (:class:`kernels.Workers`). Full batch by default; with
+Each step reads the data once per trial: h = Z q (:func:`kernels.preactivations`), then the
+exact decisions, residuals and coefficients (:mod:`stelab.engine.decisions`), then the
+gradient sums G = sum_r c_r Z_r over the rows with c_r != 0 only (:func:`kernels.gradient_sums`;
+without label noise most rows have zero residual after the first steps). The trials are split
+into one group per CPU thread torch was given (:class:`kernels.Workers`) when a step has at
+least PARALLEL_BYTES of data, else they run on one thread. Full batch by default; with
 ``train.batch_size`` B each trial walks through its own random permutation of the sample, B rows
 a step, reshuffled every epoch (rows that do not fill a last batch wait for the next epoch).
 
