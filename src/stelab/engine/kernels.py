@@ -21,6 +21,8 @@ gamma_d sum_j |Z_rj|, gamma_d = d u / (1 - d u), u = 2^-24, whatever the summati
 thresholds of the surrogate derivative) is taken from the float32 value when it is farther than
 that bound from the threshold, and otherwise from h recomputed in float64 (error ~1e-16
 relative): the decision is the one of the exact h, so every engine and device takes it alike.
+(The bound assumes float32 arithmetic: on CUDA, TF32 matmuls, which torch leaves off by default
+for float32, would break it.)
 """
 
 from __future__ import annotations
