@@ -40,6 +40,16 @@ def test_sample_complexity_rules():
     assert sample_complexity_verdict("C2", [failing], 4, {}).verdict == "inconclusive"
 
 
+def test_curved_scaling_is_judged_by_the_local_exponent_at_the_largest_d():
+    curved = CaseScaling("e", 1.8, 1.7, 1.9, identified=5, reach=_reach(0.9),
+                         lack_of_fit_p=0.001, local=2.6, local_low=2.3, local_high=2.9)
+    assert sample_complexity_verdict("C1", [curved], 2, {}).verdict == NOT_SUPPORTED
+    assert "local exponent" in sample_complexity_verdict("C1", [curved], 2, {}).reason
+    straight = CaseScaling("f", 1.8, 1.7, 1.9, identified=5, reach=_reach(0.9),
+                           lack_of_fit_p=0.5, local=2.6, local_low=2.3, local_high=2.9)
+    assert sample_complexity_verdict("C1", [straight], 2, {}).verdict == SUPPORTED
+
+
 def _level(p, growth_low, absorbed_high, any_return=True, absorbed_low=0.0):
     return NoiseLevelRecurrence(
         p, 16, any_return, 1.0, growth_low, growth_low + 1, 0.0, absorbed_low, absorbed_high

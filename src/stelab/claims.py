@@ -30,6 +30,8 @@ HIGH = 0.8
 LOW = 0.5
 #: thresholds must be identified at this many d for an exponent to be usable
 MIN_IDENTIFIED = 3
+#: below this lack-of-fit p-value a single power law is rejected for the local exponent
+LACK_OF_FIT = 0.05
 
 RULES: dict[str, str] = {
     "C1": (
@@ -38,6 +40,8 @@ RULES: dict[str, str] = {
         f"{MIN_IDENTIFIED} d and the exponent's 95% CI lies wholly above 2; SUPPORTED if n50 is "
         f"identified at >= {MIN_IDENTIFIED} d, the exponent's CI upper end is <= 2 and at every d "
         f"the success rate at the largest n has Wilson lower bound >= {HIGH}; else INCONCLUSIVE. "
+        "The exponent is the global fit of n50 = C d^alpha, or, where that fit fails its "
+        f"lack-of-fit test (p < {LACK_OF_FIT}), the local exponent between the two largest d. "
         "Overall: not supported if any case is, supported if all cases are, else inconclusive."
     ),
     "C2": "As C1 with last-iterate success and the bound d^4.",
@@ -93,7 +97,10 @@ class ReachAtLargestN:
 
 @dataclass
 class CaseScaling:
-    """Evidence for one E1 case and one success notion."""
+    """Evidence for one E1 case and one success notion.
+
+    ``alpha*`` is the global power-law fit; ``lack_of_fit_p`` its test; ``local*`` the exponent
+    between the two largest identified d (nan when fewer than two)."""
 
     case: str
     alpha: float
@@ -101,6 +108,20 @@ class CaseScaling:
     alpha_high: float
     identified: int  # number of d with a finite n50
     reach: list[ReachAtLargestN]
+    lack_of_fit_p: float = math.nan
+    local: float = math.nan
+    local_low: float = math.nan
+    local_high: float = math.nan
+
+    def exponent(self) -> tuple[float, float, float, str]:
+        """The exponent the rule compares with the bound: the global fit, or, when a single
+        power law does not fit (lack-of-fit p < LACK_OF_FIT), the local exponent at the largest
+        d (the asymptotically relevant end)."""
+        if _finite(self.lack_of_fit_p) and self.lack_of_fit_p < LACK_OF_FIT and _finite(
+            self.local, self.local_low, self.local_high
+        ):
+            return self.local, self.local_low, self.local_high, "local exponent at the largest d"
+        return self.alpha, self.alpha_low, self.alpha_high, "exponent"
 
 
 def _finite(*values: float) -> bool:
@@ -115,23 +136,24 @@ def case_sample_complexity(case: CaseScaling, bound: float) -> tuple[str, str]:
                 f"{case.case}: at d={r.d}, n={r.n_max} >= d^{bound:g} but success is only "
                 f"{r.rate:.2f} (CI {r.ci_low:.2f}-{r.ci_high:.2f})"
             )
-    usable = case.identified >= MIN_IDENTIFIED and _finite(case.alpha_low, case.alpha_high)
-    if usable and case.alpha_low > bound:
+    alpha, low, high, name = case.exponent()
+    usable = case.identified >= MIN_IDENTIFIED and _finite(low, high)
+    if usable and low > bound:
         return NOT_SUPPORTED, (
-            f"{case.case}: exponent {case.alpha:.2f} (CI {case.alpha_low:.2f}-"
-            f"{case.alpha_high:.2f}) exceeds the bound's {bound:g}"
+            f"{case.case}: {name} {alpha:.2f} (CI {low:.2f}-{high:.2f}) exceeds the bound's "
+            f"{bound:g}"
         )
     reached = bool(case.reach) and all(r.ci_low >= HIGH for r in case.reach)
-    if usable and case.alpha_high <= bound and reached:
+    if usable and high <= bound and reached:
         return SUPPORTED, (
-            f"{case.case}: exponent {case.alpha:.2f} (CI {case.alpha_low:.2f}-"
-            f"{case.alpha_high:.2f}) <= {bound:g} and success reached at every d"
+            f"{case.case}: {name} {alpha:.2f} (CI {low:.2f}-{high:.2f}) <= {bound:g} and "
+            "success reached at every d"
         )
     why = []
     if not usable:
         why.append(f"n50 identified at only {case.identified} d or exponent CI undefined")
-    elif case.alpha_high > bound:
-        why.append(f"exponent CI upper end {case.alpha_high:.2f} above {bound:g}")
+    elif high > bound:
+        why.append(f"{name} CI upper end {high:.2f} above {bound:g}")
     if not reached:
         why.append("success not reached at the largest n of every d")
     return INCONCLUSIVE, f"{case.case}: " + "; ".join(why)

@@ -124,7 +124,7 @@ def reproduce(
         raise StelabError("--profile: give either --profile or --quick/--full")
     chosen: str | Path = profile if profile is not None else ("full" if full else "quick")
     claims = run_reproduce(chosen, out, executor=executor, workers=workers, scheduler=scheduler,
-                           only=only, log=console.print)
+                           only=only, log=lambda message: console.print(message, markup=False))
     for claim in claims["claims"]:
         console.print(f"{claim['id']}: [bold]{claim['verdict']}[/] ({claim['reason']})",
                       highlight=False)

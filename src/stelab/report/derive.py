@@ -22,8 +22,9 @@ def with_case(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def e1_tables(rows: pd.DataFrame, n_boot: int) -> dict[str, pd.DataFrame]:
-    """Thresholds per (case, d), exponents per (case, success), model comparison, thresholds per
-    horizon T (from the checkpoints) and the success at the largest n of every (case, d)."""
+    """Thresholds per (case, d), exponents per (case, success) (global fit, model comparison and
+    local exponents between neighbouring d), thresholds per horizon T (from the checkpoints) and
+    the success at the largest n of every (case, d)."""
     rows = with_case(rows)
     thresholds = analysis.thresholds_by(rows, by=("case", "d"), success=SUCCESS, n_boot=n_boot)
     scaling = analysis.scaling_by(thresholds, by=("case", "success"), model="power", n_boot=n_boot)
@@ -32,6 +33,14 @@ def e1_tables(rows: pd.DataFrame, n_boot: int) -> dict[str, pd.DataFrame]:
             analysis.compare_scaling_models(
                 group.drop(columns=["case", "success"]), models=SCALING_MODELS, n_boot=n_boot
             ).assign(case=case, success=success)
+            for (case, success), group in thresholds.groupby(["case", "success"])
+        ],
+        ignore_index=True,
+    )
+    local = pd.concat(
+        [
+            analysis.local_exponents(group.drop(columns=["case", "success"]))
+            .assign(case=case, success=success)
             for (case, success), group in thresholds.groupby(["case", "success"])
         ],
         ignore_index=True,
@@ -46,6 +55,7 @@ def e1_tables(rows: pd.DataFrame, n_boot: int) -> dict[str, pd.DataFrame]:
         "e1_thresholds": thresholds,
         "e1_scaling": scaling,
         "e1_models": models,
+        "e1_local_exponents": local,
         "e1_thresholds_by_horizon": by_horizon,
         "e1_reach": reach,
     }

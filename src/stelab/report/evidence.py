@@ -35,11 +35,18 @@ def _case_scaling(derived: dict[str, pd.DataFrame], case: str, success: str) -> 
     thr = thr[(thr["case"] == case) & (thr["success"] == success)]
     reach = derived["e1_reach"]
     reach = reach[(reach["case"] == case) & (reach["metric"] == success)]
+    local = derived["e1_local_exponents"]
+    local = local[(local["case"] == case) & (local["success"] == success)]
+    top = local.sort_values("d_high").iloc[-1] if len(local) else None
     return CaseScaling(
         case=case,
         alpha=float(fit["alpha"]),
         alpha_low=float(fit["alpha_ci_low"]),
         alpha_high=float(fit["alpha_ci_high"]),
+        lack_of_fit_p=float(fit["lack_of_fit_p"]),
+        local=float(top["local_alpha"]) if top is not None else math.nan,
+        local_low=float(top["ci_low"]) if top is not None else math.nan,
+        local_high=float(top["ci_high"]) if top is not None else math.nan,
         identified=int(thr["identified"].sum()),
         reach=[
             ReachAtLargestN(int(r.d), int(r.n), float(r.rate), float(r.ci_low), float(r.ci_high))
@@ -74,7 +81,13 @@ def sample_complexity_claim(claim_id: str, derived: dict[str, pd.DataFrame]) -> 
         "success_notion": success,
         "bound_exponent": bound,
         "exponent": {
-            c.case: {"alpha": _num(c.alpha), "ci": [_num(c.alpha_low), _num(c.alpha_high)]}
+            c.case: {
+                "alpha": _num(c.alpha),
+                "ci": [_num(c.alpha_low), _num(c.alpha_high)],
+                "lack_of_fit_p": _num(c.lack_of_fit_p),
+                "local_alpha_at_largest_d": _num(c.local),
+                "local_ci": [_num(c.local_low), _num(c.local_high)],
+            }
             for c in per_case
         },
         "n50": _threshold_evidence(derived, success),
