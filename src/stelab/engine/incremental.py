@@ -64,14 +64,18 @@ COLD_MAX_FLIPS = 4
 FILL_FROM_STEP = 3
 #: ... and not in the last steps (no time left to use them)
 FILL_BEFORE_END = 8
-#: at most this share of d columns is cached from one trial's full pass
-FILL_MAX_COLUMNS = 0.25
+#: at most this share of d columns is cached from one trial's full pass (a larger share costs
+#: more to copy at the first fill than the later hits save: measured on the bench workload)
+FILL_MAX_COLUMNS = 0.1
 #: a trial that did not move for this many steps gives its cached columns back
 COLD_AFTER_IDLE = 8
 #: bytes of gathered columns per batch of updates (bounds that temporary)
 UPDATE_BYTES = 4 << 20
 #: recompute h in full when its error bound exceeds this multiple of a full pass's bound
 RESET_FACTOR = 8.0
+#: a light step (no full passes) over at least this many moving trials runs on all threads
+#: (each thread updates, decides and sums G for its share; below, the hand-off costs more)
+LIGHT_SPLIT_MIN = 16
 
 
 def incremental_unsupported(cfg: Config) -> str | None:
@@ -218,7 +222,9 @@ def run_incremental(
             full = uncached > COLD_MAX_FLIPS
             full |= err[ks] + nflip * per_update[ks] > RESET_FACTOR * problem.bound[ks]
         recompute = torch.nonzero(full).view(-1)
-        if fill and flips is not None and cache.room():
+        if not len(recompute):
+            pass  # a light step: every trial is brought up to date from its flipped columns
+        elif fill and flips is not None and cache.room():
             wanted = _likely_to_flip(flips[recompute], u[ks[recompute]], G[ks[recompute]])
             wanted &= cache.table[ks[recompute]] < 0
             for i, k in enumerate(ks[recompute].tolist()):
@@ -229,8 +235,9 @@ def run_incremental(
         else:
             for a, b in _runs(ks[recompute].tolist()):
                 preactivations(Z3, Znp, q, a, b, out=h[a:b])
-        err[ks[recompute]] = problem.bound[ks[recompute]]
-        if len(pairs) and not bool(full.all()):
+        if len(recompute):
+            err[ks[recompute]] = problem.bound[ks[recompute]]
+        if len(pairs) and len(recompute) < len(ks):
             keep = ~full[pairs[:, 0]]
             _update_columns(ks, pairs[keep])
         _decide(ks, scale)
@@ -284,9 +291,10 @@ def run_incremental(
             ks: Tensor, flips: Tensor | None, scale: Tensor | None, full: bool = False,
             fill: bool = False, passes: int = 0,
         ) -> None:
-            # threads pay off for full passes (``passes`` trials expected to need one); a
-            # light step is cheaper on one thread
+            # threads pay off for full passes (``passes`` trials expected to need one) and for
+            # light steps over many trials; a light step over a few trials is cheaper on one
             heavy = full or flips is None or passes >= 2 * workers.count
+            heavy = heavy or len(ks) >= LIGHT_SPLIT_MIN
             heavy = heavy and len(ks) * R * d * Z3.element_size() >= PARALLEL_BYTES
             parts = split_evenly(len(ks), workers.count if heavy else 1)
             nonlocal split_sums  # a step on one thread still sums G on all of them
