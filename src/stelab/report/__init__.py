@@ -38,7 +38,7 @@ def _header(out: Path, manifest: dict[str, Any]) -> str:
             "every estimate carries a 95% interval.",
             "",
             f"- profile: `{manifest.get('profile', '?')}` (exact text: `profile.toml`; rerun or "
-            f"resume with `stelab reproduce --profile {out.name}/profile.toml --out {out.name}`)",
+            f"resume with `stelab reproduce --profile {out}/profile.toml --out {out}`)",
             f"- code version: `{version}`; environment and timings: `manifest.json`",
             f"- wall time of the runs: {took}",
             f"- report written: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; redraw "
