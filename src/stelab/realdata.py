@@ -48,10 +48,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats as scipy_stats
 from torch import nn
 from torch.nn import functional as F
 
+from stelab.analysis.tables import mean_ci as analysis_mean_ci
 from stelab.errors import ConfigError
 from stelab.nn import QuantLinear, attach_weight_clip
 from stelab.quantizers import get_quantizer
@@ -347,15 +347,10 @@ class _single_thread:
 
 # --------------------------------------------------------------------------------- summary
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): mean +- t_{(1+confidence)/2, k-1} * sd / sqrt(k) over k values
-    (low = high = mean for a single value)."""
-    x = np.asarray(values, dtype=np.float64)
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, mean, mean
-    t_quantile = float(scipy_stats.t.ppf(0.5 + confidence / 2, x.size - 1))
-    half = t_quantile * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return mean, mean - half, mean + half
+    """(mean, low, high): the Student-t interval of :func:`stelab.analysis.mean_ci`; for a
+    single value low = high = mean."""
+    mean, low, high = analysis_mean_ci(np.asarray(values, dtype=np.float64), confidence)
+    return (mean, mean, mean) if len(values) < 2 else (mean, low, high)
 
 
 def summarize_digits(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

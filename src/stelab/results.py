@@ -7,11 +7,9 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
+from stelab.analysis.tables import success_table
 from stelab.atomic import atomic_write
 from stelab.errors import StelabError
-from stelab.stats import wilson_interval
-
-SUCCESS_COLUMNS = ("success_last", "success_ergodic", "success_best", "absorbed")
 
 
 def write_table(rows: pd.DataFrame, path: str | Path) -> Path:
@@ -24,27 +22,12 @@ def write_table(rows: pd.DataFrame, path: str | Path) -> Path:
         raise StelabError(f"--out: cannot write to {path.parent}: {err.strerror}") from None
 
 
-def success_rates(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per success notion: successes, trials, rate and Wilson interval."""
-    records = []
-    for column in SUCCESS_COLUMNS:
-        if column not in rows:
-            continue
-        k, n = int(rows[column].sum()), int(len(rows))
-        low, high = wilson_interval(k, n, confidence)
-        records.append(
-            {"metric": column, "successes": k, "trials": n, "rate": k / n if n else float("nan"),
-             "ci_low": low, "ci_high": high}
-        )
-    return pd.DataFrame(records)
-
-
 def summarize(rows: pd.DataFrame, title: str = "summary") -> Table:
     """A rich table of success rates (95% Wilson CI) and mean trajectory statistics."""
     table = Table(title=title)
     for name in ("metric", "rate", "95% CI", "successes / trials"):
         table.add_column(name)
-    for rec in success_rates(rows).itertuples():
+    for rec in success_table(rows).itertuples():
         table.add_row(rec.metric, f"{rec.rate:.3f}", f"[{rec.ci_low:.3f}, {rec.ci_high:.3f}]",
                       f"{rec.successes} / {rec.trials}")
     for column in ("occupation", "final_hamming", "n_returns", "final_loss"):
