@@ -38,10 +38,10 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
-def _check_profile(out: Path, text: str, force: bool) -> None:
+def _check_profile(out: Path, text: str) -> None:
     """Refuse to mix results of two different profiles in one folder."""
     stored = out / "profile.toml"
-    if stored.exists() and stored.read_text() != text and not force:
+    if stored.exists() and stored.read_text() != text:
         raise StelabError(
             f"--out: {out} holds results of another profile ({stored}); "
             "choose another --out, or pass the same profile to resume"
@@ -130,7 +130,7 @@ def reproduce(
     out = Path(out)
     text = profile_text(profile_name)
     profile = load_profile(profile_name)
-    _check_profile(out, text, force=False)
+    _check_profile(out, text)
     _write_text(out / "profile.toml", text)
     began = time.perf_counter()
     seconds = run_tables(profile, out, executor, workers, scheduler, progress, only, log)
