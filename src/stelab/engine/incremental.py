@@ -19,30 +19,34 @@ exact recomputation). The coefficients are then those of the dense engine, and G
 sequential sum (:func:`kernels.gradient_sums`), so u, q and every recorded quantity are
 identical, bit for bit. Supported: full batch, activation sign/step, surrogates with values in
 {0, 1} (identity, relu, clipped_relu, hardtanh), any noise, normalization, m and weight STE,
-float32 data; ``run.engine = "auto"`` falls back to the dense engine elsewhere.
+float32 data on the CPU; ``run.engine = "auto"`` falls back to the dense engine elsewhere.
+
+One compiled kernel per trial and step (:func:`stelab.engine.fused.refresh_kernel`) updates h
+from the flipped columns, decides every row and writes the residuals and coefficients; a chain
+of torch operations doing the same costs more in launches than in arithmetic for the few
+thousand rows of a trial.
 
 Columns of row-major data. Reading column j touches one cache line per row (a sixteenth of a
 full pass for d >= 16, and slower than streaming). Trials that keep flipping (they oscillate
 around a fixed point, or keep leaving and revisiting w* under label noise) get the columns they
-flip copied into a contiguous :class:`ColumnCache` of bounded size, from which an update is one
-weighted sum of cached columns per trial (``embedding_bag``).
+flip copied into a contiguous :class:`ColumnCache` of bounded size, from which an update reads
+each cached column once, block by block of rows.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from stelab.config import Config
-from stelab.engine.decisions import DISCRETE_SURROGATES, DecisionRule
+from stelab.engine import fused
+from stelab.engine.decisions import DISCRETE_SURROGATES
 from stelab.engine.dense import PARALLEL_BYTES
 from stelab.engine.kernels import (
     UNIT_ROUNDOFF,
     Workers,
-    exact_preactivations,
     gradient_sums,
     preactivations,
     split_evenly,
@@ -69,8 +73,6 @@ FILL_BEFORE_END = 8
 FILL_MAX_COLUMNS = 0.1
 #: a trial that did not move for this many steps gives its cached columns back
 COLD_AFTER_IDLE = 8
-#: bytes of gathered columns per batch of updates (bounds that temporary)
-UPDATE_BYTES = 4 << 20
 #: recompute h in full when its error bound exceeds this multiple of a full pass's bound
 RESET_FACTOR = 8.0
 #: a light step (no full passes) over at least this many moving trials runs on all threads
@@ -88,72 +90,51 @@ def incremental_unsupported(cfg: Config) -> str | None:
             f"allowed: {allowed}"
     if cfg.run.dtype != "float32":
         return "run.dtype: the incremental engine needs float32 (its exact fix-ups use float64)"
+    if cfg.run.device == "cuda" or (cfg.run.device == "auto" and torch.cuda.is_available()):
+        return "run.device: the incremental engine runs on the CPU (its kernels are compiled " \
+            "for it); allowed: cpu"
     return None
 
 
 class ColumnCache:
-    """Columns Z_k[:, j] (n*m floats each) of some (trial, column) pairs, stored contiguously, up to
-    ``capacity`` columns; the store is allocated on first use and filled from its start, so only
-    the columns in use take memory. Thread-safe for workers that own disjoint trials."""
+    """Columns Z_k[:, j] (n*m floats each) of some (trial, column) pairs, up to ``capacity``
+    columns in one store shared by the trials. ``table[k, j]`` is the slot of column j of trial
+    k, or -1. Slots are handed out by the main thread between steps (:meth:`assign`, from a
+    stack of free slots: a freed slot, whose pages are already in memory, is reused first) and
+    filled by the worker that next touches the trial (a ``fresh`` slot still waits for its
+    column), so the workers never allocate and share no state. Pages never written take no
+    memory."""
 
     def __init__(self, Z3: Tensor, capacity: int) -> None:
         t, R, d = Z3.shape
+        capacity = max(0, capacity)
         self.Z3 = Z3
-        self.capacity = capacity
-        self.table = torch.full((t, d), -1, dtype=torch.long, device=Z3.device)
-        self._free: list[int] = []
-        self._next = 0
-        self._store: Tensor | None = None
-        self._lock = threading.Lock()
+        self.table = torch.full((t, d), -1, dtype=torch.long)
+        self.store = torch.empty((capacity, R), dtype=Z3.dtype)
+        self.fresh = torch.zeros(capacity, dtype=torch.bool)
+        self._free = torch.arange(capacity - 1, -1, -1)  # a stack: slot 0 on top
+        self._free_count = np.array([capacity], dtype=np.int64)
 
-    def _allocate(self, count: int) -> list[int]:
-        with self._lock:
-            take = self._free[-count:] if count else []
-            del self._free[len(self._free) - len(take) :]
-            extra = min(count - len(take), self.capacity - self._next)
-            take += range(self._next, self._next + extra)
-            self._next += extra
-            if self._store is None and take:
-                t, R, d = self.Z3.shape
-                self._store = torch.empty((self.capacity, R), dtype=self.Z3.dtype,
-                                          device=self.Z3.device)
-        return take
+    def assign(self, trials: Tensor, wanted: Tensor) -> None:
+        """Give the ``wanted`` (t, d) columns of ``trials`` that are not cached a fresh slot each,
+        while slots last."""
+        fused.assign_slots(trials.numpy(), wanted.numpy(), self.table.numpy(),
+                           self._free.numpy(), self._free_count, self.fresh.numpy())
 
-    def insert(self, trials: Tensor, cols: Tensor, values: Tensor) -> None:
-        """Keep columns cols[i] of trials[i] (values (len, n*m)), as many as there is room for."""
-        slots = self._allocate(len(trials))
-        if not slots:
-            return
-        k = len(slots)
-        where = torch.tensor(slots, dtype=torch.long, device=values.device)
-        assert self._store is not None
-        self._store.index_copy_(0, where, values[:k])
-        self.table[trials[:k], cols[:k]] = where
-
-    def room(self) -> bool:
-        """Whether a column can still be stored."""
-        return bool(self._free) or self._next < self.capacity
-
-    def fill(self, k: int, cols: Tensor) -> None:
-        """Copy columns ``cols`` of trial k into the cache (one strided read of its data)."""
-        cols = cols[self.table[k, cols] < 0]
-        if len(cols):
-            values = self.Z3[k].index_select(1, cols).t().contiguous()
-            self.insert(torch.full_like(cols, k), cols, values)
+    def fill(self, k: int) -> None:
+        """Copy the columns of trial k whose slots are fresh (one strided read of its data)."""
+        fused.fill_fresh(self.Z3[k].numpy(), self.table[k].numpy(), self.fresh.numpy(),
+                         self.store.numpy())
 
     def release(self, k: int) -> None:
-        """Give back the columns of trial k."""
+        """Give back the slots of trial k."""
         slots = self.table[k][self.table[k] >= 0]
         if len(slots):
-            with self._lock:
-                self._free.extend(slots.tolist())
+            count = int(self._free_count[0])
+            self._free[count : count + len(slots)] = slots
+            self._free_count[0] = count + len(slots)
+            self.fresh[slots] = False
             self.table[k] = -1
-
-    def weighted_sums(self, slots: Tensor, offsets: Tensor, weights: Tensor) -> Tensor:
-        """sum_i weights[i] * column slots[i] within each bag of ``offsets``: (bags, n*m)."""
-        assert self._store is not None
-        return F.embedding_bag(slots, self._store, offsets, mode="sum",
-                               per_sample_weights=weights)
 
 
 def run_incremental(
@@ -173,6 +154,8 @@ def run_incremental(
     otherwise full passes are taken only when most trials need one anyway.
     """
     reason = incremental_unsupported(cfg)
+    if reason is None and problem.Z.device.type != "cpu":
+        reason = "run.device: the incremental engine runs on the CPU; allowed: cpu"
     if reason is not None:
         raise ConfigError(reason)
     Z3, Znp, rows, model, y = problem.Z3, problem.Znp, problem.rows, problem.model, problem.y
@@ -182,7 +165,6 @@ def run_incremental(
     eta = step_size_eta(cfg.train.step_size, d, m, cfg.model.activation)
     weight_derivative = get_weight_ste(cfg.train.weight_ste)
     noiseless = cfg.noise.kind == "none" or cfg.noise.level == 0
-    rule = DecisionRule.from_config(cfg)
     device = Z3.device
 
     # error of h after an update by |F| columns: the float32 sum of the |F| terms 2 q_j Z_rj errs
@@ -201,118 +183,57 @@ def run_incremental(
     G = torch.zeros((t, d), dtype=Z3.dtype, device=device)
     capacity = int(0.25 * t * d) if cache_columns is None else cache_columns
     cache = ColumnCache(Z3, capacity)
+    kernel = fused.refresh_kernel(cfg.model.activation, cfg.train.ste, m)
+    no_scale = np.ones(t, dtype=np.float64)
+    no_flips = torch.zeros((t, d), dtype=torch.bool)
 
-    def refresh(
-        ks: Tensor, flips: Tensor | None, scale: Tensor | None, force_full: bool, fill: bool
-    ) -> None:
-        """Bring h, the residuals and G of trials ``ks`` up to the current q. ``flips`` (k, d):
-        the columns that flipped (None: h is not set yet). ``force_full``: recompute every h by
-        a full pass. ``fill``: cache the columns that flipped in trials recomputed in full,
-        right after the pass (their data is then in the CPU cache)."""
-        if not len(ks):
-            return
-        if flips is None or force_full:
-            full = torch.ones(len(ks), dtype=torch.bool, device=device)
-            pairs = torch.zeros((0, 2), dtype=torch.long, device=device)
-        else:
-            pairs = torch.nonzero(flips)  # (p, 2): local trial, column; sorted by trial
-            miss = cache.table[ks[pairs[:, 0]], pairs[:, 1]] < 0
-            uncached = torch.bincount(pairs[miss, 0], minlength=len(ks))
-            nflip = torch.bincount(pairs[:, 0], minlength=len(ks))
-            full = uncached > COLD_MAX_FLIPS
-            full |= err[ks] + nflip * per_update[ks] > RESET_FACTOR * problem.bound[ks]
-        recompute = torch.nonzero(full).view(-1)
-        if not len(recompute):
-            pass  # a light step: every trial is brought up to date from its flipped columns
-        elif fill and flips is not None and cache.room():
-            wanted = _likely_to_flip(flips[recompute], u[ks[recompute]], G[ks[recompute]])
-            wanted &= cache.table[ks[recompute]] < 0
-            for i, k in enumerate(ks[recompute].tolist()):
-                preactivations(Z3, Znp, q, k, k + 1, out=h[k : k + 1])
-                cols = torch.nonzero(wanted[i]).view(-1)
-                if len(cols):
-                    cache.fill(k, cols)
-        else:
-            for a, b in _runs(ks[recompute].tolist()):
-                preactivations(Z3, Znp, q, a, b, out=h[a:b])
-        if len(recompute):
-            err[ks[recompute]] = problem.bound[ks[recompute]]
-        if len(pairs) and len(recompute) < len(ks):
-            keep = ~full[pairs[:, 0]]
-            _update_columns(ks, pairs[keep])
-        _decide(ks, scale)
-
-    def _update_columns(ks: Tensor, pairs: Tensor) -> None:
-        """h[k] += sum_j 2 q_kj Z_k[:, j] over the flipped (local trial, column) ``pairs``: the
-        cached columns in one weighted sum per trial, the others by a strided read."""
-        local, col = pairs[:, 0], pairs[:, 1]
-        trial = ks[local]
-        value = 2.0 * q[trial, col]
-        slot = cache.table[trial, col]
-        hit = slot >= 0
-        if bool(hit.any()):
-            lh = local[hit]
-            offsets = torch.searchsorted(lh, torch.arange(len(ks), device=device))
-            delta = cache.weighted_sums(slot[hit], offsets, value[hit])  # (len(ks), R)
-            touched = torch.unique_consecutive(lh)
-            h.index_add_(0, ks[touched], delta[touched])
-        missing = torch.nonzero(~hit).view(-1)
-        for a in range(0, len(missing), max(1, UPDATE_BYTES // (R * 4))):
-            part = missing[a : a + max(1, UPDATE_BYTES // (R * 4))]
-            tm, cm = trial[part], col[part]
-            fetched = Z3[tm, :, cm]
-            cache.insert(tm, cm, fetched)
-            h.index_add_(0, tm, fetched.mul_(value[part][:, None]))
-        err.index_add_(0, trial, per_update[trial])
-
-    def _decide(ks: Tensor, scale: Tensor | None) -> None:
-        def exact(local: Tensor, r: Tensor) -> Tensor:
-            return exact_preactivations(Z3[ks[local], r], q[ks[local]])
-
-        hk = h[ks]
-        dec = rule.decide(hk, err[ks], None if scale is None else scale[ks], y[ks], exact)
-        if dec.fixed_rows.numel():  # exact values, rounded: error 2^-24 |h| << err
-            h[ks[dec.fixed_rows[:, 0]], dec.fixed_rows[:, 1]] = dec.fixed_values.to(h.dtype)
-        residual[ks] = dec.residual
+    def refresh(ks: Tensor, flips: Tensor, full: Tensor, scale: Tensor | None) -> None:
+        """Bring h, the residuals and G of trials ``ks`` up to the current q: the trials with
+        ``full`` (bool, per entry of ks) by a full pass, then their fresh cache slots filled
+        (their data is then partly in the CPU cache); the others from their ``flips`` (t, d)."""
+        recompute = ks[full]
+        for a, b in _runs(recompute.tolist()):
+            preactivations(Z3, Znp, q, a, b, out=h[a:b])
+            for k in range(a, b):
+                cache.fill(k)
+        err[recompute] = problem.bound[recompute]
+        coeff = torch.empty((len(ks), R), dtype=Z3.dtype)
+        kernel(
+            ks.numpy(), Znp, h.numpy(), q.numpy(), y.numpy(), err.numpy(), per_update.numpy(),
+            no_scale if scale is None else scale.to(torch.float64).numpy(), flips.numpy(),
+            (~full).numpy(), cache.table.numpy(), cache.fresh.numpy(), cache.store.numpy(),
+            residual.numpy(), coeff.numpy(),
+        )
         if split_sums is None or len(ks) < 2 * split_sums.count:
-            G[ks] = gradient_sums(rows, dec.coeff, ks, R)
+            G[ks] = gradient_sums(rows, coeff, ks, R)
             return
 
         def sums(part: tuple[int, int]) -> None:
             a, b = part
-            G[ks[a:b]] = gradient_sums(rows, dec.coeff[a:b], ks[a:b], R)
+            G[ks[a:b]] = gradient_sums(rows, coeff[a:b], ks[a:b], R)
 
         split_sums.map(sums, split_evenly(len(ks), split_sums.count))
 
     split_sums: Workers | None = None
     with Workers(device) as workers:
 
-        def refresh_split(
-            ks: Tensor, flips: Tensor | None, scale: Tensor | None, full: bool = False,
-            fill: bool = False, passes: int = 0,
-        ) -> None:
-            # threads pay off for full passes (``passes`` trials expected to need one) and for
-            # light steps over many trials; a light step over a few trials is cheaper on one
-            heavy = full or flips is None or passes >= 2 * workers.count
-            heavy = heavy or len(ks) >= LIGHT_SPLIT_MIN
+        def refresh_split(ks: Tensor, flips: Tensor, full: Tensor, scale: Tensor | None) -> None:
+            # threads pay off for full passes (two or more per thread) and for light steps over
+            # many trials; a light step over a few trials is cheaper on one
+            passes = int(full.sum())
+            heavy = passes >= 2 * workers.count or len(ks) >= LIGHT_SPLIT_MIN
             heavy = heavy and len(ks) * R * d * Z3.element_size() >= PARALLEL_BYTES
             parts = split_evenly(len(ks), workers.count if heavy else 1)
             nonlocal split_sums  # a step on one thread still sums G on all of them
             split_sums = workers if len(parts) == 1 and workers.count > 1 else None
-            workers.map(
-                lambda p: refresh(
-                    ks[p[0] : p[1]], None if flips is None else flips[p[0] : p[1]], scale,
-                    full, fill,
-                ),
-                parts,
-            )
+            workers.map(lambda p: refresh(ks[p[0] : p[1]], flips, full[p[0] : p[1]], scale), parts)
 
         scale = model.preact_scale(q)
-        everyone = torch.arange(t, device=device)
+        everyone = torch.arange(t)
         chooser = _StepChooser(adaptive)
-        idle = torch.zeros(t, dtype=torch.long, device=device)
+        idle = torch.zeros(t, dtype=torch.long)
         began = time.perf_counter()
-        refresh_split(everyone, None, scale)
+        refresh_split(everyone, no_flips, torch.ones(t, dtype=torch.bool), scale)
         chooser.observe(True, time.perf_counter() - began)
         for step in range(T):
             if record.loss is not None:
@@ -323,16 +244,28 @@ def run_incremental(
             q = q_new
             at_target = record.record(step, q)
             moved = flips.any(dim=1)
-            active = torch.nonzero(moved).view(-1)
             scale = model.preact_scale(q) if scale is not None else None
-            passes = int(((flips & (cache.table < 0)).sum(dim=1) > COLD_MAX_FLIPS).sum())
-            full_pass = chooser.full_pass(2 * passes >= t)
-            fill = FILL_FROM_STEP <= step < T - FILL_BEFORE_END
-            began = time.perf_counter()
+            # a trial is recomputed by a full pass when more of its flipped columns are not
+            # cached than a pass costs, or when its error bound would exceed RESET_FACTOR times
+            # that of a pass (the periodic exact recomputation)
+            nflip = flips.sum(dim=1)
+            full = (flips & (cache.table < 0)).sum(dim=1) > COLD_MAX_FLIPS
+            full |= err + nflip * per_update > RESET_FACTOR * problem.bound
+            full_pass = chooser.full_pass(2 * int(full.sum()) >= t)
             if full_pass:
-                refresh_split(everyone, flips, scale, full=True, fill=fill)
+                ks, full = everyone, torch.ones(t, dtype=torch.bool)
             else:
-                refresh_split(active, flips[active], scale, fill=fill, passes=passes)
+                ks = torch.nonzero(moved).view(-1)
+                full = full[ks]
+            if FILL_FROM_STEP <= step < T - FILL_BEFORE_END:
+                # columns worth caching: the flipped ones of the trials updated from them, and
+                # for the trials recomputed in full those likely to flip next
+                wanted = flips.clone()
+                recompute = ks[full]
+                wanted[recompute] = _likely_to_flip(flips[recompute], u[recompute], G[recompute])
+                cache.assign(ks, wanted)
+            began = time.perf_counter()
+            refresh_split(ks, flips, full, scale)
             chooser.observe(full_pass, time.perf_counter() - began)
             if at_target and noiseless and freeze:
                 record.freeze(step, q)

@@ -1,0 +1,255 @@
+"""Compiled CPU kernels (numba) for the per-trial work of the incremental engine: update the
+pre-activations from the flipped columns, decide every row exactly, and build the residuals and
+coefficients, in one pass over each trial's rows.
+
+Why compiled: a light step touches a few moving trials of a few thousand rows each; as a chain
+of torch operations (gather, compare, fix-up, activations, mean, residual, mask, coefficients,
+scatter) that work costs ~15 launches per call, and the launches, not the arithmetic, set its
+time. One loop per trial that reads each row once does the same arithmetic without them.
+
+The results are those of the torch code, bit for bit (tested):
+
+* exact pre-activation of a row: h = sum_j Z_rj q_j in float64, summed in order j = 0..d-1
+  (each product of float32 numbers is exact in float64); :func:`stelab.engine.kernels.\
+exact_preactivations` uses the same kernel on the CPU, so both engines write the same values;
+* decisions, residuals and coefficients (formulas in :mod:`stelab.engine.decisions`): an entry
+  of h within the error bound of a threshold is decided on its exact value, every other entry
+  on its float value; res_i = (sum_j act_ij) / m - y_i and c_ij = res_i * sigma~'_ij / m, each
+  operation rounded to the data dtype as the torch code rounds it (numba compiles without
+  fast-math, so every product and quotient is rounded as written).
+
+The gradient sums G = sum_r c_r Z_r stay with ``embedding_bag`` (:func:`stelab.engine.kernels.\
+gradient_sums`): its sums define the canonical G of both engines, and it reads the rows faster
+than a plain compiled loop (it prefetches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import numba
+import numpy as np
+
+from stelab.engine.decisions import DISCRETE_SURROGATES
+
+__all__ = ["assign_slots", "exact_rows", "fill_fresh", "refresh_kernel"]
+
+_jit = numba.njit(nogil=True, cache=True)
+_inline = numba.njit(nogil=True, cache=True, inline="always")
+
+
+@_jit
+def _exact_dot(row: np.ndarray, q: np.ndarray) -> float:
+    """sum_j row[j] q[j] in float64, in order (exact products, one rounding per addition)."""
+    total = 0.0
+    for j in range(row.shape[0]):
+        total += np.float64(row[j]) * np.float64(q[j])
+    return total
+
+
+@_jit
+def exact_rows(rows: np.ndarray, q: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = rows[i] . q[i] in float64 (rows (r, d), q (r, d), out (r,))."""
+    for i in range(rows.shape[0]):
+        out[i] = _exact_dot(rows[i], q[i])
+
+
+#: rows per block when several cached columns are added to h (the block of h stays in L1)
+UPDATE_BLOCK = 512
+
+
+@_jit
+def _copy_column(Zk: np.ndarray, j: int, out: np.ndarray) -> None:
+    """out = Z_k[:, j] (one strided read of the trial's rows)."""
+    for r in range(out.shape[0]):
+        out[r] = Zk[r, j]
+
+
+@_jit
+def assign_slots(trials: np.ndarray, wanted: np.ndarray, table: np.ndarray, free: np.ndarray,
+                 free_count: np.ndarray, fresh: np.ndarray) -> None:
+    """Give each wanted (trial, column) not cached yet a slot of the shared column cache, while
+    free slots last (``free[:free_count[0]]``, a stack): table[k, j] = slot, marked ``fresh``
+    (its column is copied in by the worker that next updates or fills the trial)."""
+    for k in trials:
+        for j in range(wanted.shape[1]):
+            if wanted[k, j] and table[k, j] < 0 and free_count[0] > 0:
+                free_count[0] -= 1
+                slot = free[free_count[0]]
+                table[k, j] = slot
+                fresh[slot] = True
+
+
+@_jit
+def fill_fresh(Zk: np.ndarray, table: np.ndarray, fresh: np.ndarray, store: np.ndarray) -> None:
+    """Copy the columns of a trial whose slots are fresh into the cache (``table`` the trial's
+    row; one strided read each)."""
+    for j in range(table.shape[0]):
+        slot = table[j]
+        if slot >= 0 and fresh[slot]:
+            _copy_column(Zk, j, store[slot])
+            fresh[slot] = False
+
+
+@_jit
+def _apply_flips(hk, Zk, qk, flips, table, fresh, store, slots, weights):  # noqa: ANN001, ANN202
+    """h_k += sum_j 2 q_j Z_k[:, j] over the flipped columns j: from the column cache where the
+    column has a slot (copied in first when the slot is fresh), else from the data (strided).
+    The cached columns are added block by block of rows. Returns the number of flipped columns."""
+    count = 0
+    cached = 0
+    for j in range(flips.shape[0]):
+        if not flips[j]:
+            continue
+        count += 1
+        v = qk[j] + qk[j]
+        slot = table[j]
+        if slot >= 0:
+            if fresh[slot]:
+                _copy_column(Zk, j, store[slot])
+                fresh[slot] = False
+            slots[cached] = slot
+            weights[cached] = v
+            cached += 1
+        else:
+            for r in range(hk.shape[0]):
+                hk[r] += v * Zk[r, j]
+    for start in range(0, hk.shape[0], UPDATE_BLOCK):
+        stop = min(start + UPDATE_BLOCK, hk.shape[0])
+        for p in range(cached):
+            column = store[slots[p]]
+            v = weights[p]
+            for r in range(start, stop):
+                hk[r] += v * column[r]
+    return count
+
+
+@_inline
+def _near(hv, x: float, bound32, bound: float, s: float, lower: bool, upper: bool) -> bool:  # noqa: ANN001
+    """Whether h (float hv, as float64 x) is within the error bound of 0 (float32 test, as
+    decisions.near_threshold) or of the surrogate threshold -s (lower) or +s (upper)."""
+    near = abs(hv) <= bound32
+    if upper:
+        near = near or abs(x - s) <= bound
+    if lower:
+        near = near or abs(x + s) <= bound
+    return near
+
+
+@_inline
+def _rule(x: float, s: float, sign: bool, surrogate: int, one, low):  # noqa: ANN001, ANN202
+    """(sigma(h), sigma~'(h / s)) of a pre-activation x: the activation is sign (h >= 0 -> 1,
+    else -1) or step (h > 0 -> 1, else 0); the surrogate derivative is 1 for identity, h > 0
+    (relu), 0 < h < s (clipped_relu), -s <= h <= s (hardtanh), else 0."""
+    positive = x >= 0 if sign else x > 0
+    if surrogate == 0:
+        inside = True
+    elif surrogate == 1:
+        inside = x > 0
+    elif surrogate == 2:
+        inside = x > 0 and x < s
+    else:
+        inside = x >= -s and x <= s
+    return (one if positive else low), (one if inside else one - one)
+
+
+@_inline
+def _round_up32(bound: float) -> np.float32:
+    """The float64 bound as float32, at least as large (as decisions._round_up)."""
+    return np.float32(bound * (1.0 + 2.0**-20))
+
+
+@_inline
+def _decide(hk, Zk, qk, bound, s, sign, code, lower, upper, act, derivative):  # noqa: ANN001, ANN202
+    """act[r] = sigma(h_r), derivative[r] = sigma~'(h_r / s) for every row of one trial: each on
+    the float value of h_r, except the rows within the error bound of a threshold, decided on
+    their exact value (written back into hk as float32)."""
+    bound32 = _round_up32(bound)
+    one = np.ones(1, dtype=hk.dtype)[0]
+    low = one - one - one if sign else one - one
+    near_rows = 0
+    # first every row on its float value (no calls in the loop: it vectorizes) ...
+    for r in range(hk.shape[0]):
+        x = np.float64(hk[r])
+        near_rows += _near(hk[r], x, bound32, bound, s, lower, upper)
+        act[r], derivative[r] = _rule(x, s, sign, code, one, low)
+    if near_rows == 0:
+        return
+    # ... then the few rows near a threshold again, on their exact value
+    for r in range(hk.shape[0]):
+        x = np.float64(hk[r])
+        if _near(hk[r], x, bound32, bound, s, lower, upper):
+            x = _exact_dot(Zk[r], qk)
+            hk[r] = x
+            act[r], derivative[r] = _rule(x, s, sign, code, one, low)
+
+
+@_inline
+def _coefficients(act, y, m, residual, coeff):  # noqa: ANN001, ANN202
+    """residual[i] = (sum_j act[i m + j]) / m - y[i] and coeff[r] = residual * coeff[r] / m,
+    ``coeff`` holding sigma~' on entry; for m = 1 the divisions by 1 are exact and left out."""
+    if m == 1:
+        for r in range(act.shape[0]):
+            res = act[r] - y[r]
+            residual[r] = res
+            coeff[r] = res * coeff[r]
+        return
+    units = np.full(1, m, dtype=act.dtype)[0]  # m in the data dtype (an int promotes)
+    for i in range(y.shape[0]):
+        total = act[i * m]
+        for r in range(i * m + 1, i * m + m):
+            total += act[r]
+        res = total / units - y[i]
+        residual[i] = res
+        for r in range(i * m, i * m + m):
+            coeff[r] = res * coeff[r] / units
+
+
+#: surrogate name -> its code in the kernels (the branches of :func:`_rule`)
+_SURROGATE_CODES = {"identity": 0, "relu": 1, "clipped_relu": 2, "hardtanh": 3}
+
+
+@cache
+def refresh_kernel(activation: str, surrogate: str, m: int) -> Callable[..., None]:
+    """The compiled refresh of trials for one (activation, surrogate, m): the constants are
+    compiled into the loops (a kernel that reads them as arguments measured 4x slower per trial,
+    its row loops keeping every case's branches). Compiled on first use, cached on disk.
+
+    The kernel ``(ks, Z3, h, q, y, err, per_update, scale, flips, apply, table, fresh, store,
+    residual, coeff)`` brings trials ``ks`` up to the current q; for the i-th, k = ks[i]:
+
+    1. when apply[i]: h[k] += 2 q[k, j] Z_k[:, j] for the columns j that flipped (flips[k, j]),
+       read from the column cache store[table[k, j]] where the column has a slot (a ``fresh``
+       slot gets its column copied in first), else from the data; err[k] grows by
+       per_update[k] a column;
+    2. decides every row of h[k]: on the float value, except the rows within err[k] of 0 or of
+       a threshold theta * scale[k] of the surrogate, decided on their exact value (written back
+       into h as float32);
+    3. writes residual[k] (n,) and the coefficients coeff[i] (n*m,) (module docstring).
+
+    ``scale`` (t,) float64 holds s(q) with batch-norm statistics, else ones.
+    """
+    sign = activation == "sign"
+    code = _SURROGATE_CODES[surrogate]
+    thresholds = {theta for theta in DISCRETE_SURROGATES[surrogate] if theta != 0.0}
+    if not thresholds <= {-1.0, 1.0}:  # pragma: no cover - the table has no others
+        raise ValueError(f"surrogate {surrogate!r}: thresholds {thresholds} not compiled")
+    lower, upper = -1.0 in thresholds, 1.0 in thresholds
+
+    @_jit
+    def kernel(ks, Z3, h, q, y, err, per_update, scale, flips, apply, table, fresh, store,  # noqa: ANN001, ANN202
+               residual, coeff):
+        act = np.empty(Z3.shape[1], dtype=h.dtype)
+        slots = np.empty(Z3.shape[2], dtype=np.int64)
+        weights = np.empty(Z3.shape[2], dtype=h.dtype)
+        for i in range(ks.shape[0]):
+            k = ks[i]
+            if apply[i]:
+                count = _apply_flips(h[k], Z3[k], q[k], flips[k], table[k], fresh, store, slots,
+                                     weights)
+                err[k] += count * per_update[k]
+            _decide(h[k], Z3[k], q[k], err[k], scale[k], sign, code, lower, upper, act, coeff[i])
+            _coefficients(act, y[k], m, residual[k], coeff[i])
+
+    return kernel
