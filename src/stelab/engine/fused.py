@@ -217,7 +217,8 @@ def refresh_kernel(activation: str, surrogate: str, m: int) -> Callable[..., Non
     its row loops keeping every case's branches). Compiled on first use, cached on disk.
 
     The kernel ``(ks, Z3, h, q, y, err, per_update, scale, flips, apply, table, fresh, store,
-    residual, coeff)`` brings trials ``ks`` up to the current q; for the i-th, k = ks[i]:
+    residual, bag_rows, bag_weights, bag_offsets)`` brings trials ``ks`` up to the current q;
+    for the i-th, k = ks[i]:
 
     1. when apply[i]: h[k] += 2 q[k, j] Z_k[:, j] for the columns j that flipped (flips[k, j]),
        read from the column cache store[table[k, j]] where the column has a slot (a ``fresh``
@@ -226,7 +227,10 @@ def refresh_kernel(activation: str, surrogate: str, m: int) -> Callable[..., Non
     2. decides every row of h[k]: on the float value, except the rows within err[k] of 0 or of
        a threshold theta * scale[k] of the surrogate, decided on their exact value (written back
        into h as float32);
-    3. writes residual[k] (n,) and the coefficients coeff[i] (n*m,) (module docstring).
+    3. writes residual[k] (n,) and the rows with a non-zero coefficient (module docstring) as
+       the bag of the trial's gradient sum: rows k*n*m + r (``bag_rows``) with their
+       coefficients (``bag_weights``), from bag_offsets[i] to bag_offsets[i+1] (the bags of
+       :func:`stelab.engine.kernels.bag_sums`, in row order).
 
     ``scale`` (t,) float64 holds s(q) with batch-norm statistics, else ones.
     """
@@ -239,17 +243,27 @@ def refresh_kernel(activation: str, surrogate: str, m: int) -> Callable[..., Non
 
     @_jit
     def kernel(ks, Z3, h, q, y, err, per_update, scale, flips, apply, table, fresh, store,  # noqa: ANN001, ANN202
-               residual, coeff):
-        act = np.empty(Z3.shape[1], dtype=h.dtype)
+               residual, bag_rows, bag_weights, bag_offsets):
+        R = Z3.shape[1]
+        act = np.empty(R, dtype=h.dtype)
+        coeff = np.empty(R, dtype=h.dtype)
         slots = np.empty(Z3.shape[2], dtype=np.int64)
         weights = np.empty(Z3.shape[2], dtype=h.dtype)
+        count = 0
         for i in range(ks.shape[0]):
             k = ks[i]
             if apply[i]:
-                count = _apply_flips(h[k], Z3[k], q[k], flips[k], table[k], fresh, store, slots,
-                                     weights)
-                err[k] += count * per_update[k]
-            _decide(h[k], Z3[k], q[k], err[k], scale[k], sign, code, lower, upper, act, coeff[i])
-            _coefficients(act, y[k], m, residual[k], coeff[i])
+                flipped = _apply_flips(h[k], Z3[k], q[k], flips[k], table[k], fresh, store,
+                                       slots, weights)
+                err[k] += flipped * per_update[k]
+            _decide(h[k], Z3[k], q[k], err[k], scale[k], sign, code, lower, upper, act, coeff)
+            _coefficients(act, y[k], m, residual[k], coeff)
+            bag_offsets[i] = count
+            for r in range(R):
+                if coeff[r] != 0:
+                    bag_rows[count] = k * R + r
+                    bag_weights[count] = coeff[r]
+                    count += 1
+        bag_offsets[ks.shape[0]] = count
 
     return kernel

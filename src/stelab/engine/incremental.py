@@ -47,7 +47,7 @@ from stelab.engine.dense import PARALLEL_BYTES
 from stelab.engine.kernels import (
     UNIT_ROUNDOFF,
     Workers,
-    gradient_sums,
+    bag_sums,
     preactivations,
     split_evenly,
 )
@@ -186,6 +186,8 @@ def run_incremental(
     kernel = fused.refresh_kernel(cfg.model.activation, cfg.train.ste, m)
     no_scale = np.ones(t, dtype=np.float64)
     no_flips = torch.zeros((t, d), dtype=torch.bool)
+    h_np, y_np, err_np, residual_np = h.numpy(), y.numpy(), err.numpy(), residual.numpy()
+    per_update_np = per_update.numpy()
 
     def refresh(ks: Tensor, flips: Tensor, full: Tensor, scale: Tensor | None) -> None:
         """Bring h, the residuals and G of trials ``ks`` up to the current q: the trials with
@@ -197,20 +199,25 @@ def run_incremental(
             for k in range(a, b):
                 cache.fill(k)
         err[recompute] = problem.bound[recompute]
-        coeff = torch.empty((len(ks), R), dtype=Z3.dtype)
+        bag_rows = torch.empty(len(ks) * R, dtype=torch.long)
+        bag_weights = torch.empty(len(ks) * R, dtype=Z3.dtype)
+        offsets = torch.empty(len(ks) + 1, dtype=torch.long)
         kernel(
-            ks.numpy(), Znp, h.numpy(), q.numpy(), y.numpy(), err.numpy(), per_update.numpy(),
+            ks.numpy(), Znp, h_np, q.numpy(), y_np, err_np, per_update_np,
             no_scale if scale is None else scale.to(torch.float64).numpy(), flips.numpy(),
             (~full).numpy(), cache.table.numpy(), cache.fresh.numpy(), cache.store.numpy(),
-            residual.numpy(), coeff.numpy(),
+            residual_np, bag_rows.numpy(), bag_weights.numpy(), offsets.numpy(),
         )
         if split_sums is None or len(ks) < 2 * split_sums.count:
-            G[ks] = gradient_sums(rows, coeff, ks, R)
+            total = int(offsets[-1])
+            G[ks] = bag_sums(rows, bag_rows[:total], offsets[:-1], bag_weights[:total])
             return
 
         def sums(part: tuple[int, int]) -> None:
             a, b = part
-            G[ks[a:b]] = gradient_sums(rows, coeff[a:b], ks[a:b], R)
+            first, last = int(offsets[a]), int(offsets[b])
+            G[ks[a:b]] = bag_sums(rows, bag_rows[first:last], offsets[a:b] - first,
+                                  bag_weights[first:last])
 
         split_sums.map(sums, split_evenly(len(ks), split_sums.count))
 

@@ -124,9 +124,13 @@ def gradient_sums(
         within = nz - local * C if row_index is None else row_index.reshape(-1)[nz]
         trial_of = local + trials if isinstance(trials, int) else trials.to(nz.device)[local]
         global_rows = trial_of * rows_per_trial + within
-    return F.embedding_bag(
-        global_rows, rows, offsets, mode="sum", per_sample_weights=flat[nz]
-    )
+    return bag_sums(rows, global_rows, offsets, flat[nz])
+
+
+def bag_sums(rows: Tensor, row_ids: Tensor, offsets: Tensor, weights: Tensor) -> Tensor:
+    """sum_i weights[i] * rows[row_ids[i]] within each bag (bag b starts at offsets[b]), summed
+    sequentially in the order given: the canonical gradient sums of both engines, (bags, d)."""
+    return F.embedding_bag(row_ids, rows, offsets, mode="sum", per_sample_weights=weights)
 
 
 def split_evenly(t: int, parts: int) -> list[tuple[int, int]]:
