@@ -33,7 +33,7 @@ import numpy as np
 
 from stelab.engine.decisions import DISCRETE_SURROGATES
 
-__all__ = ["assign_slots", "exact_rows", "fill_fresh", "refresh_kernel"]
+__all__ = ["assign_slots", "exact_rows", "fill_fresh", "plan_step", "refresh_kernel"]
 
 _jit = numba.njit(nogil=True, cache=True)
 _inline = numba.njit(nogil=True, cache=True, inline="always")
@@ -64,6 +64,30 @@ def _copy_column(Zk: np.ndarray, j: int, out: np.ndarray) -> None:
     """out = Z_k[:, j] (one strided read of the trial's rows)."""
     for r in range(out.shape[0]):
         out[r] = Zk[r, j]
+
+
+@_jit
+def plan_step(flips: np.ndarray, table: np.ndarray, err: np.ndarray, per_update: np.ndarray,
+              bound: np.ndarray, cold_max_flips: int, reset_factor: float, moved: np.ndarray,
+              full: np.ndarray, idle: np.ndarray) -> int:
+    """For each trial k after a step: moved[k] (a column flipped), full[k] (recompute h by a
+    full pass: more than ``cold_max_flips`` flipped columns are not cached, or the error bound
+    err + flips * per_update would exceed ``reset_factor`` * bound) and idle[k] (steps since
+    it last moved). Returns the number of trials with ``full``."""
+    count = 0
+    for k in range(flips.shape[0]):
+        flipped = 0
+        uncached = 0
+        for j in range(flips.shape[1]):
+            if flips[k, j]:
+                flipped += 1
+                uncached += table[k, j] < 0
+        moved[k] = flipped > 0
+        full[k] = uncached > cold_max_flips or \
+            err[k] + flipped * per_update[k] > reset_factor * bound[k]
+        count += full[k]
+        idle[k] = 0 if flipped else idle[k] + 1
+    return count
 
 
 @_jit

@@ -187,7 +187,7 @@ def run_incremental(
     no_scale = np.ones(t, dtype=np.float64)
     no_flips = torch.zeros((t, d), dtype=torch.bool)
     h_np, y_np, err_np, residual_np = h.numpy(), y.numpy(), err.numpy(), residual.numpy()
-    per_update_np = per_update.numpy()
+    per_update_np, bound_np = per_update.numpy(), problem.bound.numpy()
 
     def refresh(ks: Tensor, flips: Tensor, full: Tensor, scale: Tensor | None) -> None:
         """Bring h, the residuals and G of trials ``ks`` up to the current q: the trials with
@@ -238,6 +238,10 @@ def run_incremental(
         scale = model.preact_scale(q)
         everyone = torch.arange(t)
         chooser = _StepChooser(adaptive)
+        # per trial, updated by fused.plan_step after each step: whether it moved, whether it
+        # is recomputed by a full pass, and the steps since it last moved
+        moved = torch.zeros(t, dtype=torch.bool)
+        full = torch.zeros(t, dtype=torch.bool)
         idle = torch.zeros(t, dtype=torch.long)
         began = time.perf_counter()
         refresh_split(everyone, no_flips, torch.ones(t, dtype=torch.bool), scale)
@@ -250,35 +254,33 @@ def run_incremental(
             flips = q_new != q
             q = q_new
             at_target = record.record(step, q)
-            moved = flips.any(dim=1)
             scale = model.preact_scale(q) if scale is not None else None
-            # a trial is recomputed by a full pass when more of its flipped columns are not
-            # cached than a pass costs, or when its error bound would exceed RESET_FACTOR times
-            # that of a pass (the periodic exact recomputation)
-            nflip = flips.sum(dim=1)
-            full = (flips & (cache.table < 0)).sum(dim=1) > COLD_MAX_FLIPS
-            full |= err + nflip * per_update > RESET_FACTOR * problem.bound
-            full_pass = chooser.full_pass(2 * int(full.sum()) >= t)
+            passes = fused.plan_step(flips.numpy(), cache.table.numpy(), err_np, per_update_np,
+                                     bound_np, COLD_MAX_FLIPS, RESET_FACTOR, moved.numpy(),
+                                     full.numpy(), idle.numpy())
+            full_pass = chooser.full_pass(2 * passes >= t)
             if full_pass:
-                ks, full = everyone, torch.ones(t, dtype=torch.bool)
+                ks, full_ks = everyone, torch.ones(t, dtype=torch.bool)
             else:
                 ks = torch.nonzero(moved).view(-1)
-                full = full[ks]
+                full_ks = full[ks]
             if FILL_FROM_STEP <= step < T - FILL_BEFORE_END:
                 # columns worth caching: the flipped ones of the trials updated from them, and
                 # for the trials recomputed in full those likely to flip next
-                wanted = flips.clone()
-                recompute = ks[full]
-                wanted[recompute] = _likely_to_flip(flips[recompute], u[recompute], G[recompute])
+                wanted = flips
+                recompute = ks[full_ks]
+                if len(recompute):
+                    wanted = flips.clone()
+                    wanted[recompute] = _likely_to_flip(flips[recompute], u[recompute],
+                                                        G[recompute])
                 cache.assign(ks, wanted)
             began = time.perf_counter()
-            refresh_split(ks, flips, full, scale)
+            refresh_split(ks, flips, full_ks, scale)
             chooser.observe(full_pass, time.perf_counter() - began)
             if at_target and noiseless and freeze:
                 record.freeze(step, q)
                 break
             # trials that stopped moving give their cached columns back
-            idle = (idle + 1) * ~moved
             for k in torch.nonzero(idle == COLD_AFTER_IDLE).view(-1).tolist():
                 cache.release(k)
     return record.output(loss_of(residual), u)
