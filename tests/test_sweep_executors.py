@@ -85,7 +85,7 @@ kind = "flip"
 level = [0.0, 0.05, 0.1, 0.2, 0.3]
 [train]
 n = [48, 64, 96, 128]
-steps = 20
+steps = 50
 [run]
 trials = 2
 device = "cpu"
