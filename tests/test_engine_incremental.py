@@ -133,6 +133,7 @@ def test_unsupported_configs_are_named():
     assert "train.ste" in incremental_unsupported(make_config(train={"n": 64, "steps": 5,
                                                                      "ste": "swish"}))
     assert "run.dtype" in incremental_unsupported(make_config(run={"dtype": "float64"}))
+    assert "run.device" in incremental_unsupported(make_config(run={"device": "cuda"}))
 
 
 def test_forcing_incremental_on_an_unsupported_config_is_a_config_error():

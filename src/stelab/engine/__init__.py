@@ -6,10 +6,11 @@ outcomes), except the timing column ``wall_seconds`` and the ``engine`` column t
 engine that ran.
 
 Engines (``run.engine``): ``dense`` (:mod:`stelab.engine.dense`), ``incremental``
-(:mod:`stelab.engine.incremental`; full batch and {0, 1}-valued surrogates only) and ``auto``:
-the incremental engine, adapting step by step (:class:`~stelab.engine.incremental._StepChooser`),
-where it is supported and a trial's data is at least INCREMENTAL_MIN_BYTES (below that, per-step
-overheads dominate and the dense engine is as fast), else the dense engine.
+(:mod:`stelab.engine.incremental`; full batch, {0, 1}-valued surrogates, float32, CPU) and
+``auto``: the incremental engine, adapting step by step
+(:class:`~stelab.engine.incremental._StepChooser`), where it is supported and a trial's data is
+at least INCREMENTAL_MIN_BYTES (below that, per-step overheads dominate and the dense engine is
+as fast), else the dense engine.
 
 Memory: the peak of a chunk of k trials is estimated before it is built
 (:func:`estimate_peak_bytes`); chunks are sized to the budget (``run.memory_budget_mb``, default
