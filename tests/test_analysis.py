@@ -388,3 +388,19 @@ def test_plots_write_png_files(tmp_path):
     for path in outputs:
         assert path.exists() and path.stat().st_size > 1000
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_summary_gives_means_with_student_t_intervals():
+    from rich.console import Console
+
+    from stelab.results import summarize
+
+    rows = pd.DataFrame({"success_last": [True, False, True], "final_hamming": [0, 2, 4]})
+    console = Console(width=120, record=True)
+    console.print(summarize(rows))
+    text = console.export_text()
+    from scipy.stats import t as student_t
+
+    half = student_t.ppf(0.975, 2) * 2.0 / math.sqrt(3)  # t_{0.975, 2} s / sqrt(3), s = 2
+    assert f"[{2 - half:.4g}, {2 + half:.4g}]" in text
+    assert "2 / 3" in text

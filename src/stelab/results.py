@@ -1,4 +1,5 @@
-"""Result tables: atomic Parquet writes and the run summary (success rates with Wilson CIs)."""
+"""Result tables: atomic Parquet writes and the run summary (success rates with Wilson CIs,
+means with Student-t CIs)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
-from stelab.analysis.tables import success_table
+from stelab.analysis.tables import mean_ci, success_table
 from stelab.atomic import atomic_write
 from stelab.errors import StelabError
 
@@ -23,7 +24,7 @@ def write_table(rows: pd.DataFrame, path: str | Path) -> Path:
 
 
 def summarize(rows: pd.DataFrame, title: str = "summary") -> Table:
-    """A rich table of success rates (95% Wilson CI) and mean trajectory statistics."""
+    """A rich table of success rates (95% Wilson CI) and mean trajectory statistics (95% t CI)."""
     table = Table(title=title)
     for name in ("metric", "rate", "95% CI", "successes / trials"):
         table.add_column(name)
@@ -32,6 +33,7 @@ def summarize(rows: pd.DataFrame, title: str = "summary") -> Table:
                       f"{rec.successes} / {rec.trials}")
     for column in ("occupation", "final_hamming", "n_returns", "final_loss"):
         if column in rows and len(rows):
-            sem = rows[column].std(ddof=1) / len(rows) ** 0.5 if len(rows) > 1 else float("nan")
-            table.add_row(f"mean {column}", f"{rows[column].mean():.4g}", f"± {1.96 * sem:.2g}", "")
+            mean, low, high = mean_ci(rows[column].to_numpy())
+            table.add_row(f"mean {column}", f"{mean:.4g}", f"[{low:.4g}, {high:.4g}]",
+                          f"{len(rows)} trials")
     return table
