@@ -167,3 +167,22 @@ def test_exact_preactivations_sum_in_order_in_float64():
         for j in range(33):
             expected[i] += float(rows[i, j]) * float(q[i, j])
     assert np.array_equal(exact_preactivations(rows, q).numpy(), expected)
+
+
+def test_dense_engine_gives_the_same_runs_with_and_without_the_compiled_decisions(monkeypatch):
+    """Whole dense runs, decisions by the compiled kernel vs by DecisionRule.decide and
+    gradient_sums (the torch path the dense engine keeps for other configs): identical."""
+    from stelab.engine import dense
+    from stelab.engine.problem import build_problem
+    from tests.conftest import make_config
+    from tests.test_engine_incremental import CASES, _assert_same_outputs
+
+    for overrides in CASES:
+        cfg = make_config(run={"trials": 5, "seed": 3, "device": "cpu"}, **overrides)
+        problem = build_problem(cfg, list(range(5)), torch.device("cpu"))
+        assert dense.compiled_decisions(DecisionRule.from_config(cfg), problem.Z3) is not None
+        compiled = dense.run_dense(problem, cfg)
+        with monkeypatch.context() as patch:
+            patch.setattr(dense, "compiled_decisions", lambda rule, Z3: None)
+            torch_path = dense.run_dense(problem, cfg)
+        _assert_same_outputs(compiled, torch_path)

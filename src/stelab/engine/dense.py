@@ -17,13 +17,18 @@ and each trial's G is a sequential sum over its own rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from stelab.config import Config
+from stelab.engine import fused
 from stelab.engine.decisions import DecisionRule
 from stelab.engine.kernels import (
+    BagBuffers,
     Workers,
+    bag_sums,
     exact_preactivations,
     gradient_sums,
     preactivations,
@@ -76,12 +81,17 @@ def full_forward(
     workers: Workers,
     residual: Tensor,
     G: Tensor | None,
+    bags: BagBuffers | None = None,
 ) -> None:
     """One pass over the full sample at weights q: fills ``residual`` (t, n) and, when given,
     the gradient sums ``G`` (t, d). Each group of trials (one per worker) runs its
-    pre-activation pass, decisions and gradient sums on its own thread."""
+    pre-activation pass, decisions and gradient sums on its own thread. ``bags``: buffers for
+    the compiled decisions, kept from one pass to the next by the caller."""
     Z3, Znp, rows, bound, y = problem.Z3, problem.Znp, problem.rows, problem.bound, problem.y
     R = Z3.shape[1]
+    kernel = compiled_decisions(rule, Z3)
+    if kernel is not None and bags is None:
+        bags = BagBuffers(R, Z3.dtype)
 
     def unit(group: tuple[int, int]) -> None:
         a, b = group
@@ -90,12 +100,47 @@ def full_forward(
             return exact_preactivations(Z3[a + local, r], q[a + local])
 
         h = preactivations(Z3, Znp, q, a, b)
+        if kernel is not None:
+            assert bags is not None
+            _decide_compiled(kernel, bags, problem, h, q, scale, residual, G, a, b)
+            return
         dec = rule.decide(h, bound[a:b], None if scale is None else scale[a:b], y[a:b], exact)
         residual[a:b] = dec.residual
         if G is not None:
             G[a:b] = gradient_sums(rows, dec.coeff, a, R)
 
     workers.map(unit, groups)
+
+
+def compiled_decisions(rule: DecisionRule, Z3: Tensor) -> Callable[..., None] | None:
+    """The compiled decision kernel for full passes where it applies ({0, 1}-valued surrogate,
+    float32 data on the CPU; :func:`stelab.engine.fused.refresh_kernel`), else None."""
+    if not rule.discrete or Z3.dtype != torch.float32 or Z3.device.type != "cpu":
+        return None
+    return fused.refresh_kernel(rule.activation, rule.ste, rule.m)
+
+
+def _decide_compiled(
+    kernel: Callable[..., None], bags: BagBuffers, problem: Problem, h: Tensor, q: Tensor,
+    scale: Tensor | None, residual: Tensor, G: Tensor | None, a: int, b: int,
+) -> None:
+    """Decisions, residuals and gradient sums of trials a..b-1 from their pre-activations ``h``
+    by the compiled kernel (no columns to apply): the same values as DecisionRule.decide and
+    gradient_sums, bit for bit (tests/test_engine_fused.py)."""
+    Z3 = problem.Z3[a:b]
+    k, R, d = Z3.shape
+    bag_rows, bag_weights, offsets = bags.get(k)
+    no_scale = np.ones(k) if scale is None else scale[a:b].to(torch.float64).numpy()
+    kernel(
+        np.arange(k), Z3.numpy(), h.numpy(), q[a:b].numpy(), problem.y[a:b].numpy(),
+        problem.bound[a:b].numpy().copy(), np.zeros(k), no_scale, np.zeros((k, d), dtype=bool),
+        np.zeros(k, dtype=bool), np.full((k, d), -1), np.zeros(0, dtype=bool),
+        np.zeros((0, R), dtype=np.float32), residual[a:b].numpy(), bag_rows.numpy(),
+        bag_weights.numpy(), offsets.numpy(),
+    )
+    if G is not None:
+        total = int(offsets[-1])
+        G[a:b] = bag_sums(Z3.reshape(-1, d), bag_rows[:total], offsets[:-1], bag_weights[:total])
 
 
 def _minibatch_forward(
@@ -157,6 +202,7 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
         if full_batch
         else MinibatchSampler(cfg.run.seed, problem.trials, n, cfg.train.batch_size)
     )
+    bags = BagBuffers(n * m, Z.dtype)  # kept for the whole run
     item = Z.element_size()
     batch_bytes = (cfg.train.batch_size or 0) * m * d
     with Workers(Z.device) as workers:
@@ -170,13 +216,13 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
         for step in range(T):
             scale = model.preact_scale(q)
             if sampler is None:
-                full_forward(problem, rule, q, scale, groups, workers, residual, G)
+                full_forward(problem, rule, q, scale, groups, workers, residual, G, bags)
                 n_batch = n
             else:
                 idx = torch.from_numpy(sampler.next()).to(Z.device)
                 _minibatch_forward(problem, rule, q, scale, idx, batch_groups, workers, G)
                 if record.loss is not None:
-                    full_forward(problem, rule, q, scale, groups, workers, residual, None)
+                    full_forward(problem, rule, q, scale, groups, workers, residual, None, bags)
                 n_batch = cfg.train.batch_size
             if record.loss is not None:
                 record.loss[:, step] = loss_of(residual)
@@ -185,5 +231,6 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
             if record.record(step, q) and can_freeze:
                 record.freeze(step, q)
                 break
-        full_forward(problem, rule, q, model.preact_scale(q), groups, workers, residual, None)
+        full_forward(problem, rule, q, model.preact_scale(q), groups, workers, residual, None,
+                     bags)
     return record.output(loss_of(residual), u)

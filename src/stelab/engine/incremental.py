@@ -46,6 +46,7 @@ from stelab.engine.decisions import DISCRETE_SURROGATES
 from stelab.engine.dense import PARALLEL_BYTES
 from stelab.engine.kernels import (
     UNIT_ROUNDOFF,
+    BagBuffers,
     Workers,
     bag_sums,
     preactivations,
@@ -189,6 +190,8 @@ def run_incremental(
     h_np, y_np, err_np, residual_np = h.numpy(), y.numpy(), err.numpy(), residual.numpy()
     per_update_np, bound_np = per_update.numpy(), problem.bound.numpy()
 
+    bags = BagBuffers(R, Z3.dtype)
+
     def refresh(ks: Tensor, flips: Tensor, full: Tensor, scale: Tensor | None) -> None:
         """Bring h, the residuals and G of trials ``ks`` up to the current q: the trials with
         ``full`` (bool, per entry of ks) by a full pass, then their fresh cache slots filled
@@ -198,10 +201,9 @@ def run_incremental(
             preactivations(Z3, Znp, q, a, b, out=h[a:b])
             for k in range(a, b):
                 cache.fill(k)
-        err[recompute] = problem.bound[recompute]
-        bag_rows = torch.empty(len(ks) * R, dtype=torch.long)
-        bag_weights = torch.empty(len(ks) * R, dtype=Z3.dtype)
-        offsets = torch.empty(len(ks) + 1, dtype=torch.long)
+        if len(recompute):
+            err[recompute] = problem.bound[recompute]
+        bag_rows, bag_weights, offsets = bags.get(len(ks))
         kernel(
             ks.numpy(), Znp, h_np, q.numpy(), y_np, err_np, per_update_np,
             no_scale if scale is None else scale.to(torch.float64).numpy(), flips.numpy(),

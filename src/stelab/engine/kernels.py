@@ -27,6 +27,7 @@ for float32, would break it.)
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any
@@ -131,6 +132,27 @@ def bag_sums(rows: Tensor, row_ids: Tensor, offsets: Tensor, weights: Tensor) ->
     """sum_i weights[i] * rows[row_ids[i]] within each bag (bag b starts at offsets[b]), summed
     sequentially in the order given: the canonical gradient sums of both engines, (bags, d)."""
     return F.embedding_bag(row_ids, rows, offsets, mode="sum", per_sample_weights=weights)
+
+
+class BagBuffers:
+    """Per thread, the buffers the compiled kernels write the gradient bags into (rows,
+    coefficients, offsets; :func:`bag_sums` sums them), kept between steps: fresh buffers of a
+    few MB a call would be new pages to fault in every step."""
+
+    def __init__(self, rows_per_trial: int, dtype: torch.dtype) -> None:
+        self._rows_per_trial = rows_per_trial
+        self._dtype = dtype
+        self._local = threading.local()
+
+    def get(self, trials: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(rows, coefficients, offsets) with room for ``trials`` trials."""
+        size = trials * self._rows_per_trial
+        held = getattr(self._local, "buffers", None)
+        if held is None or len(held[0]) < size or len(held[2]) < trials + 1:
+            held = (torch.empty(size, dtype=torch.long), torch.empty(size, dtype=self._dtype),
+                    torch.empty(trials + 1, dtype=torch.long))
+            self._local.buffers = held
+        return held[0][:size], held[1][:size], held[2][: trials + 1]
 
 
 def split_evenly(t: int, parts: int) -> list[tuple[int, int]]:
