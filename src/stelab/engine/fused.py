@@ -33,7 +33,10 @@ import numpy as np
 
 from stelab.engine.decisions import DISCRETE_SURROGATES
 
-__all__ = ["assign_slots", "exact_rows", "fill_fresh", "plan_step", "refresh_kernel"]
+__all__ = [
+    "assign_slots", "count_step", "exact_rows", "fill_fresh", "plan_step", "refresh_kernel",
+    "take_signs",
+]
 
 _jit = numba.njit(nogil=True, cache=True)
 _inline = numba.njit(nogil=True, cache=True, inline="always")
@@ -64,6 +67,32 @@ def _copy_column(Zk: np.ndarray, j: int, out: np.ndarray) -> None:
     """out = Z_k[:, j] (one strided read of the trial's rows)."""
     for r in range(out.shape[0]):
         out[r] = Zk[r, j]
+
+
+@_jit
+def take_signs(u: np.ndarray, q: np.ndarray, flips: np.ndarray) -> None:
+    """q = sign(u) in place, sign(0) = +1 (as trajectory.binary); flips[k, j]: q[k, j] changed."""
+    for k in range(u.shape[0]):
+        for j in range(u.shape[1]):
+            new = q.dtype.type(1.0) if u[k, j] >= 0 else q.dtype.type(-1.0)
+            flips[k, j] = new != q[k, j]
+            q[k, j] = new
+
+
+@_jit
+def count_step(q: np.ndarray, w_star: np.ndarray, hamming: np.ndarray,
+               q_sum: np.ndarray) -> int:
+    """hamming[k] = #{j : q[k, j] != w*[k, j]} and q_sum += q (the recorder's per-step counts);
+    returns the number of trials away from w*."""
+    away = 0
+    for k in range(q.shape[0]):
+        count = 0
+        for j in range(q.shape[1]):
+            count += q[k, j] != w_star[k, j]
+            q_sum[k, j] += np.int64(q[k, j])
+        hamming[k] = count
+        away += count > 0
+    return away
 
 
 @_jit

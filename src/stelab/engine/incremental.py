@@ -242,6 +242,7 @@ def run_incremental(
         chooser = _StepChooser(adaptive)
         # per trial, updated by fused.plan_step after each step: whether it moved, whether it
         # is recomputed by a full pass, and the steps since it last moved
+        flips = torch.zeros((t, d), dtype=torch.bool)
         moved = torch.zeros(t, dtype=torch.bool)
         full = torch.zeros(t, dtype=torch.bool)
         idle = torch.zeros(t, dtype=torch.long)
@@ -252,9 +253,7 @@ def run_incremental(
             if record.loss is not None:
                 record.loss[:, step] = loss_of(residual)
             latent_step(u, G, n, scale, eta, weight_derivative)
-            q_new = binary(u)
-            flips = q_new != q
-            q = q_new
+            fused.take_signs(u.numpy(), q.numpy(), flips.numpy())  # q = sign(u), in place
             at_target = record.record(step, q)
             scale = model.preact_scale(q) if scale is not None else None
             passes = fused.plan_step(flips.numpy(), cache.table.numpy(), err_np, per_update_np,
