@@ -85,13 +85,15 @@ kind = "flip"
 level = [0.0, 0.05, 0.1, 0.2, 0.3]
 [train]
 n = [48, 64, 96, 128]
-steps = 50
+steps = 1000
 [run]
 trials = 2
 device = "cpu"
 [sweep]
 axes = ["model.m", "noise.level", "train.n"]
-"""  # 80 tiny cells
+"""  # 80 small cells: ~2.5 s of computing after the third one on 2 cores, the window in
+# which the tests below interrupt the sweep (with 20 steps it was ~0.5 s, and a loaded machine
+# sometimes let the sweep finish before the signal took effect)
 
 
 def env() -> dict[str, str]:
