@@ -28,7 +28,7 @@ from stelab.engine.decisions import DecisionRule
 from stelab.engine.kernels import (
     BagBuffers,
     Workers,
-    bag_sums,
+    bag_range_sums,
     exact_preactivations,
     gradient_sums,
     preactivations,
@@ -130,17 +130,16 @@ def _decide_compiled(
     Z3 = problem.Z3[a:b]
     k, R, d = Z3.shape
     bag_rows, bag_weights, offsets = bags.get(k)
-    no_scale = np.ones(k) if scale is None else scale[a:b].to(torch.float64).numpy()
+    scale64 = np.ones(k) if scale is None else scale[a:b].to(torch.float64).numpy()
     kernel(
         np.arange(k), Z3.numpy(), h.numpy(), q[a:b].numpy(), problem.y[a:b].numpy(),
-        problem.bound[a:b].numpy().copy(), np.zeros(k), no_scale, np.zeros((k, d), dtype=bool),
+        problem.bound[a:b].numpy().copy(), np.zeros(k), scale64, np.zeros((k, d), dtype=bool),
         np.zeros(k, dtype=bool), np.full((k, d), -1), np.zeros(0, dtype=bool),
         np.zeros((0, R), dtype=np.float32), residual[a:b].numpy(), bag_rows.numpy(),
         bag_weights.numpy(), offsets.numpy(),
     )
     if G is not None:
-        total = int(offsets[-1])
-        G[a:b] = bag_sums(Z3.reshape(-1, d), bag_rows[:total], offsets[:-1], bag_weights[:total])
+        G[a:b] = bag_range_sums(Z3.reshape(-1, d), bag_rows, bag_weights, offsets, 0, k)
 
 
 def _minibatch_forward(

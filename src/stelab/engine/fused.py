@@ -1,6 +1,8 @@
-"""Compiled CPU kernels (numba) for the per-trial work of the incremental engine: update the
-pre-activations from the flipped columns, decide every row exactly, and build the residuals and
-coefficients, in one pass over each trial's rows.
+"""Compiled CPU kernels (numba) for the per-trial work of a step: update the pre-activations
+from the flipped columns (incremental engine), decide every row exactly and build the residuals
+and gradient bags (both engines' full passes, where the surrogate is {0, 1}-valued), and the
+per-step bookkeeping (signs and flips, the recorder's counts, the incremental engine's plan and
+column cache).
 
 Why compiled: a light step touches a few moving trials of a few thousand rows each; as a chain
 of torch operations (gather, compare, fix-up, activations, mean, residual, mask, coefficients,
@@ -19,7 +21,7 @@ exact_preactivations` uses the same kernel on the CPU, so both engines write the
   fast-math, so every product and quotient is rounded as written).
 
 The gradient sums G = sum_r c_r Z_r stay with ``embedding_bag`` (:func:`stelab.engine.kernels.\
-gradient_sums`): its sums define the canonical G of both engines, and it reads the rows faster
+bag_sums`): its sums define the canonical G of both engines, and it reads the rows faster
 than a plain compiled loop (it prefetches).
 """
 
@@ -135,14 +137,21 @@ def assign_slots(trials: np.ndarray, wanted: np.ndarray, table: np.ndarray, free
 
 
 @_jit
+def _fetch_if_fresh(Zk: np.ndarray, j: int, slot: int, fresh: np.ndarray,
+                    store: np.ndarray) -> None:
+    """Copy column j of a trial into its cache slot when the slot still waits for it."""
+    if fresh[slot]:
+        _copy_column(Zk, j, store[slot])
+        fresh[slot] = False
+
+
+@_jit
 def fill_fresh(Zk: np.ndarray, table: np.ndarray, fresh: np.ndarray, store: np.ndarray) -> None:
     """Copy the columns of a trial whose slots are fresh into the cache (``table`` the trial's
     row; one strided read each)."""
     for j in range(table.shape[0]):
-        slot = table[j]
-        if slot >= 0 and fresh[slot]:
-            _copy_column(Zk, j, store[slot])
-            fresh[slot] = False
+        if table[j] >= 0:
+            _fetch_if_fresh(Zk, j, table[j], fresh, store)
 
 
 @_jit
@@ -159,9 +168,7 @@ def _apply_flips(hk, Zk, qk, flips, table, fresh, store, slots, weights):  # noq
         v = qk[j] + qk[j]
         slot = table[j]
         if slot >= 0:
-            if fresh[slot]:
-                _copy_column(Zk, j, store[slot])
-                fresh[slot] = False
+            _fetch_if_fresh(Zk, j, slot, fresh, store)
             slots[cached] = slot
             weights[cached] = v
             cached += 1

@@ -48,7 +48,7 @@ from stelab.engine.kernels import (
     UNIT_ROUNDOFF,
     BagBuffers,
     Workers,
-    bag_sums,
+    bag_range_sums,
     preactivations,
     split_evenly,
 )
@@ -211,15 +211,12 @@ def run_incremental(
             residual_np, bag_rows.numpy(), bag_weights.numpy(), offsets.numpy(),
         )
         if split_sums is None or len(ks) < 2 * split_sums.count:
-            total = int(offsets[-1])
-            G[ks] = bag_sums(rows, bag_rows[:total], offsets[:-1], bag_weights[:total])
+            G[ks] = bag_range_sums(rows, bag_rows, bag_weights, offsets, 0, len(ks))
             return
 
         def sums(part: tuple[int, int]) -> None:
             a, b = part
-            first, last = int(offsets[a]), int(offsets[b])
-            G[ks[a:b]] = bag_sums(rows, bag_rows[first:last], offsets[a:b] - first,
-                                  bag_weights[first:last])
+            G[ks[a:b]] = bag_range_sums(rows, bag_rows, bag_weights, offsets, a, b)
 
         split_sums.map(sums, split_evenly(len(ks), split_sums.count))
 

@@ -134,6 +134,14 @@ def bag_sums(rows: Tensor, row_ids: Tensor, offsets: Tensor, weights: Tensor) ->
     return F.embedding_bag(row_ids, rows, offsets, mode="sum", per_sample_weights=weights)
 
 
+def bag_range_sums(rows: Tensor, bag_rows: Tensor, bag_weights: Tensor, offsets: Tensor,
+                   first: int, last: int) -> Tensor:
+    """:func:`bag_sums` of bags first..last-1 of the bags a compiled kernel wrote (entries
+    offsets[b] to offsets[b+1] of ``bag_rows`` and ``bag_weights`` are bag b), (last - first, d)."""
+    lo, hi = int(offsets[first]), int(offsets[last])
+    return bag_sums(rows, bag_rows[lo:hi], offsets[first:last] - lo, bag_weights[lo:hi])
+
+
 class BagBuffers:
     """Per thread, the buffers the compiled kernels write the gradient bags into (rows,
     coefficients, offsets; :func:`bag_sums` sums them), kept between steps: fresh buffers of a
