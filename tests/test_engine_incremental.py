@@ -55,10 +55,12 @@ CASES = [
 
 
 @pytest.mark.parametrize("overrides", CASES)
-@pytest.mark.parametrize("cache_columns", [0, 7, None])
+@pytest.mark.parametrize("cache_columns", [0, 7, None, "every"])
 def test_incremental_equals_dense(overrides, cache_columns):
     cfg = make_config(run={"trials": 6, "seed": 5, "device": "cpu"},
                       record={"loss_trajectory": True, "checkpoints": [2, 10]}, **overrides)
+    if cache_columns == "every":  # the column-major layout: room for every column
+        cache_columns = 6 * cfg.model.d
     dense, inc = _both(cfg, 6, cache_columns=cache_columns)
     _assert_same_outputs(dense, inc)
 
@@ -84,9 +86,10 @@ def test_incremental_equals_dense_with_full_passes_forced_by_timing():
     noise=st.sampled_from([("none", 0.0), ("flip", 0.05), ("gaussian", 0.1)]),
     init=st.sampled_from(["zero", "small"]),
     seed=st.integers(0, 1000),
+    columns=st.booleans(),
 )
 def test_incremental_equals_dense_on_random_configs(
-    d, m, ratio, activation, ste, distribution, normalization, noise, init, seed
+    d, m, ratio, activation, ste, distribution, normalization, noise, init, seed, columns
 ):
     cfg = make_config(
         model={"d": d, "m": m, "activation": activation},
@@ -96,7 +99,8 @@ def test_incremental_equals_dense_on_random_configs(
         run={"trials": 4, "seed": seed, "device": "cpu"},
         record={"loss_trajectory": True},
     )
-    dense, inc = _both(cfg, 4, cache_columns=3 * d)
+    # a cache of 3 of the 4 trials' columns, or the column-major layout (room for all)
+    dense, inc = _both(cfg, 4, cache_columns=(4 if columns else 3) * d)
     _assert_same_outputs(dense, inc)
 
 
@@ -225,3 +229,28 @@ def test_gemv_bound_covers_the_float32_error(d, scale_range, seed):
     h32 = preactivations(Z3, Z3.numpy(), q, 0, 3)
     exact = torch.stack([(Z3[k].double() * q[k].double()).sum(-1) for k in range(3)])
     assert ((h32.double() - exact).abs() <= gemv_bound(Z)[:, None]).all()
+
+
+def test_column_major_layout_is_used_and_gives_the_dense_outcomes(monkeypatch):
+    """With room for every column, trials that need a full pass get all their columns copied
+    (a blocked transpose) and later steps read the flipped columns from the copy; the outcomes
+    stay those of the dense engine, bit for bit."""
+    from stelab.engine import fused
+
+    copied_columns = []
+    fill = fused.fill_fresh
+
+    def counting_fill(Zk, table, fresh, store):
+        copied_columns.append(int(fresh[table[table >= 0]].sum()))
+        fill(Zk, table, fresh, store)
+        # every column copied is the trial's data, column by column
+        slots = table[table >= 0]
+        assert np.array_equal(store[slots], Zk[:, table >= 0].T)
+
+    monkeypatch.setattr(fused, "fill_fresh", counting_fill)
+    cfg = make_config(model={"d": 96}, train={"n": 400, "steps": 60},
+                      noise={"kind": "flip", "level": 0.05}, run={"trials": 5, "seed": 11},
+                      record={"loss_trajectory": True, "checkpoints": [5, 30]})
+    dense, inc = _both(cfg, 5, cache_columns=5 * 96)
+    _assert_same_outputs(dense, inc)
+    assert sum(copied_columns) == 5 * 96  # each trial's columns copied exactly once

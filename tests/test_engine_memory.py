@@ -64,6 +64,38 @@ def test_chunks_fit_the_budget_and_the_estimate_grows_with_the_chunk():
     assert estimate_peak_bytes(cfg, 10, "incremental") > estimate_peak_bytes(cfg, 10, "dense")
 
 
+def test_the_planner_takes_the_column_layout_when_it_fits_and_falls_back_when_not():
+    from stelab.engine.budget import plan_chunks
+
+    cfg = make_config(model={"d": 256}, train={"n": 4096, "steps": 5}, run={"trials": 32})
+    data = 4 * 4096 * 256
+    roomy = plan_chunks(cfg, 200 * data)
+    assert (roomy.engine, roomy.layout, roomy.size) == ("incremental", "columns", 32)
+    assert 2 * data < roomy.per_trial < 2.1 * data
+    tight = plan_chunks(cfg, 6 * data)  # 4 trials need ~8.2 data tensors with the copy
+    assert (tight.layout, tight.size) == ("cache", 3)
+    assert tight.peak_bytes() <= 6 * data < tight.peak_bytes(4)
+    one = plan_chunks(cfg, 5 * data, trials=1)  # the copy fits with the build temporaries
+    assert (one.layout, one.size) == ("columns", 1)
+    forced = make_config(model={"d": 256}, train={"n": 4096, "steps": 5},
+                         run={"trials": 32, "engine": "dense"})
+    dense = plan_chunks(forced, 200 * data)
+    assert (dense.layout, dense.size, dense.per_trial) == ("rows", 32, data + 24 * 4096 + 64 * 256)
+
+
+def test_a_sweep_plans_its_cells_as_a_run_plans_its_chunks():
+    from stelab.engine.budget import plan_chunks
+    from stelab.sweep.grid import make_cells
+    from stelab.sweep.runner import plan_cells
+
+    cfg = make_config(model={"d": 256}, train={"n": 4096, "steps": 5},
+                      run={"trials": 12, "memory_budget_mb": 40})
+    cells = make_cells([cfg], block_trials=5)  # cells of 5, 5 and 2 trials
+    plan = plan_cells(cells, set(), None)
+    for cell, chunk in zip(plan.cells, plan.chunk_plans, strict=True):
+        assert chunk == plan_chunks(cell.config, 40 * 2**20, trials=cell.stop - cell.start)
+
+
 def test_in_place_normalization_matches_the_copying_one():
     g = torch.Generator().manual_seed(0)
     Z = torch.randn(2, 300, 2, 5, generator=g).exp()
@@ -91,7 +123,7 @@ PEAK_SCRIPT = textwrap.dedent("""
                 if line.startswith(key):
                     return int(line.split()[1]) * 1024
 
-    engine, normalization = sys.argv[1], sys.argv[2]
+    engine, normalization, layout = sys.argv[1], sys.argv[2], sys.argv[3]
     def config(d, n, trials, steps):
         return parse_config({"model": {"d": d}, "data": {"normalization": normalization},
                              "train": {"n": n, "steps": steps},
@@ -109,19 +141,23 @@ PEAK_SCRIPT = textwrap.dedent("""
     cfg = config(256, 4096, 24, 80)
     problem = build_problem(cfg, list(range(24)), torch.device("cpu"))
     data = problem.Z.numel() * problem.Z.element_size()
-    run_chunk(cfg, problem, engine)
+    run_chunk(cfg, problem, engine, layout)
     print(json.dumps({"data": data, "extra": status("VmHWM") - base}))
 """)
 
 
-@pytest.mark.parametrize("engine,normalization", [("dense", "none"), ("incremental", "none"),
-                                                  ("dense", "whiten"), ("incremental", "batchnorm")])
-def test_peak_rss_is_at_most_one_and_a_half_data_tensors(engine, normalization):
+@pytest.mark.parametrize("engine,normalization,layout,limit", [
+    ("dense", "none", "rows", 1.5), ("incremental", "none", "cache", 1.5),
+    ("dense", "whiten", "rows", 1.5), ("incremental", "batchnorm", "cache", 1.5),
+    ("incremental", "none", "columns", 2.2),
+])
+def test_peak_rss_is_within_the_layouts_share_of_the_data(engine, normalization, layout, limit):
     """Peak RSS of building and running a chunk (above the process's RSS before) <= 1.5 x the
-    data tensor (96 MB here; fixed temporaries of a few MB are included in the 0.5)."""
-    proc = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, engine, normalization],
+    data tensor (96 MB here; fixed temporaries of a few MB are included in the 0.5), 2.2 x with
+    the incremental engine's column-major copy."""
+    proc = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, engine, normalization, layout],
                           capture_output=True, text=True, check=True,
                           env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin",
                                "OMP_NUM_THREADS": "2"})
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["extra"] <= 1.5 * out["data"], out["extra"] / out["data"]
+    assert out["extra"] <= limit * out["data"], out["extra"] / out["data"]

@@ -9,18 +9,15 @@ Engines (``run.engine``): ``dense`` (:mod:`stelab.engine.dense`), ``incremental`
 (:mod:`stelab.engine.incremental`; full batch, {0, 1}-valued surrogates, float32, CPU) and
 ``auto``: the incremental engine, adapting step by step
 (:class:`~stelab.engine.incremental._StepChooser`), where it is supported and a trial's data is
-at least INCREMENTAL_MIN_BYTES (below that, per-step overheads dominate and the dense engine is
-as fast), else the dense engine.
+large enough, else the dense engine (:func:`stelab.engine.budget.select_engine`).
 
-Memory: the peak of a chunk of k trials is estimated before it is built
-(:func:`estimate_peak_bytes`); chunks are sized to the budget (``run.memory_budget_mb``, default
-a quarter of the available memory), and a run whose single trial does not fit is refused with
-:class:`~stelab.errors.MemoryBudgetError`.
+Memory: chunks and their layout are planned to the budget before anything is built
+(:mod:`stelab.engine.budget`, the one planner of runs and sweeps); a run whose single trial
+does not fit is refused with :class:`~stelab.errors.MemoryBudgetError`.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -29,26 +26,31 @@ import pandas as pd
 import torch
 
 from stelab.config import Config
+from stelab.engine.budget import (
+    ChunkPlan,
+    cache_bytes_per_trial,
+    default_memory_budget,
+    plan_chunks,
+    run_budget,
+    select_engine,
+)
 from stelab.engine.dense import ChunkOutput, run_dense
-from stelab.engine.incremental import incremental_unsupported, run_incremental
-from stelab.engine.problem import Problem, build_peak_extra, build_problem, bytes_per_trial
+from stelab.engine.incremental import run_incremental
+from stelab.engine.problem import Problem, build_problem
 from stelab.engine.recorder import trajectory_outcomes
-from stelab.errors import ConfigError, MemoryBudgetError
+from stelab.errors import ConfigError
 
 __all__ = [
     "run_experiment",
     "resolve_device",
+    "plan_run",
     "plan_chunk_size",
     "default_memory_budget",
     "select_engine",
     "estimate_peak_bytes",
     "run_chunk",
+    "cache_bytes_per_trial",
 ]
-
-#: per-trial data (bytes) from which ``auto`` prefers the incremental engine
-INCREMENTAL_MIN_BYTES = 1 << 20
-#: share of a chunk's data the incremental engine may add as its column cache
-CACHE_FRACTION = 0.25
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -64,112 +66,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def default_memory_budget(device: torch.device) -> int:
-    """A quarter of the available memory of ``device`` in bytes (MemAvailable on Linux)."""
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return free // 4
-    available = _mem_available()
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            available = 4 << 30
-    return available // 4
-
-
-def _mem_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def select_engine(cfg: Config) -> str:
-    """The engine that runs ``cfg``: ``dense`` or ``incremental`` (see the module docstring).
-
-    Forcing ``run.engine = "incremental"`` on a config it does not support is a ConfigError.
-    """
-    choice = cfg.run.engine
-    reason = incremental_unsupported(cfg)
-    if choice == "incremental":
-        if reason is not None:
-            raise ConfigError(f"run.engine: 'incremental' cannot run this config ({reason}); "
-                              "allowed here: auto, dense")
-        return "incremental"
-    if choice == "dense" or reason is not None:
-        return "dense"
-    item = 4 if cfg.run.dtype == "float32" else 8
-    data = item * cfg.train.n * cfg.model.m * cfg.model.d
-    return "incremental" if data >= INCREMENTAL_MIN_BYTES else "dense"
-
-
-def _budget(cfg: Config, device: torch.device) -> int:
-    budget_mb = cfg.run.memory_budget_mb
-    return int(budget_mb * 2**20) if budget_mb is not None else default_memory_budget(device)
-
-
-def cache_bytes_per_trial(cfg: Config) -> int:
-    """Column-cache share of one trial for the incremental engine: what is left of half a data
-    tensor after the per-trial state (batch-norm covariance, per-row state and temporaries),
-    at most CACHE_FRACTION of the data, so that the run stays within 1.5 data tensors."""
-    item = 4 if cfg.run.dtype == "float32" else 8
-    rows = cfg.train.n * cfg.model.m
-    data = item * rows * cfg.model.d
-    # per-trial state, twice (its temporaries are about as large), and 40 B per row of
-    # decision temporaries; 5% of the data is left for allocator slack
-    state = 2 * (bytes_per_trial(cfg) - data) + 40 * rows
-    return max(0, min(int(CACHE_FRACTION * data), int(0.45 * data) - state))
-
-
-def _per_trial(cfg: Config, engine: str) -> int:
-    """Bytes per trial of a chunk, with the incremental engine's column cache share."""
-    per_trial = bytes_per_trial(cfg)
-    if engine == "incremental":
-        per_trial += cache_bytes_per_trial(cfg) + 24 * cfg.model.d
-    return per_trial
-
-
-def estimate_peak_bytes(cfg: Config, trials: int, engine: str | None = None) -> int:
-    """Estimated peak bytes of building and running a chunk of ``trials`` trials of ``cfg``:
-    trials x (data, per-row state, statistics, column cache) + the one-off build temporaries."""
-    engine = engine or select_engine(cfg)
-    return trials * _per_trial(cfg, engine) + build_peak_extra(cfg)
+def plan_run(cfg: Config, device: torch.device, engine: str | None = None) -> ChunkPlan:
+    """The chunk plan of ``cfg`` on ``device`` within its memory budget."""
+    budget, source = run_budget(cfg, device)
+    return plan_chunks(cfg, budget, source, engine=engine)
 
 
 def plan_chunk_size(cfg: Config, device: torch.device, engine: str | None = None) -> int:
     """How many trials fit the memory budget at once (at least 1, else MemoryBudgetError)."""
-    engine = engine or select_engine(cfg)
-    budget = _budget(cfg, device)
-    per_trial = _per_trial(cfg, engine)
-    fixed = build_peak_extra(cfg)
-    need = per_trial + fixed
-    if need > budget:
-        source = "run.memory_budget_mb" if cfg.run.memory_budget_mb is not None else (
-            "the default budget (a quarter of the available memory)"
-        )
-        raise MemoryBudgetError(
-            f"run.memory_budget_mb: one trial needs about {need / 2**20:.1f} MB "
-            f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, {cfg.run.dtype}, "
-            f"{engine} engine) but {source} is {budget / 2**20:.1f} MB; "
-            "raise run.memory_budget_mb or lower train.n / model.d"
-        )
-    return max(1, min(cfg.run.trials, (budget - fixed) // per_trial))
+    return plan_run(cfg, device, engine).size
 
 
-def run_chunk(cfg: Config, problem: Problem, engine: str) -> ChunkOutput:
-    """Run one chunk's problem on ``engine`` (``auto`` runs the incremental engine adaptively)."""
+def estimate_peak_bytes(cfg: Config, trials: int, engine: str | None = None) -> int:
+    """Estimated peak bytes of building and running a chunk of ``trials`` trials of ``cfg`` in
+    the layout the planner takes for chunks of that size (:mod:`stelab.engine.budget`)."""
+    budget = 1 << 62  # the layout for an unconstrained chunk of this size
+    return plan_chunks(cfg, budget, trials=trials, engine=engine).peak_bytes(trials)
+
+
+def run_chunk(cfg: Config, problem: Problem, engine: str, layout: str = "cache") -> ChunkOutput:
+    """Run one chunk's problem on ``engine`` (``auto`` runs the incremental engine adaptively);
+    ``layout`` (incremental engine): ``cache`` or ``columns`` (:mod:`stelab.engine.budget`)."""
     if engine == "incremental":
-        t, n, m, d = problem.Z.shape
-        column = n * m * problem.Z.element_size()
-        return run_incremental(
-            problem, cfg, cache_columns=t * cache_bytes_per_trial(cfg) // column,
-            adaptive=cfg.run.engine == "auto",
-        )
+        t = problem.Z.shape[0]
+        plan = ChunkPlan(engine, layout, t, 0, 0)
+        return run_incremental(problem, cfg, cache_columns=plan.cache_columns(cfg, t),
+                               adaptive=cfg.run.engine == "auto")
     return run_dense(problem, cfg)
 
 
@@ -200,21 +122,24 @@ def run_experiment(
     trials: Sequence[int] | None = None,
     progress: ProgressCallback | None = None,
     chunk_size: int | None = None,
+    plan: ChunkPlan | None = None,
 ) -> pd.DataFrame:
     """Run the trials of ``cfg`` (default ``range(cfg.run.trials)``); one row per trial.
 
-    ``chunk_size`` overrides the memory-based plan (it never changes the results).
+    ``plan`` (a sweep's, made for its worker's budget) replaces the run's own plan, and
+    ``chunk_size`` its chunk size; neither changes the results.
     """
     trial_ids = list(range(cfg.run.trials)) if trials is None else [int(k) for k in trials]
     device = resolve_device(cfg.run.device)
-    engine = select_engine(cfg)
-    size = chunk_size or plan_chunk_size(cfg, device, engine)
+    plan = plan or plan_run(cfg, device)
+    engine = plan.engine
+    size = chunk_size or plan.size
     rows: list[dict] = []
     for start in range(0, len(trial_ids), size):
         chunk = trial_ids[start : start + size]
         began = time.perf_counter()
         problem = build_problem(cfg, chunk, device)
-        out = run_chunk(cfg, problem, engine)
+        out = run_chunk(cfg, problem, engine, plan.layout)
         del problem
         rows.extend(_rows(cfg, chunk, out, time.perf_counter() - began, engine))
         if progress is not None:

@@ -60,10 +60,6 @@ def exact_rows(rows: np.ndarray, q: np.ndarray, out: np.ndarray) -> None:
         out[i] = _exact_dot(rows[i], q[i])
 
 
-#: rows per block when several cached columns are added to h (the block of h stays in L1)
-UPDATE_BLOCK = 512
-
-
 @_jit
 def _copy_column(Zk: np.ndarray, j: int, out: np.ndarray) -> None:
     """out = Z_k[:, j] (one strided read of the trial's rows)."""
@@ -145,20 +141,70 @@ def _fetch_if_fresh(Zk: np.ndarray, j: int, slot: int, fresh: np.ndarray,
         fresh[slot] = False
 
 
+#: rows per tile when many columns of a trial are copied at once (the tile's rows stay in L2
+#: while each column gets FILL_BLOCK consecutive floats: whole cache lines on both sides)
+FILL_BLOCK = 16
+
+
 @_jit
 def fill_fresh(Zk: np.ndarray, table: np.ndarray, fresh: np.ndarray, store: np.ndarray) -> None:
     """Copy the columns of a trial whose slots are fresh into the cache (``table`` the trial's
-    row; one strided read each)."""
+    row): a blocked transpose, FILL_BLOCK rows at a time, so that the trial's data is read
+    once however many columns are copied."""
+    columns = np.empty(table.shape[0], dtype=np.int64)
+    count = 0
     for j in range(table.shape[0]):
-        if table[j] >= 0:
-            _fetch_if_fresh(Zk, j, table[j], fresh, store)
+        if table[j] >= 0 and fresh[table[j]]:
+            columns[count] = j
+            count += 1
+    for start in range(0, Zk.shape[0], FILL_BLOCK):
+        stop = min(start + FILL_BLOCK, Zk.shape[0])
+        for p in range(count):
+            j = columns[p]
+            column = store[table[j]]
+            for r in range(start, stop):
+                column[r] = Zk[r, j]
+    for p in range(count):
+        fresh[table[columns[p]]] = False
+
+
+@_jit
+def _add_columns(hk, store, slots, weights, count):  # noqa: ANN001, ANN202
+    """h_k += weights[p] * store[slots[p]] for p < count: eight columns per pass over h, each
+    read as one sequential stream (measured 7x faster than adding them one by one, which
+    re-reads h per column and does not vectorize). Per row the columns are added in order p."""
+    p = 0
+    while p + 8 <= count:
+        c0, c1, c2, c3 = store[slots[p]], store[slots[p + 1]], store[slots[p + 2]], \
+            store[slots[p + 3]]
+        c4, c5, c6, c7 = store[slots[p + 4]], store[slots[p + 5]], store[slots[p + 6]], \
+            store[slots[p + 7]]
+        w0, w1, w2, w3 = weights[p], weights[p + 1], weights[p + 2], weights[p + 3]
+        w4, w5, w6, w7 = weights[p + 4], weights[p + 5], weights[p + 6], weights[p + 7]
+        for r in range(hk.shape[0]):
+            x = hk[r] + w0 * c0[r]
+            x = x + w1 * c1[r]
+            x = x + w2 * c2[r]
+            x = x + w3 * c3[r]
+            x = x + w4 * c4[r]
+            x = x + w5 * c5[r]
+            x = x + w6 * c6[r]
+            hk[r] = x + w7 * c7[r]
+        p += 8
+    while p < count:
+        column = store[slots[p]]
+        v = weights[p]
+        for r in range(hk.shape[0]):
+            hk[r] += v * column[r]
+        p += 1
 
 
 @_jit
 def _apply_flips(hk, Zk, qk, flips, table, fresh, store, slots, weights):  # noqa: ANN001, ANN202
     """h_k += sum_j 2 q_j Z_k[:, j] over the flipped columns j: from the column cache where the
     column has a slot (copied in first when the slot is fresh), else from the data (strided).
-    The cached columns are added block by block of rows. Returns the number of flipped columns."""
+    Returns the number of flipped columns. (The order of the additions does not matter for the
+    outcomes: every decision on h is exact, within the error bound of h.)"""
     count = 0
     cached = 0
     for j in range(flips.shape[0]):
@@ -175,13 +221,7 @@ def _apply_flips(hk, Zk, qk, flips, table, fresh, store, slots, weights):  # noq
         else:
             for r in range(hk.shape[0]):
                 hk[r] += v * Zk[r, j]
-    for start in range(0, hk.shape[0], UPDATE_BLOCK):
-        stop = min(start + UPDATE_BLOCK, hk.shape[0])
-        for p in range(cached):
-            column = store[slots[p]]
-            v = weights[p]
-            for r in range(start, stop):
-                hk[r] += v * column[r]
+    _add_columns(hk, store, slots, weights, cached)
     return count
 
 

@@ -30,7 +30,7 @@ Columns of row-major data. Reading column j touches one cache line per row (a si
 full pass for d >= 16, and slower than streaming). Trials that keep flipping (they oscillate
 around a fixed point, or keep leaving and revisiting w* under label noise) get the columns they
 flip copied into a contiguous :class:`ColumnCache` of bounded size, from which an update reads
-each cached column once, block by block of rows.
+each cached column once, eight columns per pass over h.
 """
 
 from __future__ import annotations
@@ -184,6 +184,9 @@ def run_incremental(
     G = torch.zeros((t, d), dtype=Z3.dtype, device=device)
     capacity = int(0.25 * t * d) if cache_columns is None else cache_columns
     cache = ColumnCache(Z3, capacity)
+    # room for every column of every trial: the second, column-major layout of the data
+    whole = capacity >= t * d
+    copied = torch.zeros(t, dtype=torch.bool)
     kernel = fused.refresh_kernel(cfg.model.activation, cfg.train.ste, m)
     no_scale = np.ones(t, dtype=np.float64)
     no_flips = torch.zeros((t, d), dtype=torch.bool)
@@ -262,7 +265,18 @@ def run_incremental(
             else:
                 ks = torch.nonzero(moved).view(-1)
                 full_ks = full[ks]
-            if FILL_FROM_STEP <= step < T - FILL_BEFORE_END:
+            if whole and FILL_FROM_STEP <= step < T - FILL_BEFORE_END:
+                # a trial that needs a full pass (too many uncached flips) gets every column
+                # copied once, by a blocked transpose right after that pass: from then on its
+                # updates read the flipped columns only, however many flip
+                uncopied = full_ks & ~copied[ks]
+                if uncopied.any():
+                    fresh_trials = ks[uncopied]
+                    wanted = torch.zeros((t, d), dtype=torch.bool)
+                    wanted[fresh_trials] = True
+                    cache.assign(fresh_trials, wanted)
+                    copied[fresh_trials] = True
+            elif FILL_FROM_STEP <= step < T - FILL_BEFORE_END:
                 # columns worth caching: the flipped ones of the trials updated from them, and
                 # for the trials recomputed in full those likely to flip next
                 wanted = flips
@@ -278,8 +292,9 @@ def run_incremental(
             if at_target and noiseless and freeze:
                 record.freeze(step, q)
                 break
-            # trials that stopped moving give their cached columns back
-            for k in torch.nonzero(idle == COLD_AFTER_IDLE).view(-1).tolist():
+            # trials that stopped moving give their cached columns back (a cache that holds
+            # every column has no one to give them to)
+            for k in ([] if whole else torch.nonzero(idle == COLD_AFTER_IDLE).view(-1).tolist()):
                 cache.release(k)
     return record.output(loss_of(residual), u)
 

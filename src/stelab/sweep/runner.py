@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from rich.console import Console
@@ -39,6 +39,9 @@ from stelab.errors import MemoryBudgetError, StelabError
 from stelab.sweep.executors import Executor, make_executor
 from stelab.sweep.grid import Cell, make_cells, trial_flops
 from stelab.sweep.store import CorruptCellError, SweepStore, code_label
+
+if TYPE_CHECKING:  # the engine (torch, numba) is imported where a plan is made or run
+    from stelab.engine.budget import ChunkPlan
 
 #: columns that measure time and therefore differ between otherwise identical runs
 TIMING_COLUMNS = ("wall_seconds",)
@@ -59,10 +62,11 @@ class SweepInterrupted(KeyboardInterrupt):
 # -- the work of one cell (runs on a worker) ---------------------------------------------------
 @dataclass
 class CellTask:
-    """What a worker needs for one cell; ``chunk_size`` trials share the memory at once."""
+    """What a worker needs for one cell: its chunk plan (None: the worker plans from its own
+    budget) and its threads."""
 
     cell: Cell
-    chunk_size: int | None = None
+    plan: ChunkPlan | None = None
     threads: int | None = None
 
 
@@ -89,7 +93,7 @@ def compute_cell(task: CellTask) -> CellOutcome:
             torch.set_num_threads(task.threads)
         from stelab import engine  # looked up at call time, so tests can patch it
 
-        rows = engine.run_experiment(cell.config, trials=cell.trials, chunk_size=task.chunk_size)
+        rows = engine.run_experiment(cell.config, trials=cell.trials, plan=task.plan)
         rows.insert(
             rows.columns.get_loc("trial") if "trial" in rows else 0,
             "config_digest",
@@ -127,7 +131,7 @@ class SweepPlan:
 
     cells: list[Cell]
     todo: list[int]  # indexes of cells still to compute
-    chunk_sizes: list[int | None]
+    chunk_plans: list[ChunkPlan | None]
     peak_bytes: list[int]
     budget_note: str
     n_configs: int
@@ -169,18 +173,19 @@ def _budget(cfg: Config, per_slot: int | None) -> tuple[int | None, str]:
 def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | None) -> SweepPlan:
     """Estimate the work and check the memory of every cell still to run.
 
-    Per trial: bytes b = :func:`stelab.engine.problem.bytes_per_trial`, flops-ish
-    f = :func:`stelab.sweep.grid.trial_flops` (= 4 B m d T + 2 n m d), trial-steps T. A cell of
-    k trials with budget M runs chunks of c = min(k, floor(M / b)) trials, peak memory c b. A cell
-    with b > M cannot run at all: :class:`MemoryBudgetError`, before anything starts. On a GPU
-    (run.device auto/cuda where CUDA exists) each worker plans its chunks from the GPU memory.
+    Memory: the chunks of a cell of k trials with budget M are those of a run
+    (:func:`stelab.engine.budget.plan_chunks`: same engine, layout and peak estimate). A cell
+    whose single trial does not fit cannot run at all: :class:`MemoryBudgetError`, before
+    anything starts. On a GPU (run.device auto/cuda where CUDA exists) each worker plans its
+    chunks from the GPU memory. Work: flops-ish f = :func:`stelab.sweep.grid.trial_flops`
+    (= 4 B m d T + 2 n m d) and trial-steps T per trial.
     """
     import torch
 
-    from stelab.engine.problem import bytes_per_trial
+    from stelab.engine.budget import plan_chunks
 
     gpu = torch.cuda.is_available()
-    chunks: list[int | None] = []
+    chunks: list[ChunkPlan | None] = []
     peaks: list[int] = []
     flops: list[float] = []
     todo: list[int] = []
@@ -189,22 +194,26 @@ def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | Non
     for i, cell in enumerate(cells):
         cfg = cell.config
         k = cell.stop - cell.start
-        per_trial = bytes_per_trial(cfg)
         flops.append(trial_flops(cfg) * k)
         if cfg.run.device != "cpu" and gpu and cfg.run.memory_budget_mb is None:
             budget, note = None, "GPU: each worker plans from its free GPU memory"
         else:
             budget, note = _budget(cfg, memory_per_slot)
-        chunk = k if budget is None else min(k, budget // per_trial)
-        chunks.append(None if budget is None else max(1, chunk))
-        peaks.append(per_trial * max(1, chunk))
+        # unknown budget: the whole cell at once, in the layout chosen for it
+        unbounded = plan_chunks(cfg, 1 << 62, trials=k)
+        try:
+            plan = unbounded if budget is None else plan_chunks(cfg, budget, trials=k)
+        except MemoryBudgetError:
+            plan = None
+        chunks.append(None if budget is None else plan)
+        peaks.append(unbounded.peak_bytes(1) if plan is None else plan.peak_bytes())
         if cell.key in done:
             continue
         todo.append(i)
         notes.add(note if budget is None else f"budget {_mb(budget)}: {note}")
-        if budget is not None and per_trial > budget:
+        if plan is None:
             too_big.append(
-                f"sweep cell {cell.describe()}: one trial needs {_mb(per_trial)} "
+                f"sweep cell {cell.describe()}: one trial needs {_mb(peaks[-1])} "
                 f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, {cfg.run.dtype}) "
                 f"but the memory budget is {_mb(budget)} ({note})"
             )
@@ -218,7 +227,7 @@ def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | Non
     return SweepPlan(
         cells=list(cells),
         todo=todo,
-        chunk_sizes=chunks,
+        chunk_plans=chunks,
         peak_bytes=peaks,
         budget_note="; ".join(sorted(notes)) or "-",
         n_configs=len({c.config.digest() for c in cells}),
@@ -440,7 +449,7 @@ def execute_sweep(
                 if _attempt == 0:
                     store.record_run(run_record)
                 threads = runner.threads_per_slot() if started else None
-                tasks = [CellTask(cell_list[i], plan.chunk_sizes[i], threads) for i in plan.todo]
+                tasks = [CellTask(cell_list[i], plan.chunk_plans[i], threads) for i in plan.todo]
                 reporter = _Reporter(show, len(tasks), plan.todo_flops) if tasks else None
                 try:
                     for j, result in runner.map_unordered(compute_cell, tasks) if tasks else []:
