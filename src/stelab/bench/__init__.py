@@ -73,7 +73,10 @@ class Ratio:
 
     @property
     def passed(self) -> bool:
-        return self.median >= self.target and self.detail.get("agree", True) is not False
+        """Median at target, outcomes in agreement, and every part at its own target if any."""
+        parts = self.detail.get("each", [])
+        return (self.median >= self.target and self.detail.get("agree", True) is not False
+                and all(x >= self.detail.get("each_target", 0) for x in parts))
 
     def line(self) -> str:
         spread = f"[{min(self.values):.2f}, {max(self.values):.2f}]"
@@ -218,7 +221,15 @@ def bench_incremental(quick: bool = False, say: Printer = print, tiny: bool = Fa
     )
 
 
+def bench_numpy(quick: bool = False, say: Printer = print, tiny: bool = False) -> Ratio:
+    """Research numpy loop / engine at large d, with the floors (:mod:`stelab.bench.scale`)."""
+    from stelab.bench.scale import bench_numpy as run
+
+    return run(quick=quick, say=say, tiny=tiny)
+
+
 BENCHMARKS: dict[str, Callable[..., Ratio]] = {
+    "numpy": bench_numpy,
     "bandwidth": bench_bandwidth,
     "baseline": bench_baseline,
     "incremental": bench_incremental,

@@ -38,6 +38,8 @@ from stelab.engine.dense import ChunkOutput, run_dense
 from stelab.engine.incremental import run_incremental
 from stelab.engine.problem import Problem, build_problem
 from stelab.engine.recorder import trajectory_outcomes
+from stelab.engine.traffic import Traffic
+from stelab.engine.trialwise import run_trialwise
 from stelab.errors import ConfigError
 
 __all__ = [
@@ -84,15 +86,20 @@ def estimate_peak_bytes(cfg: Config, trials: int, engine: str | None = None) -> 
     return plan_chunks(cfg, budget, trials=trials, engine=engine).peak_bytes(trials)
 
 
-def run_chunk(cfg: Config, problem: Problem, engine: str, layout: str = "cache") -> ChunkOutput:
+def run_chunk(cfg: Config, problem: Problem, engine: str, layout: str = "cache",
+              traffic: Traffic | None = None) -> ChunkOutput:
     """Run one chunk's problem on ``engine`` (``auto`` runs the incremental engine adaptively);
-    ``layout`` (incremental engine): ``cache`` or ``columns`` (:mod:`stelab.engine.budget`)."""
+    ``layout`` (incremental engine): ``trialwise``, ``cache`` or ``columns``
+    (:mod:`stelab.engine.budget`);
+    ``traffic`` counts what the engine read (:mod:`stelab.engine.traffic`)."""
+    if engine == "incremental" and layout == "trialwise":
+        return run_trialwise(problem, cfg, traffic=traffic)
     if engine == "incremental":
         t = problem.Z.shape[0]
         plan = ChunkPlan(engine, layout, t, 0, 0)
         return run_incremental(problem, cfg, cache_columns=plan.cache_columns(cfg, t),
-                               adaptive=cfg.run.engine == "auto")
-    return run_dense(problem, cfg)
+                               adaptive=cfg.run.engine == "auto", traffic=traffic)
+    return run_dense(problem, cfg, traffic=traffic)
 
 
 def _rows(

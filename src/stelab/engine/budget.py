@@ -15,8 +15,13 @@ Bytes per trial, by engine and layout (data = 4 n m d bytes in float32):
   data (:func:`cache_bytes_per_trial`), so the run stays within 1.5 data tensors;
 * ``columns`` (incremental engine): ``rows`` + a second, column-major copy of the data, made
   trial by trial when a trial first needs it (its flipped columns are then read as contiguous
-  streams, however many flip): about 2.05 data tensors. Chosen whenever a chunk of at least
-  min(trials, MIN_COLUMNS_CHUNK) trials fits the budget with it, else ``cache``.
+  streams, however many flip): about 2.05 data tensors;
+* ``trialwise`` (incremental engine, trial-wise form :mod:`stelab.engine.trialwise`): ``rows``,
+  plus once per chunk one column-major copy of a trial per worker thread.
+
+The incremental engine takes the first of ``trialwise`` (where that form supports the config),
+``columns`` and ``cache`` with which a chunk of at least min(trials, MIN_COLUMNS_CHUNK) trials
+fits the budget (``cache`` otherwise).
 
 Each chunk also needs, once, the raw draw of one trial and whitening's d x d work
 (:func:`stelab.engine.problem.build_peak_extra`). A run whose single trial does not fit the
@@ -33,6 +38,7 @@ import torch
 from stelab.config import Config
 from stelab.engine.incremental import incremental_unsupported
 from stelab.engine.problem import build_peak_extra, bytes_per_trial
+from stelab.engine.trialwise import trialwise_unsupported
 from stelab.errors import ConfigError, MemoryBudgetError
 
 __all__ = [
@@ -52,10 +58,11 @@ MIN_COLUMNS_CHUNK = 4
 def select_engine(cfg: Config) -> str:
     """The engine that runs ``cfg``: ``dense`` or ``incremental``.
 
-    ``run.engine = "auto"`` takes the incremental engine where it is supported and a trial's
-    data is at least INCREMENTAL_MIN_BYTES (below that, per-step overheads dominate and the
-    dense engine is as fast). Forcing ``incremental`` on a config it does not support is a
-    ConfigError.
+    ``run.engine = "auto"`` takes the incremental engine where it is supported, in its
+    trial-wise form (no per-step overhead: the fastest at every size measured), or in its
+    batched form when a trial's data is at least INCREMENTAL_MIN_BYTES (below that, the batched
+    form's per-step overheads make it no faster than the dense engine). Forcing
+    ``incremental`` on a config it does not support is a ConfigError.
     """
     choice = cfg.run.engine
     reason = incremental_unsupported(cfg)
@@ -66,6 +73,8 @@ def select_engine(cfg: Config) -> str:
         return "incremental"
     if choice == "dense" or reason is not None:
         return "dense"
+    if trialwise_unsupported(cfg) is None:
+        return "incremental"
     return "incremental" if _data_bytes(cfg) >= INCREMENTAL_MIN_BYTES else "dense"
 
 
@@ -122,8 +131,8 @@ def cache_bytes_per_trial(cfg: Config) -> int:
 def _layout_bytes(cfg: Config, layout: str) -> int:
     """Bytes per trial of a chunk in ``layout`` (module docstring)."""
     d = cfg.model.d
-    if layout == "rows":
-        return bytes_per_trial(cfg)
+    if layout in ("rows", "trialwise"):
+        return bytes_per_trial(cfg) + (24 * d if layout == "trialwise" else 0)
     # the incremental engine's per-column table (int64) and flags, and its extra state
     extra = _data_bytes(cfg) if layout == "columns" else cache_bytes_per_trial(cfg)
     return bytes_per_trial(cfg) + extra + 24 * d
@@ -134,7 +143,7 @@ class ChunkPlan:
     """How a run is cut into chunks: ``size`` trials at once, on ``engine``, in ``layout``."""
 
     engine: str  # "dense" | "incremental"
-    layout: str  # "rows" | "cache" | "columns"
+    layout: str  # "rows" | "cache" | "columns" | "trialwise"
     size: int  # trials per chunk
     per_trial: int  # bytes per trial of a chunk
     fixed: int  # bytes once per chunk (build temporaries)
@@ -158,9 +167,14 @@ def plan_chunks(cfg: Config, budget: int, source: str = "run.memory_budget_mb",
     bytes (module docstring). ``source`` names the budget in the refusal."""
     engine = engine or select_engine(cfg)
     wanted = cfg.run.trials if trials is None else trials
-    fixed = build_peak_extra(cfg)
-    layouts = ["columns", "cache"] if engine == "incremental" else ["rows"]
+    layouts = ["rows"]
+    if engine == "incremental":
+        trialwise = trialwise_unsupported(cfg) is None
+        layouts = ["trialwise", "columns", "cache"] if trialwise else ["columns", "cache"]
     for layout in layouts:
+        fixed = build_peak_extra(cfg)
+        if layout == "trialwise":  # a column-major copy of one trial per worker thread
+            fixed += torch.get_num_threads() * _data_bytes(cfg)
         per_trial = _layout_bytes(cfg, layout)
         size = min(wanted, max(0, (budget - fixed) // per_trial))
         if size >= min(wanted, MIN_COLUMNS_CHUNK) or layout == layouts[-1]:

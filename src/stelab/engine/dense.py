@@ -35,6 +35,7 @@ from stelab.engine.kernels import (
     split_evenly,
 )
 from stelab.engine.problem import Problem
+from stelab.engine.traffic import Traffic
 from stelab.engine.trajectory import ChunkOutput, Trajectory, binary, latent_step, loss_of
 from stelab.model import step_size_eta
 from stelab.quantizers import get_weight_ste
@@ -82,11 +83,13 @@ def full_forward(
     residual: Tensor,
     G: Tensor | None,
     bags: BagBuffers | None = None,
+    traffic: Traffic | None = None,
 ) -> None:
     """One pass over the full sample at weights q: fills ``residual`` (t, n) and, when given,
     the gradient sums ``G`` (t, d). Each group of trials (one per worker) runs its
     pre-activation pass, decisions and gradient sums on its own thread. ``bags``: buffers for
-    the compiled decisions, kept from one pass to the next by the caller."""
+    the compiled decisions, kept from one pass to the next by the caller; ``traffic`` counts
+    the rows read."""
     Z3, Znp, rows, bound, y = problem.Z3, problem.Znp, problem.rows, problem.bound, problem.y
     R = Z3.shape[1]
     kernel = compiled_decisions(rule, Z3)
@@ -102,12 +105,16 @@ def full_forward(
         h = preactivations(Z3, Znp, q, a, b)
         if kernel is not None:
             assert bags is not None
-            _decide_compiled(kernel, bags, problem, h, q, scale, residual, G, a, b)
-            return
-        dec = rule.decide(h, bound[a:b], None if scale is None else scale[a:b], y[a:b], exact)
-        residual[a:b] = dec.residual
-        if G is not None:
-            G[a:b] = gradient_sums(rows, dec.coeff, a, R)
+            used = _decide_compiled(kernel, bags, problem, h, q, scale, residual, G, a, b)
+        else:
+            dec = rule.decide(h, bound[a:b], None if scale is None else scale[a:b], y[a:b],
+                              exact)
+            residual[a:b] = dec.residual
+            if G is not None:
+                G[a:b] = gradient_sums(rows, dec.coeff, a, R)
+            used = int(dec.coeff.count_nonzero()) if G is not None else 0
+        if traffic is not None:
+            traffic.add(pass_rows=R * (b - a), gradient_rows=used if G is not None else 0)
 
     workers.map(unit, groups)
 
@@ -123,10 +130,11 @@ def compiled_decisions(rule: DecisionRule, Z3: Tensor) -> Callable[..., None] | 
 def _decide_compiled(
     kernel: Callable[..., None], bags: BagBuffers, problem: Problem, h: Tensor, q: Tensor,
     scale: Tensor | None, residual: Tensor, G: Tensor | None, a: int, b: int,
-) -> None:
+) -> int:
     """Decisions, residuals and gradient sums of trials a..b-1 from their pre-activations ``h``
     by the compiled kernel (no columns to apply): the same values as DecisionRule.decide and
-    gradient_sums, bit for bit (tests/test_engine_fused.py)."""
+    gradient_sums, bit for bit (tests/test_engine_fused.py). Returns the number of rows with a
+    non-zero coefficient."""
     Z3 = problem.Z3[a:b]
     k, R, d = Z3.shape
     bag_rows, bag_weights, offsets = bags.get(k)
@@ -140,6 +148,7 @@ def _decide_compiled(
     )
     if G is not None:
         G[a:b] = bag_range_sums(Z3.reshape(-1, d), bag_rows, bag_weights, offsets, 0, k)
+    return int(offsets[k])
 
 
 def _minibatch_forward(
@@ -174,12 +183,14 @@ def _minibatch_forward(
     workers.map(unit, groups)
 
 
-def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput:
+def run_dense(problem: Problem, cfg: Config, freeze: bool = True,
+              traffic: Traffic | None = None) -> ChunkOutput:
     """Run ``cfg.train.steps`` STE-gradient steps on every trial of ``problem``.
 
     With noiseless labels and full batch, w* is an exact fixed point (g = 0 there, bit for bit),
     so once every trial sits at w* the remaining steps are filled in without computing them
-    (``freeze``); the outputs are identical to computing them.
+    (``freeze``); the outputs are identical to computing them. ``traffic``, when given, counts
+    the rows read by full-batch steps.
     """
     Z, model = problem.Z, problem.model
     t, n, m, d = Z.shape
@@ -215,7 +226,8 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True) -> ChunkOutput
         for step in range(T):
             scale = model.preact_scale(q)
             if sampler is None:
-                full_forward(problem, rule, q, scale, groups, workers, residual, G, bags)
+                full_forward(problem, rule, q, scale, groups, workers, residual, G, bags,
+                             traffic)
                 n_batch = n
             else:
                 idx = torch.from_numpy(sampler.next()).to(Z.device)

@@ -53,6 +53,7 @@ from stelab.engine.kernels import (
     split_evenly,
 )
 from stelab.engine.problem import Problem
+from stelab.engine.traffic import Traffic
 from stelab.engine.trajectory import ChunkOutput, Trajectory, binary, latent_step, loss_of
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
@@ -144,6 +145,7 @@ def run_incremental(
     freeze: bool = True,
     cache_columns: int | None = None,
     adaptive: bool = False,
+    traffic: Traffic | None = None,
 ) -> ChunkOutput:
     """Run ``cfg.train.steps`` STE-gradient steps on every trial of ``problem`` (see the module
     docstring); outputs identical to :func:`stelab.engine.dense.run_dense`.
@@ -153,6 +155,7 @@ def run_incremental(
     ``adaptive`` (``run.engine = "auto"``): a step is a full pass over all trials whenever the
     measured time of incremental steps exceeds that of a full pass (:class:`_StepChooser`);
     otherwise full passes are taken only when most trials need one anyway.
+    ``traffic``, when given, counts what was read (:class:`stelab.engine.traffic.Traffic`).
     """
     reason = incremental_unsupported(cfg)
     if reason is None and problem.Z.device.type != "cpu":
@@ -213,6 +216,9 @@ def run_incremental(
             (~full).numpy(), cache.table.numpy(), cache.fresh.numpy(), cache.store.numpy(),
             residual_np, bag_rows.numpy(), bag_weights.numpy(), offsets.numpy(),
         )
+        if traffic is not None:
+            traffic.add(pass_rows=R * len(recompute), gradient_rows=offsets[len(ks)],
+                        update_columns=flips[ks[~full]].sum())
         if split_sums is None or len(ks) < 2 * split_sums.count:
             G[ks] = bag_range_sums(rows, bag_rows, bag_weights, offsets, 0, len(ks))
             return
@@ -254,6 +260,8 @@ def run_incremental(
                 record.loss[:, step] = loss_of(residual)
             latent_step(u, G, n, scale, eta, weight_derivative)
             fused.take_signs(u.numpy(), q.numpy(), flips.numpy())  # q = sign(u), in place
+            if traffic is not None:
+                traffic.add(flipped_columns=flips.sum())
             at_target = record.record(step, q)
             scale = model.preact_scale(q) if scale is not None else None
             passes = fused.plan_step(flips.numpy(), cache.table.numpy(), err_np, per_update_np,
@@ -276,6 +284,8 @@ def run_incremental(
                     wanted[fresh_trials] = True
                     cache.assign(fresh_trials, wanted)
                     copied[fresh_trials] = True
+                    if traffic is not None:
+                        traffic.add(copied_columns=d * len(fresh_trials))
             elif FILL_FROM_STEP <= step < T - FILL_BEFORE_END:
                 # columns worth caching: the flipped ones of the trials updated from them, and
                 # for the trials recomputed in full those likely to flip next

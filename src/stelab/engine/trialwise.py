@@ -1,0 +1,299 @@
+"""The trial-wise engine: each trial runs all its steps in one compiled call.
+
+The batched engines take one step of every trial of a chunk at a time, so a step pays Python
+and launch overheads once per chunk, and every trial's data leaves the CPU caches before its next
+step. Here each worker thread takes a trial and runs its whole trajectory in one compiled loop
+(:func:`trial_kernel`), then takes the next: no per-step overhead, and the data of a trial that
+fits in the cache stays there for all its steps. The iterates are those of the incremental
+engine (same updates, same exact decisions), hence of the dense engine, bit for bit:
+
+* h = Z q is kept and updated from the flipped columns, h += 2 q_j Z[:, j]; a full pass
+  recomputes it when more than COLD_MAX_FLIPS columns flipped and the trial has no
+  column-major copy, or when its error bound (that of a full pass, plus 3 u max_r sum_j |Z_rj|
+  per column added since) would exceed RESET_FACTOR times a full pass's. A trial that needs a
+  full pass for its flips from step FILL_FROM_STEP on gets a column-major copy of its data (one
+  per worker thread, reused), from which later updates read only the flipped columns. The order
+  of the additions into h does not matter: every decision is exact (below).
+* decisions, residuals and coefficients: :func:`stelab.engine.fused._decide` and
+  ``_coefficients``, every entry within the error bound of a threshold decided on its exact
+  float64 value (:mod:`stelab.engine.decisions`).
+* gradient sums G = sum_r c_r Z_r over the rows with c_r != 0, in row order, each term added
+  with one fused multiply-add: the rounding of ``embedding_bag``, the canonical G of the batched
+  engines (tested bit for bit against it).
+* the latent step, as :func:`stelab.engine.trajectory.latent_step` rounds it in float32:
+  g = G (Q~'(u) fl(1/n)),  u <- u - fl(eta) g.
+* a trial that reaches w* without label noise stays there (g = 0 exactly): its remaining
+  iterates are filled in, as the batched engines' freeze does for a whole chunk.
+
+Supported: what the incremental engine supports ({0, 1}-valued surrogates, full batch, float32,
+CPU, any noise, m, activation and weight STE), except batch-norm statistics (the scale
+s(q) is computed in torch) and loss trajectories (the batched engines record them); the
+incremental engine runs those.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import cache
+
+import numba
+import numpy as np
+import torch
+
+from stelab.config import Config
+from stelab.engine import fused
+from stelab.engine.decisions import DISCRETE_SURROGATES
+from stelab.engine.incremental import (
+    COLD_MAX_FLIPS,
+    FILL_BEFORE_END,
+    FILL_FROM_STEP,
+    RESET_FACTOR,
+    incremental_unsupported,
+)
+from stelab.engine.kernels import UNIT_ROUNDOFF, Workers
+from stelab.engine.problem import Problem
+from stelab.engine.traffic import Traffic
+from stelab.engine.trajectory import ChunkOutput, loss_of
+from stelab.errors import ConfigError
+from stelab.model import step_size_eta
+
+__all__ = ["run_trialwise", "trialwise_unsupported", "trial_kernel", "gradient_sums"]
+
+#: the counters a trial returns (as :class:`stelab.engine.traffic.Traffic` names them)
+COUNTERS = ("pass_rows", "gradient_rows", "update_columns", "copied_columns", "flipped_columns")
+
+
+def trialwise_unsupported(cfg: Config) -> str | None:
+    """Why the trial-wise engine cannot run ``cfg`` (one line naming the field), or None."""
+    reason = incremental_unsupported(cfg)
+    if reason is not None:
+        return reason
+    if cfg.data.normalization == "batchnorm":
+        return "data.normalization: batch-norm statistics run on the batched engines"
+    if cfg.record.loss_trajectory:
+        return "record.loss_trajectory: loss trajectories are recorded by the batched engines"
+    return None
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def preactivations(Zk: np.ndarray, q: np.ndarray, h: np.ndarray) -> None:
+    """h = Z_k q in float32, summed in any order (the error bound of
+    :func:`stelab.engine.kernels.gemv_bound` holds for every order)."""
+    for r in range(Zk.shape[0]):
+        row = Zk[r]
+        total = np.float32(0.0)
+        for j in range(row.shape[0]):
+            total += row[j] * q[j]
+        h[r] = total
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def gradient_sums(Zk: np.ndarray, coeff: np.ndarray, G: np.ndarray) -> int:
+    """G = sum_r coeff[r] Z_k[r] over the rows with coeff[r] != 0, in row order, one fused
+    multiply-add per term (as ``embedding_bag`` sums a bag); returns the number of rows."""
+    G[:] = 0
+    rows = 0
+    for r in range(Zk.shape[0]):
+        c = coeff[r]
+        if c != 0:
+            rows += 1
+            row = Zk[r]
+            for j in range(G.shape[0]):
+                G[j] += c * row[j]
+    return rows
+
+
+@numba.njit(nogil=True, cache=True)
+def _ergodic_distance(q_sum: np.ndarray, w_star: np.ndarray, extra: int, q: np.ndarray) -> int:
+    """Hamming distance of sign(q_sum + extra q) (sign(0) = +1) to w*."""
+    count = 0
+    for j in range(q_sum.shape[0]):
+        total = q_sum[j] + extra * np.int64(q[j])
+        count += (1.0 if total >= 0 else -1.0) != w_star[j]
+    return count
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _refresh(Zk, y, q, h, err, act, coeff, G, residual, counters, sign, code, lower, upper, m):  # noqa: ANN001, ANN202
+    """Decide every row of h (exactly near a threshold), the residuals, the coefficients and
+    G; inlined into a kernel with the constants compiled in."""
+    fused._decide(h, Zk, q, err, 1.0, sign, code, lower, upper, act, coeff)
+    fused._coefficients(act, y, m, residual, coeff)
+    counters[1] += gradient_sums(Zk, coeff, G)
+
+
+@cache
+def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
+    """The compiled trajectory of one trial for one (activation, surrogate), constants compiled
+    in (as :func:`stelab.engine.fused.refresh_kernel`; the closure refers to
+    compiled functions as module globals only, so that numba's disk cache finds it again).
+
+    ``kernel(Zk, y, u, w_star, m, clipped, bound, per_update, inv_n, eta, steps, checkpoints,
+    freeze, copy_ok, Zt, hamming, q_sum, ergodic_at, residual, counters)`` runs ``steps``
+    steps from the latent weights ``u`` (updated in place to u_T): Hamming distances H_0..H_T
+    into ``hamming``,
+    the sum of the iterates q_1..q_T into ``q_sum``, the ergodic distances at the sorted
+    ``checkpoints`` into ``ergodic_at``, the residuals at q_T into ``residual`` and the
+    :data:`COUNTERS` into ``counters``. ``Zt`` (d, n*m) is room for a column-major copy (used
+    when ``copy_ok``).
+    """
+    sign = activation == "sign"
+    code = fused._SURROGATE_CODES[surrogate]
+    thresholds = {theta for theta in DISCRETE_SURROGATES[surrogate] if theta != 0.0}
+    lower, upper = -1.0 in thresholds, 1.0 in thresholds
+    cold_max, reset, fill_from, fill_end = COLD_MAX_FLIPS, RESET_FACTOR, FILL_FROM_STEP, \
+        FILL_BEFORE_END
+    @numba.njit(nogil=True, cache=True)
+    def kernel(Zk, y, u, w_star, m, clipped, bound, per_update, inv_n, eta, steps,  # noqa: ANN001, ANN202
+               checkpoints, freeze, copy_ok, Zt, hamming, q_sum, ergodic_at, residual, counters):
+        R, d = Zk.shape
+        one = np.float32(1.0)
+        q = np.empty(d, dtype=np.float32)
+        h = np.empty(R, dtype=np.float32)
+        act = np.empty(R, dtype=np.float32)
+        coeff = np.empty(R, dtype=np.float32)
+        G = np.zeros(d, dtype=np.float32)
+        flipped = np.empty(d, dtype=np.int64)
+        weights = np.empty(d, dtype=np.float32)
+        distance = 0
+        for j in range(d):
+            q[j] = one if u[j] >= 0 else -one
+            distance += q[j] != w_star[j]
+        hamming[0] = distance
+        preactivations(Zk, q, h)
+        counters[0] += R
+        err = bound
+        _refresh(Zk, y, q, h, err, act, coeff, G, residual, counters, sign, code, lower, upper,
+                 m)
+        has_copy = False
+        for step in range(steps):
+            # the latent step and the new signs, as trajectory.latent_step / binary round them
+            flips = 0
+            distance = 0
+            for j in range(d):
+                derivative = one
+                if clipped:
+                    derivative = one if abs(u[j]) <= 1 else np.float32(0.0)
+                u[j] = u[j] - eta * (G[j] * (derivative * inv_n))
+                new = one if u[j] >= 0 else -one
+                if new != q[j]:
+                    flipped[flips] = j
+                    weights[flips] = new + new
+                    flips += 1
+                q[j] = new
+                distance += new != w_star[j]
+                q_sum[j] += np.int64(new)
+            counters[4] += flips
+            hamming[step + 1] = distance
+            for i in range(checkpoints.shape[0]):
+                if checkpoints[i] == step + 1:
+                    ergodic_at[i] = _ergodic_distance(q_sum, w_star, 0, q)
+            if flips > 0:
+                uncached = 0 if has_copy else flips
+                if uncached > cold_max or err + flips * per_update > reset * bound:
+                    preactivations(Zk, q, h)
+                    counters[0] += R
+                    err = bound
+                    if copy_ok and not has_copy and uncached > cold_max and \
+                            fill_from <= step < steps - fill_end:
+                        for start in range(0, R, fused.FILL_BLOCK):  # blocked transpose
+                            stop = min(start + fused.FILL_BLOCK, R)
+                            for j in range(d):
+                                for r in range(start, stop):
+                                    Zt[j, r] = Zk[r, j]
+                        has_copy = True
+                        counters[3] += d
+                else:
+                    if has_copy:
+                        fused._add_columns(h, Zt, flipped, weights, flips)
+                    else:
+                        for p in range(flips):
+                            j = flipped[p]
+                            v = weights[p]
+                            for r in range(R):
+                                h[r] += v * Zk[r, j]
+                    err += flips * per_update
+                    counters[2] += flips
+                _refresh(Zk, y, q, h, err, act, coeff, G, residual, counters, sign, code, lower,
+                         upper, m)
+            if distance == 0 and freeze:
+                # w* is an exact fixed point: the remaining iterates are w* itself
+                for i in range(checkpoints.shape[0]):
+                    if checkpoints[i] > step + 1:
+                        ergodic_at[i] = _ergodic_distance(q_sum, w_star,
+                                                          checkpoints[i] - step - 1, q)
+                for j in range(d):
+                    q_sum[j] += (steps - step - 1) * np.int64(q[j])
+                break
+
+    return kernel
+
+
+def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
+                  copies: bool = True, traffic: Traffic | None = None) -> ChunkOutput:
+    """Run ``cfg.train.steps`` steps of every trial of ``problem``, one trial per worker thread
+    at a time (module docstring); outputs identical to :func:`stelab.engine.dense.run_dense`.
+
+    ``copies``: whether a trial that keeps flipping many columns gets a column-major copy of
+    its data (one per worker thread, n*m*d floats each).
+    """
+    reason = trialwise_unsupported(cfg)
+    if reason is None and problem.Z.device.type != "cpu":
+        reason = "run.device: the trial-wise engine runs on the CPU; allowed: cpu"
+    if reason is not None:
+        raise ConfigError(reason)
+    Z3 = problem.Znp
+    assert Z3 is not None
+    t, R, d = Z3.shape
+    n, m = problem.Z.shape[1], problem.Z.shape[2]
+    T = cfg.train.steps
+    kernel = trial_kernel(cfg.model.activation, cfg.train.ste)
+    clipped = cfg.train.weight_ste == "clipped"
+    eta = np.float32(step_size_eta(cfg.train.step_size, d, m, cfg.model.activation))
+    inv_n = np.float32(1.0) / np.float32(n)
+    noiseless = cfg.noise.kind == "none" or cfg.noise.level == 0
+    unit = UNIT_ROUNDOFF[torch.float32]
+    gamma = d * unit / (1.0 - d * unit)
+    bound = problem.bound.numpy()  # per trial; per_update as in the incremental engine
+    per_update = bound * (3.0 * 1.01 * unit / gamma)
+    checkpoints = np.array(sorted(set(cfg.record.checkpoints)), dtype=np.int64)
+
+    u = problem.u0.numpy().copy()
+    hamming = np.zeros((t, T + 1), dtype=np.int32)
+    q_sum = np.zeros((t, d), dtype=np.int64)
+    ergodic_at = np.zeros((t, len(checkpoints)), dtype=np.int64)
+    residual = np.zeros((t, n), dtype=np.float32)
+    counters = np.zeros((t, len(COUNTERS)), dtype=np.int64)
+    y, w_star = problem.y.numpy(), problem.teacher.numpy()
+    local = threading.local()
+    no_copy = np.empty((0, R), dtype=np.float32)
+
+    def run(k: int) -> None:
+        room = no_copy
+        if copies:
+            room = getattr(local, "room", None)
+            if room is None:  # one column-major slab per worker thread, reused trial by trial
+                room = local.room = np.empty((d, R), dtype=np.float32)
+        kernel(Z3[k], y[k], u[k], w_star[k], m, clipped, float(bound[k]), float(per_update[k]),
+               inv_n, eta, T, checkpoints, noiseless and freeze, copies, room, hamming[k], q_sum[k],
+               ergodic_at[k], residual[k], counters[k])
+
+    with Workers(problem.Z.device) as workers:
+        workers.map(run, list(range(t)))
+    if traffic is not None:
+        traffic.add(**dict(zip(COUNTERS, counters.sum(axis=0).tolist(), strict=True)))
+    residual_t = torch.from_numpy(residual)
+    return ChunkOutput(
+        hamming=hamming,
+        ergodic_hamming=np.array([fused_ergodic(q_sum[k], w_star[k]) for k in range(t)]),
+        final_loss=loss_of(residual_t).numpy().astype(np.float64),
+        loss=None,
+        final_u=u,
+        ergodic_at=ergodic_at,
+    )
+
+
+def fused_ergodic(q_sum: np.ndarray, w_star: np.ndarray) -> int:
+    """Hamming distance of sign(q_sum) to w* (sign(0) = +1)."""
+    return int(((np.where(q_sum >= 0, 1.0, -1.0)).astype(w_star.dtype) != w_star).sum())
