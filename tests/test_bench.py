@@ -14,12 +14,20 @@ from stelab.cli import app
 def test_every_benchmark_runs_and_checks_its_results():
     lines: list[str] = []
     results = run_all(tiny=True, threads=1, say=lines.append)
-    assert [r.name for r in results] == ["bandwidth", "baseline", "incremental"]
+    assert [r.name for r in results] == ["numpy", "bandwidth", "baseline", "incremental"]
     for result in results:
         assert result.values and all(math.isfinite(v) and v > 0 for v in result.values)
     by_name = {r.name: r for r in results}
     assert by_name["baseline"].detail["agree"] is True
     assert by_name["incremental"].detail["agree"] is True
+    assert by_name["numpy"].detail["agree"] is True
+    for workload in by_name["numpy"].detail["workloads"]:
+        # an engine reads at least the incremental floor; in this tiny regime the trials are
+        # still moving at T, so the floor is below one full pass per trial-step
+        floor = workload["incremental_floor_bytes_per_trial_step"]
+        assert workload["engine_bytes_per_trial_step"] >= floor > 0
+        assert floor < workload["one_pass_bytes_per_trial_step"]
+    assert any(line.startswith("  numpy: ratio on the sum") for line in lines)
     assert any(line.startswith("machine:") for line in lines)
 
 

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
 
 from stelab.errors import DataError
 
@@ -184,6 +183,8 @@ def fit_scaling(
         var = np.array([p.var(ddof=1) for p in pools])
         if (var > 0).all() and n_pts > n_params:
             lof = float((((y - fitted) ** 2) / var).sum())
+            from scipy.stats import chi2  # scipy.stats costs ~0.5 s to import: when needed
+
             lof_p = float(chi2.sf(lof, n_pts - n_params))
         rng = np.random.default_rng(seed)
         yb = np.stack([p[rng.integers(0, p.size, size=int(n_boot))] for p in pools], axis=1)

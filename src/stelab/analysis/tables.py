@@ -7,7 +7,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as student_t
 
 from stelab.analysis.trajectories import _group_keys, per_horizon
 from stelab.errors import DataError
@@ -105,6 +104,8 @@ def mean_ci(
     if values.size < 2:
         return (mean, math.nan, math.nan)
     if method == "t":
+        from scipy.stats import t as student_t  # scipy.stats costs ~0.5 s to import
+
         half = float(student_t.ppf(0.5 + confidence / 2, values.size - 1)
                      * values.std(ddof=1) / math.sqrt(values.size))
         return (mean, mean - half, mean + half)
