@@ -29,6 +29,7 @@ from stelab.config import Config
 from stelab.engine.budget import (
     ChunkPlan,
     cache_bytes_per_trial,
+    cache_columns,
     default_memory_budget,
     plan_chunks,
     run_budget,
@@ -95,9 +96,8 @@ def run_chunk(cfg: Config, problem: Problem, engine: str, layout: str = "cache",
     if engine == "incremental" and layout == "trialwise":
         return run_trialwise(problem, cfg, traffic=traffic)
     if engine == "incremental":
-        t = problem.Z.shape[0]
-        plan = ChunkPlan(engine, layout, t, 0, 0)
-        return run_incremental(problem, cfg, cache_columns=plan.cache_columns(cfg, t),
+        columns = cache_columns(cfg, layout, problem.Z.shape[0])
+        return run_incremental(problem, cfg, cache_columns=columns,
                                adaptive=cfg.run.engine == "auto", traffic=traffic)
     return run_dense(problem, cfg, traffic=traffic)
 

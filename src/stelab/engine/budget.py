@@ -43,7 +43,7 @@ from stelab.errors import ConfigError, MemoryBudgetError
 
 __all__ = [
     "ChunkPlan", "plan_chunks", "select_engine", "default_memory_budget", "run_budget",
-    "cache_bytes_per_trial", "INCREMENTAL_MIN_BYTES",
+    "cache_bytes_per_trial", "cache_columns", "INCREMENTAL_MIN_BYTES",
 ]
 
 #: per-trial data (bytes) from which ``auto`` prefers the incremental engine
@@ -152,13 +152,14 @@ class ChunkPlan:
         """Estimated peak bytes of a chunk of ``trials`` (default: a full chunk)."""
         return (self.size if trials is None else trials) * self.per_trial + self.fixed
 
-    def cache_columns(self, cfg: Config, trials: int) -> int:
-        """Column-cache capacity of a chunk of ``trials`` trials, in columns of n*m floats
-        (``columns``: every column of every trial)."""
-        if self.layout == "columns":
-            return trials * cfg.model.d
-        column = (4 if cfg.run.dtype == "float32" else 8) * cfg.train.n * cfg.model.m
-        return trials * cache_bytes_per_trial(cfg) // column
+
+def cache_columns(cfg: Config, layout: str, trials: int) -> int:
+    """Column-cache capacity of the batched incremental engine for a chunk of ``trials`` trials
+    in ``layout``, in columns of n*m numbers (``columns``: every column of every trial)."""
+    if layout == "columns":
+        return trials * cfg.model.d
+    column = (4 if cfg.run.dtype == "float32" else 8) * cfg.train.n * cfg.model.m
+    return trials * cache_bytes_per_trial(cfg) // column
 
 
 def plan_chunks(cfg: Config, budget: int, source: str = "run.memory_budget_mb",
