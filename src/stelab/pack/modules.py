@@ -1,0 +1,227 @@
+"""Inference-only layers on packed 1-bit weights, and the model that holds them.
+
+``PackedLinear`` / ``PackedConv2d`` hold the weights' signs in the row layout of
+:mod:`stelab.pack.bits` (1 bit per weight, no latent weights) and compute, for inputs
+
+* ``sign`` (sign-family input quantizer, x in {-1, +1}):   integer dot products
+  K - 2 popcount(x XOR w), the input binarized and packed on the fly: **bit for bit** the float
+  model's values (exact integers in float32 up to 2^24; a bias is then added by torch);
+* ``step`` (step-family input quantizer, x in {0, 1}):     popcount(x) - 2 popcount(x AND w), exact;
+* ``real`` (no input quantizer):                           sum_j s_j x_j, within
+  2 (K - 1) u sum_j |x_j| (u = 2^-24) of torch's float32 result (bound in
+  :mod:`stelab.pack.kernels`).
+
+A NaN reaching a binarizing layer has no sign: it is refused with a
+:class:`~stelab.errors.DataError` naming the layer; with real inputs NaN propagates to the
+outputs it touches.
+
+Conv2d goes through patches: quantize the input as the float model does (sign, then the zero
+padding, a third value; or reflect / replicate / circular padding), unfold, pack each patch and
+multiply; patches that hold zero padding take a masked kernel that leaves those positions out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from stelab.errors import DataError, PackError
+from stelab.pack import kernels
+from stelab.pack.bits import words_for
+
+Tensor = torch.Tensor
+
+__all__ = ["INPUT_MODES", "PackedLinear", "PackedConv2d", "PackedModel", "binary_matmul",
+           "real_matmul"]
+
+#: how a packed layer reads its input: real values, sign(x) in {-1, +1} or step(x) in {0, 1}
+INPUT_MODES = ("real", "sign", "step")
+
+#: the one-table-per-row kernel pays 256 sums per 8 inputs and row, the lookups one per 8 weights:
+#: it wins while rows * 256 <= outputs (batch 1 on a wide layer); otherwise unpack tiles of signs
+_LUT_ROWS_PER_OUTPUT = 1 / 256
+
+
+def _as_rows(x: Tensor, k: int) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().reshape(-1, k).to(torch.float32).numpy())
+
+
+def binary_matmul(x: np.ndarray, wrows: np.ndarray, k: int, step: bool, layer: str) -> np.ndarray:
+    """(N, K) float32 inputs, binarized (sign, or ``step``) and packed here, times the packed
+    signs (O, ceil(K/64)): the exact integer dot products as float32 (N, O)."""
+    bits = np.empty((x.shape[0], words_for(k)), dtype=np.uint64)
+    nans = kernels.pack_rows(x, step, bits)
+    if nans:
+        raise DataError(f"{layer}: {nans} NaN input value(s) reach a binary layer; a NaN has "
+                        "no sign (clean the input, or find where it was produced)")
+    pops = np.zeros(x.shape[0], dtype=np.int64)
+    if step:
+        kernels.row_popcounts(bits, pops)
+    out = np.empty((x.shape[0], wrows.shape[0]), dtype=np.float32)
+    kernels.binary_gemm(bits, wrows, k, step, pops, out)
+    return out
+
+
+def real_matmul(x: np.ndarray, wrows: np.ndarray, k: int) -> np.ndarray:
+    """(N, K) real inputs times the packed signs (O, ceil(K/64)) -> float32 (N, O)."""
+    n, outs = x.shape[0], wrows.shape[0]
+    padded = np.zeros((n, wrows.shape[1] * kernels.WORD_BITS), dtype=np.float32)
+    padded[:, :k] = x
+    out = np.empty((n, outs), dtype=np.float32)
+    if n <= outs * _LUT_ROWS_PER_OUTPUT:
+        wbytes = wrows.view(np.uint8)
+        table = np.empty((n, wbytes.shape[1], 256), dtype=np.float32)
+        kernels.real_binary_lut(padded, wbytes, table, out)
+    else:
+        kernels.real_binary_unpacked(padded, wrows, out)
+    return out
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in INPUT_MODES:
+        raise PackError(f"input mode: unknown value {mode!r}; allowed: {', '.join(INPUT_MODES)}")
+    return mode
+
+
+class _PackedLayer(nn.Module):
+    """Packed signs as an int64 buffer (the same 64 bits; numpy views them as uint64)."""
+
+    weight_bits: Tensor
+    bias: Tensor | None
+
+    def _set_weights(self, rows: np.ndarray, bias: Tensor | None) -> None:
+        self.register_buffer("weight_bits", torch.from_numpy(rows.view(np.int64).copy()))
+        self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
+        self.label = type(self).__name__
+
+    def _rows(self) -> np.ndarray:
+        return self.weight_bits.numpy().view(np.uint64)
+
+    def _multiply(self, x: np.ndarray, k: int) -> np.ndarray:
+        if self.mode == "real":
+            return real_matmul(x, self._rows(), k)
+        return binary_matmul(x, self._rows(), k, self.mode == "step", self.label)
+
+
+class PackedLinear(_PackedLayer):
+    """y = Q_in(x) sign(W)^T + b with sign(W) stored as packed bits (see the module doc)."""
+
+    def __init__(self, in_features: int, out_features: int, rows: np.ndarray,
+                 bias: Tensor | None, mode: str) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.mode = _check_mode(mode)
+        self._set_weights(rows, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.in_features:
+            raise DataError(f"{self.label}: input has {x.shape[-1]} features; the layer takes "
+                            f"{self.in_features}")
+        y = torch.from_numpy(self._multiply(_as_rows(x, self.in_features), self.in_features))
+        y = y.reshape(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, input={self.mode}")
+
+
+class PackedConv2d(_PackedLayer):
+    """conv2d(Q_in(x), sign(W)) + b through packed patches (see the module doc).
+
+    ``padding`` is torch's ``_reversed_padding_repeated_twice`` (left, right, top, bottom),
+    so ``"same"`` and asymmetric paddings need no special case.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
+                 stride: tuple[int, int], padding: tuple[int, int, int, int],
+                 dilation: tuple[int, int], groups: int, padding_mode: str, rows: np.ndarray,
+                 bias: Tensor | None, mode: str) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
+        self.padding, self.groups, self.padding_mode = padding, groups, padding_mode
+        self.mode = _check_mode(mode)
+        self._set_weights(rows, bias)
+
+    def _quantize(self, x: Tensor) -> Tensor:
+        if self.mode == "real":
+            return x
+        if torch.isnan(x).any():
+            raise DataError(f"{self.label}: NaN input value(s) reach a binary layer; a NaN has "
+                            "no sign (clean the input, or find where it was produced)")
+        if self.mode == "sign":
+            return torch.where(x >= 0, 1.0, -1.0)
+        return (x > 0).to(torch.float32)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise DataError(f"{self.label}: input of shape {tuple(x.shape)}; the layer takes "
+                            f"(batch, {self.in_channels}, height, width)")
+        q = self._quantize(x.detach().to(torch.float32))
+        if any(self.padding):
+            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+            q = F.pad(q, self.padding, mode=mode)
+        batch = q.shape[0]
+        (dh, dw), (kh, kw), (sh, sw) = self.dilation, self.kernel_size, self.stride
+        height = (q.shape[2] - dh * (kh - 1) - 1) // sh + 1
+        width = (q.shape[3] - dw * (kw - 1) - 1) // sw + 1
+        cols = F.unfold(q, self.kernel_size, dilation=self.dilation, stride=self.stride)
+        k = cols.shape[1] // self.groups
+        per_group = self.out_channels // self.groups
+        rows = self._rows()
+        parts = []
+        for g in range(self.groups):
+            patches = cols[:, g * k:(g + 1) * k, :].transpose(1, 2).reshape(-1, k)
+            x_rows = np.ascontiguousarray(patches.numpy())
+            w_rows = rows[g * per_group:(g + 1) * per_group]
+            parts.append(self._patch_product(x_rows, w_rows, k))
+        y = torch.from_numpy(np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
+        y = y.reshape(batch, height * width, self.out_channels).transpose(1, 2)
+        y = y.reshape(batch, self.out_channels, height, width)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+    def _patch_product(self, x: np.ndarray, w_rows: np.ndarray, k: int) -> np.ndarray:
+        if self.mode != "sign":  # real values, or step's {0, 1} where padding 0 adds nothing
+            if self.mode == "real":
+                return real_matmul(x, w_rows, k)
+            return binary_matmul(x, w_rows, k, True, self.label)
+        bits = np.empty((x.shape[0], words_for(k)), dtype=np.uint64)
+        mask = np.empty_like(bits)
+        padded = np.zeros(x.shape[0], dtype=np.bool_)
+        kernels.pack_patch_rows(x, bits, mask, padded)
+        out = np.empty((x.shape[0], w_rows.shape[0]), dtype=np.float32)
+        kernels.binary_gemm(bits, w_rows, k, False, np.zeros(1, np.int64), out)
+        border = np.flatnonzero(padded)
+        if border.size:
+            kernels.binary_gemm_masked(bits, mask, border, w_rows, out)
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"groups={self.groups}, bias={self.bias is not None}, input={self.mode}")
+
+
+class PackedModel(nn.Module):
+    """The module :func:`stelab.pack.load_packed` returns: the rebuilt network, always in eval
+    mode, its forward run without autograd. ``metadata`` holds the file's metadata."""
+
+    def __init__(self, net: nn.Module, metadata: dict[str, str]) -> None:
+        super().__init__()
+        self.net = net
+        self.metadata = dict(metadata)
+        self.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> PackedModel:
+        if mode:
+            raise PackError("a packed model is inference-only: train() is not allowed; train "
+                            "the float model and export it again")
+        return super().train(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.net(x)
