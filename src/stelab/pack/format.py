@@ -30,7 +30,7 @@ from torch import nn
 from stelab import __version__
 from stelab.errors import PackError
 from stelab.nn.layers import QuantConv2d, QuantizedLayer, QuantLinear, Scale
-from stelab.pack.bits import pack_stream, stream_to_rows, words_for
+from stelab.pack.bits import pack_stream, stream_to_rows, unpack_stream, words_for
 from stelab.pack.modules import PackedConv2d, PackedLinear, PackedModel
 from stelab.quantizers import Quantizer, get_quantizer
 
@@ -255,11 +255,12 @@ def _build_packed(kind: str, args: dict[str, Any], spec: dict[str, Any], prefix:
         twin = nn.Conv2d(**args, device="meta")
         kh, kw = twin.kernel_size
         k = twin.in_channels // twin.groups * kh * kw
-        rows = _packed_rows(spec, prefix, reader, twin.out_channels, k)
+        words = reader.take(prefix + "weight_bits", (words_for(twin.out_channels * k),))
+        signs = unpack_stream(words, twin.out_channels * k).reshape(twin.weight.shape)
         bias = _bias(spec, prefix, reader, twin.out_channels)
         layer = PackedConv2d(twin.in_channels, twin.out_channels, (kh, kw), tuple(twin.stride),
                              tuple(twin._reversed_padding_repeated_twice), tuple(twin.dilation),
-                             twin.groups, twin.padding_mode, rows, bias, mode)
+                             twin.groups, twin.padding_mode, signs, bias, mode)
     layer.label = f"layer '{prefix[:-1] or '(model)'}'"
     return layer
 

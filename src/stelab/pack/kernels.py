@@ -9,10 +9,11 @@ Binary x binary (``sign`` inputs, x and w in {-1, +1}^K):
 
     x . w = K - 2 popcount(x XOR w)
 
-Binary x binary on a conv patch that holds zero padding (the float model pads the quantized
-input with 0): with m the mask of the real (non-padding) positions,
+Binary conv2d packs the channels of each pixel (per group) into words and sums over the
+kernel positions; a position in the zero padding (the float model pads the quantized input
+with 0, a third value) is skipped, so with v positions inside the image and C channels
 
-    x . w = popcount(m) - 2 popcount((x XOR w) AND m)
+    x . w = v C - 2 popcount(x XOR w)
 
 ``step`` inputs (x in {0, 1}^K, bit set iff x = 1) with sign weights:
 
@@ -20,9 +21,12 @@ input with 0): with m the mask of the real (non-padding) positions,
 
 All three are integer sums, exact in float32 up to 2^24.
 
-Real x binary (x real, w in {-1, +1}^K): sum_j s_j x_j with s_j = 1 - 2 bit_j, summed in whatever
-order LLVM vectorizes (fast-math on that reduction only): the error of such a sum is at most
-(K - 1) u sum_j |x_j| (u = 2^-24), and so is that of torch's own float32 dot, hence
+Real x binary (x real, w in {-1, +1}^K): sum_j s_j x_j with s_j = 1 - 2 bit_j. Batch 1 (few rows):
+one table per row of the 256 signed sums of each group of 8 inputs, then one lookup per 8
+weights; more rows: tiles of weight rows unpacked to float signs in cache and reused for every
+row. Either way a sum of the K terms in some order (fast-math on these two kernels only): the
+error of such a sum is at most (K - 1) u sum_j |x_j| (u = 2^-24), and so is that of torch's
+own float32 dot, hence
 
     |packed - torch| <= 2 (K - 1) u sum_j |x_j|           (+ one rounding of the bias)
 
@@ -41,9 +45,8 @@ from numba import types
 from numba.extending import intrinsic
 
 __all__ = [
-    "WORD_BITS", "popcount", "pack_rows", "pack_patch_rows", "binary_gemm", "binary_gemm_masked",
-    "real_binary_lut", "real_binary_unpacked", "row_popcounts",
-    "popcount_probe", "read_probe",
+    "WORD_BITS", "popcount", "pack_rows", "binary_gemm", "row_popcounts", "pack_pixels",
+    "binary_conv2d", "real_binary_lut", "real_binary_unpacked", "popcount_probe", "read_probe",
 ]
 
 WORD_BITS = 64
@@ -90,31 +93,6 @@ def pack_rows(x: np.ndarray, step: bool, out: np.ndarray) -> int:
             out[r, w] = word
         nans += bad
     return nans
-
-
-@_par
-def pack_patch_rows(x: np.ndarray, bits: np.ndarray, mask: np.ndarray, padded: np.ndarray) -> None:
-    """Pack rows of quantized values in {-1, 0, +1} (a conv patch of a sign-quantized input,
-    0 where the float model pads): bit set iff v < 0; mask bit set iff v != 0; ``padded[r]``
-    says whether row r holds any 0 (and so needs the masked kernel)."""
-    rows, k = x.shape
-    words = bits.shape[1]
-    for r in numba.prange(rows):
-        zeros = 0
-        for w in range(words):
-            start = w * WORD_BITS
-            stop = min(start + WORD_BITS, k)
-            word = np.uint64(0)
-            valid = np.uint64(0)
-            for j in range(start, stop):
-                v = x[r, j]
-                shift = np.uint64(j - start)
-                word |= np.uint64(v < 0) << shift
-                valid |= np.uint64(v != 0) << shift
-                zeros += v == 0
-            bits[r, w] = word
-            mask[r, w] = valid
-        padded[r] = zeros > 0
 
 
 # --------------------------------------------------------------------------- binary x binary
@@ -178,26 +156,6 @@ def binary_gemm(
                 b += 1
 
 
-@_par
-def binary_gemm_masked(
-    xb: np.ndarray, mask: np.ndarray, rows: np.ndarray, wb: np.ndarray, out: np.ndarray
-) -> None:
-    """For the listed ``rows`` only (conv patches that hold zero padding), overwrite
-    out[r, o] = popcount(m_r) - 2 popcount((x_r XOR w_o) AND m_r)."""
-    words = xb.shape[1]
-    outs = wb.shape[0]
-    for i in numba.prange(rows.shape[0]):
-        r = rows[i]
-        valid = np.int64(0)
-        for w in range(words):
-            valid += np.int64(popcount(mask[r, w]))
-        for o in range(outs):
-            acc = np.uint64(0)
-            for w in range(words):
-                acc += popcount((xb[r, w] ^ wb[o, w]) & mask[r, w])
-            out[r, o] = valid - 2 * np.int64(acc)
-
-
 @_jit
 def row_popcounts(xb: np.ndarray, out: np.ndarray) -> None:
     """out[r] = number of set bits of packed row r."""
@@ -206,6 +164,80 @@ def row_popcounts(xb: np.ndarray, out: np.ndarray) -> None:
         for w in range(xb.shape[1]):
             total += np.int64(popcount(xb[r, w]))
         out[r] = total
+
+
+# --------------------------------------------------------------------------- binary conv2d
+@_par
+def pack_pixels(x: np.ndarray, groups: int, step: bool, out: np.ndarray) -> int:
+    """Pack the binarized channels of every pixel: ``x`` (B, C, H, W) float32 -> ``out``
+    (B, H, W, groups, words) uint64, the channels of a group in words (bit c % 64 of word
+    c // 64; bit set iff x < 0, or x > 0 for ``step``). Returns the number of NaN inputs."""
+    batch, channels, height, width = x.shape
+    per_group = channels // groups
+    nans = 0
+    for t in numba.prange(batch * height):
+        b = t // height
+        y = t % height
+        out[b, y] = 0
+        bad = 0
+        for c in range(channels):
+            g = c // per_group
+            w = (c % per_group) // WORD_BITS
+            shift = np.uint64((c % per_group) % WORD_BITS)
+            for col in range(width):
+                v = x[b, c, y, col]
+                bad += v != v
+                bit = (v > 0) if step else (v < 0)
+                out[b, y, col, g, w] |= np.uint64(bit) << shift
+        nans += bad
+    return nans
+
+
+@_par
+def binary_conv2d(
+    xb: np.ndarray, wt: np.ndarray, per_group: int, stride: tuple, padding: tuple,
+    dilation: tuple, step: bool, out: np.ndarray,
+) -> None:
+    """Binary x binary conv2d on packed pixels. ``xb`` (B, H, W, G, words) from
+    :func:`pack_pixels`; ``wt`` (G, kh, kw, words, O/G): the weights' signs, the output channels
+    last so the count over them vectorizes; ``out`` (B, O, Ho, Wo). A kernel position that
+    falls in the zero padding is skipped (the float model's 0 adds nothing), so with v valid
+    positions out = v * C/G - 2 popcount(x XOR w) (sign) or popcount(x) - 2 popcount(x AND w)
+    (step). ``padding`` = (top, left)."""
+    batch, height, width, groups, words = xb.shape
+    _, kh, kw, _, og = wt.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    for t in numba.prange(batch * out_h):
+        b = t // out_h
+        oy = t % out_h
+        acc = np.empty(og, np.int64)
+        for ox in range(out_w):
+            for g in range(groups):
+                acc[:] = 0
+                valid = 0
+                ones = 0
+                for ky in range(kh):
+                    iy = oy * stride[0] - padding[0] + ky * dilation[0]
+                    if iy < 0 or iy >= height:
+                        continue
+                    for kx in range(kw):
+                        ix = ox * stride[1] - padding[1] + kx * dilation[1]
+                        if ix < 0 or ix >= width:
+                            continue
+                        valid += 1
+                        for w in range(words):
+                            xw = xb[b, iy, ix, g, w]
+                            ones += np.int64(popcount(xw))
+                            row = wt[g, ky, kx, w]
+                            if step:
+                                for o in range(og):  # vectorized over output channels
+                                    acc[o] += np.int64(popcount(xw & row[o]))
+                            else:
+                                for o in range(og):
+                                    acc[o] += np.int64(popcount(xw ^ row[o]))
+                base = ones if step else valid * per_group
+                for o in range(og):
+                    out[b, g * og + o, oy, ox] = base - 2 * acc[o]
 
 
 # --------------------------------------------------------------------------- real x binary
@@ -270,30 +302,35 @@ def real_binary_unpacked(x: np.ndarray, wb: np.ndarray, out: np.ndarray) -> None
 
 
 # --------------------------------------------------------------------------- machine limits
+@_jit
+def _xor_popcount_rounds(words: np.ndarray, rounds: int) -> int:
+    acc = np.uint64(0)
+    for r in range(rounds):
+        for i in range(words.shape[0]):  # whole rows: LLVM vectorizes this into VPOPCNTQ
+            acc += popcount(words[i] ^ np.uint64(r))
+    return acc
+
+
 @_par
 def popcount_probe(words: np.ndarray, rounds: int, out: np.ndarray) -> None:
-    """XOR-popcount throughput: each thread counts popcount(a XOR b) over its own small,
-    L1-resident slice ``rounds`` times (the compute ceiling of the binary kernel)."""
-    threads = out.shape[0]
-    per = words.shape[0] // threads
-    for t in numba.prange(threads):
-        acc = np.uint64(0)
-        lo = t * per
-        for r in range(rounds):
-            key = np.uint64(r)
-            for i in range(lo, lo + per):
-                acc += popcount(words[i] ^ key)
-        out[t] = acc
+    """XOR-popcount throughput: thread t counts popcount(a XOR r) over its own small,
+    L1-resident row ``words[t]`` ``rounds`` times (the compute ceiling of the binary kernel)."""
+    for t in numba.prange(words.shape[0]):
+        out[t] = _xor_popcount_rounds(words[t], rounds)
+
+
+@_jit
+def _xor_reduce(words: np.ndarray) -> int:
+    acc = np.uint64(0)
+    for i in range(words.shape[0]):
+        acc ^= words[i]
+    return acc
 
 
 @_par
 def read_probe(words: np.ndarray, chunks: int, out: np.ndarray) -> None:
     """Streaming read of ``words`` split in ``chunks`` parts over the threads (XOR-reduced so
     nothing is optimized away): the memory ceiling of batch-1 layers."""
-    n = words.shape[0]
-    per = (n + chunks - 1) // chunks
+    per = (words.shape[0] + chunks - 1) // chunks
     for c in numba.prange(chunks):
-        acc = np.uint64(0)
-        for i in range(c * per, min(n, (c + 1) * per)):
-            acc ^= words[i]
-        out[c] = acc
+        out[c] = _xor_reduce(words[c * per:(c + 1) * per])

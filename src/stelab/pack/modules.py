@@ -15,9 +15,10 @@ A NaN reaching a binarizing layer has no sign: it is refused with a
 :class:`~stelab.errors.DataError` naming the layer; with real inputs NaN propagates to the
 outputs it touches.
 
-Conv2d goes through patches: quantize the input as the float model does (sign, then the zero
-padding, a third value; or reflect / replicate / circular padding), unfold, pack each patch and
-multiply; patches that hold zero padding take a masked kernel that leaves those positions out.
+Binary conv2d packs the channels of every pixel and counts over the kernel positions, skipping
+those in the zero padding (the float model pads the quantized input with 0, a third value);
+reflect / replicate / circular padding is applied first, as torch does. Real x binary conv2d
+multiplies unfolded patches by packed rows.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from torch.nn import functional as F
 
 from stelab.errors import DataError, PackError
 from stelab.pack import kernels
-from stelab.pack.bits import words_for
+from stelab.pack.bits import pack_signs_rows, words_for
 
 Tensor = torch.Tensor
 
@@ -129,75 +130,86 @@ class PackedLinear(_PackedLayer):
 
 
 class PackedConv2d(_PackedLayer):
-    """conv2d(Q_in(x), sign(W)) + b through packed patches (see the module doc).
+    """conv2d(Q_in(x), sign(W)) + b on packed signs (see the module doc).
 
-    ``padding`` is torch's ``_reversed_padding_repeated_twice`` (left, right, top, bottom),
-    so ``"same"`` and asymmetric paddings need no special case.
+    ``signs`` (O, C/G, kh, kw): the weights' signs (+1 / -1). ``padding`` is torch's
+    ``_reversed_padding_repeated_twice`` (left, right, top, bottom), so ``"same"`` and
+    asymmetric paddings need no special case. Binary inputs: the weights are kept as
+    (G, kh, kw, words, O/G) words for :func:`~stelab.pack.kernels.binary_conv2d`; real inputs:
+    as rows of (C/G kh kw) bits for patches (unfold) times packed rows.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
                  stride: tuple[int, int], padding: tuple[int, int, int, int],
-                 dilation: tuple[int, int], groups: int, padding_mode: str, rows: np.ndarray,
+                 dilation: tuple[int, int], groups: int, padding_mode: str, signs: np.ndarray,
                  bias: Tensor | None, mode: str) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
         self.padding, self.groups, self.padding_mode = padding, groups, padding_mode
         self.mode = _check_mode(mode)
-        self._set_weights(rows, bias)
-
-    def _quantize(self, x: Tensor) -> Tensor:
+        negative = np.asarray(signs) < 0
         if self.mode == "real":
-            return x
-        if torch.isnan(x).any():
-            raise DataError(f"{self.label}: NaN input value(s) reach a binary layer; a NaN has "
-                            "no sign (clean the input, or find where it was produced)")
-        if self.mode == "sign":
-            return torch.where(x >= 0, 1.0, -1.0)
-        return (x > 0).to(torch.float32)
+            self._set_weights(pack_signs_rows(negative.reshape(out_channels, -1) * -1.0), bias)
+        else:
+            per_group = out_channels // groups
+            kh, kw = kernel_size
+            grouped = negative.reshape(groups, per_group, -1, kh, kw).transpose(0, 3, 4, 1, 2)
+            words = pack_signs_rows(grouped * -1.0)  # (G, kh, kw, O/G, words)
+            self._set_weights(np.ascontiguousarray(words.transpose(0, 1, 2, 4, 3)), bias)
+
+    def _output_size(self, height: int, width: int) -> tuple[int, int]:
+        (dh, dw), (kh, kw), (sh, sw) = self.dilation, self.kernel_size, self.stride
+        return (height - dh * (kh - 1) - 1) // sh + 1, (width - dw * (kw - 1) - 1) // sw + 1
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise DataError(f"{self.label}: input of shape {tuple(x.shape)}; the layer takes "
                             f"(batch, {self.in_channels}, height, width)")
-        q = self._quantize(x.detach().to(torch.float32))
-        if any(self.padding):
-            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
-            q = F.pad(q, self.padding, mode=mode)
-        batch = q.shape[0]
-        (dh, dw), (kh, kw), (sh, sw) = self.dilation, self.kernel_size, self.stride
-        height = (q.shape[2] - dh * (kh - 1) - 1) // sh + 1
-        width = (q.shape[3] - dw * (kw - 1) - 1) // sw + 1
-        cols = F.unfold(q, self.kernel_size, dilation=self.dilation, stride=self.stride)
+        x = x.detach().to(torch.float32)
+        left, right, top, bottom = self.padding
+        zeros = self.padding_mode == "zeros"
+        if any(self.padding) and not zeros:  # reflect / replicate / circular: real pixels
+            x = F.pad(x, self.padding, mode=self.padding_mode)
+            left = right = top = bottom = 0
+        height, width = self._output_size(x.shape[2] + top + bottom, x.shape[3] + left + right)
+        if self.mode == "real":
+            y = self._real(x, (left, right, top, bottom), height, width)
+        else:
+            y = self._binary(x, (top, left), height, width)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+    def _binary(self, x: Tensor, pad: tuple[int, int], height: int, width: int) -> Tensor:
+        batch, _, rows, cols = x.shape
+        weights = self.weight_bits.numpy().view(np.uint64)
+        bits = np.empty((batch, rows, cols, self.groups, weights.shape[3]), dtype=np.uint64)
+        nans = kernels.pack_pixels(np.ascontiguousarray(x.numpy()), self.groups,
+                                   self.mode == "step", bits)
+        if nans:
+            raise DataError(f"{self.label}: {nans} NaN input value(s) reach a binary layer; a "
+                            "NaN has no sign (clean the input, or find where it was produced)")
+        out = np.empty((batch, self.out_channels, height, width), dtype=np.float32)
+        kernels.binary_conv2d(bits, weights, self.in_channels // self.groups, self.stride, pad,
+                              self.dilation, self.mode == "step", out)
+        return torch.from_numpy(out)
+
+    def _real(self, x: Tensor, pad: tuple[int, int, int, int], height: int, width: int
+              ) -> Tensor:
+        if any(pad):
+            x = F.pad(x, pad)  # zeros: add nothing to a real x binary sum
+        batch = x.shape[0]
+        cols = F.unfold(x, self.kernel_size, dilation=self.dilation, stride=self.stride)
         k = cols.shape[1] // self.groups
         per_group = self.out_channels // self.groups
         rows = self._rows()
         parts = []
         for g in range(self.groups):
             patches = cols[:, g * k:(g + 1) * k, :].transpose(1, 2).reshape(-1, k)
-            x_rows = np.ascontiguousarray(patches.numpy())
-            w_rows = rows[g * per_group:(g + 1) * per_group]
-            parts.append(self._patch_product(x_rows, w_rows, k))
+            parts.append(real_matmul(np.ascontiguousarray(patches.numpy()),
+                                     rows[g * per_group:(g + 1) * per_group], k))
         y = torch.from_numpy(np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
         y = y.reshape(batch, height * width, self.out_channels).transpose(1, 2)
-        y = y.reshape(batch, self.out_channels, height, width)
-        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
-
-    def _patch_product(self, x: np.ndarray, w_rows: np.ndarray, k: int) -> np.ndarray:
-        if self.mode != "sign":  # real values, or step's {0, 1} where padding 0 adds nothing
-            if self.mode == "real":
-                return real_matmul(x, w_rows, k)
-            return binary_matmul(x, w_rows, k, True, self.label)
-        bits = np.empty((x.shape[0], words_for(k)), dtype=np.uint64)
-        mask = np.empty_like(bits)
-        padded = np.zeros(x.shape[0], dtype=np.bool_)
-        kernels.pack_patch_rows(x, bits, mask, padded)
-        out = np.empty((x.shape[0], w_rows.shape[0]), dtype=np.float32)
-        kernels.binary_gemm(bits, w_rows, k, False, np.zeros(1, np.int64), out)
-        border = np.flatnonzero(padded)
-        if border.size:
-            kernels.binary_gemm_masked(bits, mask, border, w_rows, out)
-        return out
+        return y.reshape(batch, self.out_channels, height, width)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
