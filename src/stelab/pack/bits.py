@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["words_for", "pack_stream", "unpack_stream", "stream_to_rows", "pack_signs_rows"]
+__all__ = ["words_for", "pack_bits", "pack_stream", "unpack_stream", "stream_to_rows",
+           "pack_signs_rows"]
 
 WORD = 64
 
@@ -26,7 +27,7 @@ def words_for(n: int) -> int:
     return -(-n // WORD)
 
 
-def _pack_bits(negative: np.ndarray) -> np.ndarray:
+def pack_bits(negative: np.ndarray) -> np.ndarray:
     """Bool array (..., n) -> uint64 (..., ceil(n / 64)), bit j of the row = negative[j]."""
     n = negative.shape[-1]
     padded = np.zeros((*negative.shape[:-1], words_for(n) * WORD), dtype=bool)
@@ -36,7 +37,7 @@ def _pack_bits(negative: np.ndarray) -> np.ndarray:
 
 def pack_stream(values: np.ndarray) -> np.ndarray:
     """Signs of all of ``values`` (C order) as one run of uint64 words (bit set iff v < 0)."""
-    return _pack_bits(np.asarray(values).reshape(-1) < 0)
+    return pack_bits(np.asarray(values).reshape(-1) < 0)
 
 
 def unpack_stream(words: np.ndarray, n: int) -> np.ndarray:
@@ -50,9 +51,9 @@ def stream_to_rows(words: np.ndarray, rows: int, k: int) -> np.ndarray:
     """Stream words of a (rows, k) sign matrix -> the row layout (rows, ceil(k / 64))."""
     raw = np.ascontiguousarray(words, dtype="<u8").view(np.uint8)
     bits = np.unpackbits(raw, bitorder="little")[: rows * k].reshape(rows, k)
-    return _pack_bits(bits.astype(bool))
+    return pack_bits(bits.astype(bool))
 
 
 def pack_signs_rows(matrix: np.ndarray) -> np.ndarray:
     """A (rows, k) real matrix -> the row layout of its signs (bit set iff v < 0)."""
-    return _pack_bits(np.asarray(matrix) < 0)
+    return pack_bits(np.asarray(matrix) < 0)

@@ -199,8 +199,7 @@ def _load_float_tensors(module: nn.Module, prefix: str, reader: _Reader) -> None
             tensor.copy_(torch.from_numpy(np.array(value)))
 
 
-def _packed_rows(spec: dict[str, Any], prefix: str, reader: _Reader, rows: int, k: int
-                 ) -> np.ndarray:
+def _packed_rows(prefix: str, reader: _Reader, rows: int, k: int) -> np.ndarray:
     words = reader.take(prefix + "weight_bits", (words_for(rows * k),))
     return stream_to_rows(words, rows, k)
 
@@ -246,7 +245,7 @@ def _build_packed(kind: str, args: dict[str, Any], spec: dict[str, Any], prefix:
                   reader: _Reader) -> nn.Module:
     mode = _input_mode(spec)
     if kind == "QuantLinear":
-        rows = _packed_rows(spec, prefix, reader, args["out_features"], args["in_features"])
+        rows = _packed_rows(prefix, reader, args["out_features"], args["in_features"])
         bias = _bias(spec, prefix, reader, args["out_features"])
         layer: PackedLinear | PackedConv2d = PackedLinear(
             args["in_features"], args["out_features"], rows, bias, mode)

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from stelab.errors import DataError, PackError
 from stelab.pack import kernels
-from stelab.pack.bits import pack_signs_rows, words_for
+from stelab.pack.bits import pack_bits, words_for
 
 Tensor = torch.Tensor
 
@@ -46,7 +46,10 @@ _LUT_ROWS_PER_OUTPUT = 1 / 256
 
 
 def _as_rows(x: Tensor, k: int) -> np.ndarray:
-    return np.ascontiguousarray(x.detach().reshape(-1, k).to(torch.float32).numpy())
+    """(..., K) tensor -> (N, K) contiguous float32 numpy (no copy when it already is)."""
+    if x.dtype != torch.float32:
+        x = x.to(torch.float32)
+    return np.ascontiguousarray(x.detach().numpy().reshape(-1, k))
 
 
 def binary_matmul(x: np.ndarray, wrows: np.ndarray, k: int, step: bool, layer: str) -> np.ndarray:
@@ -98,7 +101,12 @@ class _PackedLayer(nn.Module):
         self.label = type(self).__name__
 
     def _rows(self) -> np.ndarray:
-        return self.weight_bits.numpy().view(np.uint64)
+        """The packed words as uint64 (a view of the buffer, kept while the buffer is)."""
+        cached = self.__dict__.get("_rows_view")
+        if cached is None or cached[0] is not self.weight_bits:
+            cached = (self.weight_bits, self.weight_bits.numpy().view(np.uint64))
+            self.__dict__["_rows_view"] = cached
+        return cached[1]
 
     def _multiply(self, x: np.ndarray, k: int) -> np.ndarray:
         if self.mode == "real":
@@ -121,7 +129,8 @@ class PackedLinear(_PackedLayer):
             raise DataError(f"{self.label}: input has {x.shape[-1]} features; the layer takes "
                             f"{self.in_features}")
         y = torch.from_numpy(self._multiply(_as_rows(x, self.in_features), self.in_features))
-        y = y.reshape(*x.shape[:-1], self.out_features)
+        if x.dim() != 2:
+            y = y.reshape(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:
@@ -150,12 +159,12 @@ class PackedConv2d(_PackedLayer):
         self.mode = _check_mode(mode)
         negative = np.asarray(signs) < 0
         if self.mode == "real":
-            self._set_weights(pack_signs_rows(negative.reshape(out_channels, -1) * -1.0), bias)
+            self._set_weights(pack_bits(negative.reshape(out_channels, -1)), bias)
         else:
             per_group = out_channels // groups
             kh, kw = kernel_size
             grouped = negative.reshape(groups, per_group, -1, kh, kw).transpose(0, 3, 4, 1, 2)
-            words = pack_signs_rows(grouped * -1.0)  # (G, kh, kw, O/G, words)
+            words = pack_bits(grouped)  # (G, kh, kw, O/G, words)
             self._set_weights(np.ascontiguousarray(words.transpose(0, 1, 2, 4, 3)), bias)
 
     def _output_size(self, height: int, width: int) -> tuple[int, int]:
@@ -181,7 +190,7 @@ class PackedConv2d(_PackedLayer):
 
     def _binary(self, x: Tensor, pad: tuple[int, int], height: int, width: int) -> Tensor:
         batch, _, rows, cols = x.shape
-        weights = self.weight_bits.numpy().view(np.uint64)
+        weights = self._rows()
         bits = np.empty((batch, rows, cols, self.groups, weights.shape[3]), dtype=np.uint64)
         nans = kernels.pack_pixels(np.ascontiguousarray(x.numpy()), self.groups,
                                    self.mode == "step", bits)
