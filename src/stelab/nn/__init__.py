@@ -12,6 +12,14 @@ Quantizer names are those of :data:`stelab.quantizers.QUANTIZERS` (the registry 
 same sign(0) = +1 and the same surrogate formulas as the simulator), or ``"<activation>:<ste>"``.
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from torch import nn
+
 from stelab.nn.layers import (
     QuantConv2d,
     QuantizedLayer,
@@ -26,15 +34,19 @@ from stelab.nn.optim import Bop, binary_parameters, real_parameters
 from stelab.nn.summary import LayerSummary, ModelSummary, summary
 from stelab.quantizers import QUANTIZERS, Quantizer, get_quantizer
 
+if TYPE_CHECKING:
+    from stelab.pack import PackedModel
 
-def export_packed(model, path):  # type: ignore[no-untyped-def]
-    """Write ``model`` as a 1-bit packed safetensors file: :func:`stelab.pack.export_packed`."""
+
+def export_packed(model: nn.Module, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` as a 1-bit packed safetensors file: :func:`stelab.pack.export_packed`
+    (imported on first use: the packed kernels load numba)."""
     from stelab.pack import export_packed as _export
 
     return _export(model, path)
 
 
-def load_packed(path):  # type: ignore[no-untyped-def]
+def load_packed(path: str | os.PathLike[str]) -> PackedModel:
     """The inference-only model of a packed file: :func:`stelab.pack.load_packed`."""
     from stelab.pack import load_packed as _load
 
