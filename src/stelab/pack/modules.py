@@ -23,6 +23,9 @@ multiplies unfolded patches by packed rows.
 
 from __future__ import annotations
 
+import threading
+
+import numba
 import numpy as np
 import torch
 from torch import nn
@@ -45,6 +48,28 @@ INPUT_MODES = ("real", "sign", "step")
 _LUT_ROWS_PER_OUTPUT = 1 / 256
 
 
+#: below these amounts of work (word operations; real multiply-adds) a call runs on one thread:
+#: waking the other threads costs more than they would save (tens of microseconds)
+_SERIAL_WORDS = 2**20
+_SERIAL_MACS = 2**22
+
+
+class _threads_for:
+    """Run the block on one numba thread when ``work < limit``, else on the current count."""
+
+    def __init__(self, work: int, limit: int) -> None:
+        self.serial = work < limit
+
+    def __enter__(self) -> None:
+        if self.serial:
+            self._saved = numba.get_num_threads()
+            numba.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.serial:
+            numba.set_num_threads(self._saved)
+
+
 def _as_rows(x: Tensor, k: int) -> np.ndarray:
     """(..., K) tensor -> (N, K) contiguous float32 numpy (no copy when it already is)."""
     if x.dtype != torch.float32:
@@ -56,15 +81,16 @@ def binary_matmul(x: np.ndarray, wrows: np.ndarray, k: int, step: bool, layer: s
     """(N, K) float32 inputs, binarized (sign, or ``step``) and packed here, times the packed
     signs (O, ceil(K/64)): the exact integer dot products as float32 (N, O)."""
     bits = np.empty((x.shape[0], words_for(k)), dtype=np.uint64)
-    nans = kernels.pack_rows(x, step, bits)
-    if nans:
-        raise DataError(f"{layer}: {nans} NaN input value(s) reach a binary layer; a NaN has "
-                        "no sign (clean the input, or find where it was produced)")
     pops = np.zeros(x.shape[0], dtype=np.int64)
-    if step:
-        kernels.row_popcounts(bits, pops)
     out = np.empty((x.shape[0], wrows.shape[0]), dtype=np.float32)
-    kernels.binary_gemm(bits, wrows, k, step, pops, out)
+    with _threads_for(x.shape[0] * wrows.shape[0] * wrows.shape[1], _SERIAL_WORDS):
+        nans = kernels.pack_rows(x, step, bits)
+        if nans:
+            raise DataError(f"{layer}: {nans} NaN input value(s) reach a binary layer; a NaN "
+                            "has no sign (clean the input, or find where it was produced)")
+        if step:
+            kernels.row_popcounts(bits, pops)
+        kernels.binary_gemm(bits, wrows, k, step, pops, out)
     return out
 
 
@@ -74,13 +100,27 @@ def real_matmul(x: np.ndarray, wrows: np.ndarray, k: int) -> np.ndarray:
     padded = np.zeros((n, wrows.shape[1] * kernels.WORD_BITS), dtype=np.float32)
     padded[:, :k] = x
     out = np.empty((n, outs), dtype=np.float32)
-    if n <= outs * _LUT_ROWS_PER_OUTPUT:
-        wbytes = wrows.view(np.uint8)
-        table = np.empty((n, wbytes.shape[1], 256), dtype=np.float32)
-        kernels.real_binary_lut(padded, wbytes, table, out)
-    else:
-        kernels.real_binary_unpacked(padded, wrows, out)
+    with _threads_for(n * outs * k, _SERIAL_MACS):
+        if n <= outs * _LUT_ROWS_PER_OUTPUT:
+            wbytes = wrows.view(np.uint8)
+            table = _scratch((n, wbytes.shape[1], 256))
+            kernels.real_binary_lut(padded, wbytes, table, out)
+        else:
+            kernels.real_binary_unpacked(padded, wrows, out)
     return out
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 work array of ``shape``, kept per thread: a fresh one of a few hundred kB
+    each call costs an mmap and its page faults (measured: as long as the lookups at K = 1024)."""
+    size = int(np.prod(shape))
+    buffer = getattr(_SCRATCH, "buffer", None)
+    if buffer is None or buffer.size < size:
+        buffer = _SCRATCH.buffer = np.empty(size, dtype=np.float32)
+    return buffer[:size].reshape(shape)
 
 
 def _check_mode(mode: str) -> str:
@@ -192,14 +232,17 @@ class PackedConv2d(_PackedLayer):
         batch, _, rows, cols = x.shape
         weights = self._rows()
         bits = np.empty((batch, rows, cols, self.groups, weights.shape[3]), dtype=np.uint64)
-        nans = kernels.pack_pixels(np.ascontiguousarray(x.numpy()), self.groups,
-                                   self.mode == "step", bits)
-        if nans:
-            raise DataError(f"{self.label}: {nans} NaN input value(s) reach a binary layer; a "
-                            "NaN has no sign (clean the input, or find where it was produced)")
         out = np.empty((batch, self.out_channels, height, width), dtype=np.float32)
-        kernels.binary_conv2d(bits, weights, self.in_channels // self.groups, self.stride, pad,
-                              self.dilation, self.mode == "step", out)
+        work = out.size * self.kernel_size[0] * self.kernel_size[1] * weights.shape[3]
+        with _threads_for(work, _SERIAL_WORDS):
+            nans = kernels.pack_pixels(np.ascontiguousarray(x.numpy()), self.groups,
+                                       self.mode == "step", bits)
+            if nans:
+                raise DataError(f"{self.label}: {nans} NaN input value(s) reach a binary layer; "
+                                "a NaN has no sign (clean the input, or find where it was "
+                                "produced)")
+            kernels.binary_conv2d(bits, weights, self.in_channels // self.groups, self.stride,
+                                  pad, self.dilation, self.mode == "step", out)
         return torch.from_numpy(out)
 
     def _real(self, x: Tensor, pad: tuple[int, int, int, int], height: int, width: int
