@@ -142,6 +142,9 @@ def plot(
 
 @app.command()
 def bench(
+    which: str | None = typer.Argument(
+        None, help="'pack': packed 1-bit inference vs torch float32 (default: engine benchmarks)"
+    ),
     quick: bool = typer.Option(False, "--quick", help="smaller workloads, fewer repeats"),
     threads: int = typer.Option(2, "--threads", help="CPU threads for engine and baselines"),
     only: list[str] | None = typer.Option(
@@ -151,6 +154,9 @@ def bench(
     tiny: bool = typer.Option(False, "--tiny", hidden=True, help="seconds-long smoke test"),
 ) -> None:
     """Performance benchmarks: ratios against baselines measured in the same process."""
+    if which is not None:
+        _bench_pack(which, quick, tiny, json_out)
+        return
     from stelab.bench import BENCHMARKS, run_all, write_json
 
     unknown = sorted(set(only or []) - set(BENCHMARKS))
@@ -164,6 +170,24 @@ def bench(
         console.print(text, soft_wrap=True, highlight=False)
 
     results = run_all(quick=quick, threads=threads, names=only, say=say, tiny=tiny)
+    if json_out is not None:
+        console.print(f"wrote {write_json(results, json_out)}")
+
+
+def _bench_pack(which: str, quick: bool, tiny: bool, json_out: Path | None) -> None:
+    """``stelab bench pack``: one thread and all threads (see stelab.bench.pack)."""
+    import os
+
+    if which != "pack":
+        raise StelabError(f"bench: unknown benchmark {which!r}; allowed: pack (or none)")
+    # torch's and numba's OpenMP pools take turns here; spinning waiters would starve each
+    # other (libgomp reads this once, when torch loads it: set before the import below)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from stelab.bench.pack import run_pack, write_json
+
+    results = run_pack(quick=quick, tiny=tiny, threads=[1] if tiny else None,
+                       say=lambda text: console.print(text, soft_wrap=True, highlight=False,
+                                                      markup=False))
     if json_out is not None:
         console.print(f"wrote {write_json(results, json_out)}")
 

@@ -18,3 +18,8 @@ class DataError(StelabError, ValueError):
 
 class MemoryBudgetError(StelabError):
     """A run would need more memory than its budget allows."""
+
+
+class PackError(StelabError, ValueError):
+    """A model cannot be exported to a packed file, or a file is not a valid stelab packed
+    model (not safetensors, truncated, another format or format version, a missing tensor)."""

@@ -53,7 +53,7 @@ from torch.nn import functional as F
 
 from stelab.analysis.tables import mean_ci as analysis_mean_ci
 from stelab.errors import ConfigError
-from stelab.nn import QuantLinear, attach_weight_clip
+from stelab.nn import QuantLinear, Scale, attach_weight_clip
 from stelab.quantizers import get_quantizer
 
 Tensor = torch.Tensor
@@ -144,15 +144,6 @@ def _standardize(X_tr: np.ndarray, X_te: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 # --------------------------------------------------------------------------------- models
-class _Scale(nn.Module):
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.factor
-
-
 class PaperTwoLayer(nn.Module):
     """f_c(x) = mean_{j in block c} sign(h_j), h = sign(U) x [batch-normed]; v fixed."""
 
@@ -183,7 +174,7 @@ def _binary_mlp(d: int, n_out: int, hidden: int, batchnorm: bool) -> nn.Sequenti
             weight_clip=1.0,
         )
         norm = nn.BatchNorm1d(hidden, affine=False) if batchnorm else nn.Identity()
-        return [layer, _Scale(1.0 / math.sqrt(fan_in)), norm]
+        return [layer, Scale(1.0 / math.sqrt(fan_in)), norm]
 
     readout = QuantLinear(hidden, n_out, input_quantizer="ste_sign", weight_quantizer=None)
     return nn.Sequential(*block(d, True), *block(hidden, False), readout)

@@ -35,6 +35,7 @@ __all__ = [
     "QuantLinear",
     "QuantConv2d",
     "QuantizedLayer",
+    "Scale",
     "resolve_quantizer",
     "quantizer_precision",
     "quantized_layers",
@@ -195,6 +196,21 @@ class QuantConv2d(QuantizedLayer, nn.Conv2d):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, {self._quant_repr()}"
+
+
+class Scale(nn.Module):
+    """y = factor * x: a fixed scale (e.g. 1/sqrt(fan_in) after a binary layer, so that a
+    surrogate window such as 1[|x| <= 1] means the same at every width)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"
 
 
 def quantized_layers(model: nn.Module) -> Iterator[tuple[str, QuantizedLayer]]:

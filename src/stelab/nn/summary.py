@@ -10,6 +10,18 @@ statistics, which inference needs):
     compression = 4 * (n_1bit + n_32bit) / memory                     (float32 memory / memory)
 
 Quantizers whose ``precision`` is neither 1 nor 32 are counted under ``other_bits``.
+
+Multiply-accumulates (with ``input_shape``, one sample's shape without the batch dimension):
+one forward pass of a zero input in eval mode counts, per Linear / Conv2d (quantized or not),
+
+    MACs = output elements x (in_features | in_channels / groups x kh x kw)
+
+by precision: ``binary`` (1-bit inputs and 1-bit weights: XNOR-popcount at inference),
+``real_binary`` (real inputs, 1-bit weights) and ``float`` (the rest); the binary share is
+binary / all MACs (Larq's summary counts the same).
+
+``fold_batchnorm=True`` counts a batch norm as it is at inference, folded into one scale and one
+shift per channel (2 C 32-bit values instead of its weight, bias, mean and variance).
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ import torch
 from rich.table import Table
 from torch import nn
 
-from stelab.nn.layers import QuantizedLayer
+from stelab.nn.layers import QuantizedLayer, quantizer_precision
 
 __all__ = ["LayerSummary", "ModelSummary", "summary"]
 
@@ -37,6 +49,14 @@ class LayerSummary:
     params_32bit: int
     params_other: int = 0  # parameters of any other precision ...
     other_bits: int = 0  # ... and the bits they hold together
+    macs_binary: int = 0  # multiply-accumulates per sample: 1-bit inputs x 1-bit weights
+    macs_real_binary: int = 0  # real inputs x 1-bit weights
+    macs_float: int = 0  # everything else
+
+    @property
+    def macs(self) -> int:
+        """All multiply-accumulates of one sample."""
+        return self.macs_binary + self.macs_real_binary + self.macs_float
 
     @property
     def n_params(self) -> int:
@@ -61,11 +81,18 @@ def _own_tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return tensors
 
 
-def _layer_summary(name: str, module: nn.Module) -> LayerSummary | None:
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _layer_summary(
+    name: str, module: nn.Module, macs: dict[str, int], fold_batchnorm: bool
+) -> LayerSummary | None:
     tensors = _own_tensors(module)
     if not tensors:
         return None
     n1 = n32 = other_bits = n_other = 0
+    if fold_batchnorm and isinstance(module, _BATCHNORMS):
+        tensors = [("folded", torch.empty(2 * module.num_features))]  # scale and shift
     for tensor_name, tensor in tensors:
         count = tensor.numel()
         bits = 32
@@ -78,7 +105,47 @@ def _layer_summary(name: str, module: nn.Module) -> LayerSummary | None:
         else:
             other_bits += bits * count
             n_other += count
-    return LayerSummary(name or "(model)", type(module).__name__, n1, n32, n_other, other_bits)
+    return LayerSummary(
+        name or "(model)", type(module).__name__, n1, n32, n_other, other_bits,
+        macs.get("binary", 0), macs.get("real_binary", 0), macs.get("float", 0),
+    )
+
+
+def _precision_class(module: nn.Module) -> str:
+    if isinstance(module, QuantizedLayer) and module.weight_precision == 1:
+        return "binary" if quantizer_precision(module.input_quantizer) == 1 else "real_binary"
+    return "float"
+
+
+def _count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, dict[str, int]]:
+    """Per module name: MACs of one sample by precision class (one zero input, eval mode)."""
+    counts: dict[str, dict[str, int]] = {}
+    names = {id(m): n for n, m in model.named_modules()}
+
+    def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            per_output = module.in_channels // module.groups * kh * kw
+        else:
+            per_output = module.in_features
+        row = counts.setdefault(names[id(module)], {})
+        kind = _precision_class(module)
+        row[kind] = row.get(kind, 0) + output.numel() * per_output
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, nn.Linear | nn.Conv2d)]
+    was_training = model.training
+    try:
+        model.eval()
+        first = next(iter(model.parameters()), None)
+        dtype = first.dtype if first is not None else torch.float32
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape), dtype=dtype))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return counts
 
 
 @dataclass(frozen=True)
@@ -86,6 +153,7 @@ class ModelSummary:
     """The per-layer rows and their total; ``str()`` gives a fixed-width text table."""
 
     layers: tuple[LayerSummary, ...]
+    counted_macs: bool = False
 
     @property
     def total(self) -> LayerSummary:
@@ -98,7 +166,22 @@ class ModelSummary:
             sum(r.params_32bit for r in self.layers),
             sum(r.params_other for r in self.layers),
             sum(r.other_bits for r in self.layers),
+            sum(r.macs_binary for r in self.layers),
+            sum(r.macs_real_binary for r in self.layers),
+            sum(r.macs_float for r in self.layers),
         )
+
+    @property
+    def macs(self) -> dict[str, int]:
+        """Multiply-accumulates of one sample by precision (zeros without ``input_shape``)."""
+        t = self.total
+        return {"binary": t.macs_binary, "real_binary": t.macs_real_binary, "float": t.macs_float}
+
+    @property
+    def binary_mac_share(self) -> float:
+        """Share of the MACs that are 1-bit x 1-bit (nan if no MACs were counted)."""
+        total = self.total.macs
+        return self.total.macs_binary / total if total else float("nan")
 
     @property
     def memory_bytes(self) -> int:
@@ -123,8 +206,9 @@ class ModelSummary:
         return pd.DataFrame(self._records())
 
     def _cells(self) -> list[list[str]]:
-        return [
-            [
+        cells = []
+        for r in self._records():
+            row = [
                 r["name"],
                 r["kind"],
                 f"{r['params_1bit']:,}",
@@ -132,10 +216,15 @@ class ModelSummary:
                 f"{r['memory_bytes']:,}",
                 f"{r['compression']:.2f}x",
             ]
-            for r in self._records()
-        ]
+            if self.counted_macs:
+                row += [f"{r[f'macs_{k}']:,}" for k in ("binary", "real_binary", "float")]
+            cells.append(row)
+        return cells
 
-    _HEADER = ("layer", "type", "1-bit params", "32-bit params", "memory (B)", "compression")
+    @property
+    def _HEADER(self) -> tuple[str, ...]:  # noqa: N802 - a constant that depends on the counts
+        head = ("layer", "type", "1-bit params", "32-bit params", "memory (B)", "compression")
+        return head + (("bin MACs", "real x bin MACs", "float MACs") if self.counted_macs else ())
 
     def __str__(self) -> str:
         cells = self._cells()
@@ -148,7 +237,11 @@ class ModelSummary:
 
         rule = "-" * len(line(self._HEADER))
         body = [line(c) for c in cells[:-1]]
-        return "\n".join([line(self._HEADER), rule, *body, rule, line(cells[-1])])
+        text = [line(self._HEADER), rule, *body, rule, line(cells[-1])]
+        if self.counted_macs:
+            text.append(f"binary MACs: {self.binary_mac_share:.1%} of {self.total.macs:,} "
+                        "per sample")
+        return "\n".join(text)
 
     def to_rich(self, title: str = "model summary") -> Table:
         table = Table(title=title)
@@ -161,7 +254,15 @@ class ModelSummary:
         return table
 
 
-def summary(model: nn.Module) -> ModelSummary:
-    """Per-layer 1-bit / 32-bit parameter counts, memory in bytes and compression ratio."""
-    rows = [_layer_summary(name, module) for name, module in model.named_modules()]
-    return ModelSummary(tuple(r for r in rows if r is not None))
+def summary(
+    model: nn.Module,
+    input_shape: tuple[int, ...] | None = None,
+    fold_batchnorm: bool = False,
+) -> ModelSummary:
+    """Per-layer 1-bit / 32-bit parameter counts, memory in bytes and compression ratio; with
+    ``input_shape`` (one sample, no batch dimension) also the MACs per precision; with
+    ``fold_batchnorm`` batch norms counted folded (2 values per channel)."""
+    macs = _count_macs(model, tuple(input_shape)) if input_shape is not None else {}
+    rows = [_layer_summary(name, module, macs.get(name, {}), fold_batchnorm)
+            for name, module in model.named_modules()]
+    return ModelSummary(tuple(r for r in rows if r is not None), input_shape is not None)

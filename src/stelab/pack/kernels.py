@@ -1,0 +1,336 @@
+"""Compiled CPU kernels (numba) of packed 1-bit inference.
+
+Bit layout (the one of :mod:`stelab.pack.bits`): a row of K binary values is ceil(K / 64) uint64
+words; value j is bit j % 64 of word j // 64, and a set bit means -1 (sign(v) = -1 iff v < 0,
+so sign(0) = +1). The padding bits past K are 0 in inputs and weights alike, so they never count
+as a mismatch and need no correction.
+
+Binary x binary (``sign`` inputs, x and w in {-1, +1}^K):
+
+    x . w = K - 2 popcount(x XOR w)
+
+Binary conv2d packs the channels of each pixel (per group) into words and sums over the
+kernel positions; a position in the zero padding (the float model pads the quantized input
+with 0, a third value) is skipped, so with v positions inside the image and C channels
+
+    x . w = v C - 2 popcount(x XOR w)
+
+``step`` inputs (x in {0, 1}^K, bit set iff x = 1) with sign weights:
+
+    x . w = popcount(x) - 2 popcount(x AND w)
+
+All three are integer sums, exact in float32 up to 2^24.
+
+Real x binary (x real, w in {-1, +1}^K): sum_j s_j x_j with s_j = 1 - 2 bit_j. Batch 1 (few rows):
+one table per row of the 256 signed sums of each group of 8 inputs, then one lookup per 8
+weights; more rows: tiles of weight rows unpacked to float signs in cache and reused for every
+row. Either way a sum of the K terms in some order (fast-math on these two kernels only): the
+error of such a sum is at most (K - 1) u sum_j |x_j| (u = 2^-24), and so is that of torch's
+own float32 dot, hence
+
+    |packed - torch| <= 2 (K - 1) u sum_j |x_j|           (+ one rounding of the bias)
+
+Threads: the output is cut into tiles of (rows of x) x (rows of w) that ``prange`` spreads over
+numba's threads (``numba.set_num_threads``). numba compiles for the host CPU, so the popcount
+of a vector of words becomes VPOPCNTQ where the CPU has AVX-512 VPOPCNTDQ. ``cache=True`` keeps
+the machine code on disk: a process pays the compilation once per machine.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+__all__ = [
+    "WORD_BITS", "popcount", "pack_rows", "binary_gemm", "row_popcounts", "pack_pixels",
+    "binary_conv2d", "real_binary_lut", "real_binary_unpacked", "popcount_probe", "read_probe",
+]
+
+WORD_BITS = 64
+
+_jit = numba.njit(cache=True, nogil=True)
+_par = numba.njit(cache=True, nogil=True, parallel=True)
+# fast-math lets LLVM reorder the float sums of the real x binary kernel (bound above)
+_par_fast = numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
+
+
+@intrinsic
+def popcount(typingctx, x):  # type: ignore[no-untyped-def]
+    """Number of set bits of a uint64 (LLVM's ctpop: POPCNT, VPOPCNTQ when vectorized)."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        fn = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
+        return builder.call(fn, args)
+
+    return types.uint64(types.uint64), codegen
+
+
+# --------------------------------------------------------------------------- packing on the fly
+@_par
+def pack_rows(x: np.ndarray, step: bool, out: np.ndarray) -> int:
+    """Pack the binarized rows of ``x`` (B, K) float32 into ``out`` (B, ceil(K/64)) uint64:
+    bit set iff x < 0 (sign inputs) or iff x > 0 (``step`` inputs). Returns the number of NaN
+    entries (the caller refuses them: a NaN has no sign)."""
+    rows, k = x.shape
+    words = out.shape[1]
+    nans = 0
+    for r in numba.prange(rows):
+        bad = 0
+        for w in range(words):
+            start = w * WORD_BITS
+            stop = min(start + WORD_BITS, k)
+            word = np.uint64(0)
+            for j in range(start, stop):
+                v = x[r, j]
+                bad += v != v
+                bit = (v > 0) if step else (v < 0)
+                word |= np.uint64(bit) << np.uint64(j - start)
+            out[r, w] = word
+        nans += bad
+    return nans
+
+
+# --------------------------------------------------------------------------- binary x binary
+_TILE_B = 4  # rows of x per tile: each weight word loaded once serves 4 dot products
+_TILE_O = 16  # rows of w per tile (their words stay in L1 while the tile's x rows pass)
+
+
+@_par
+def binary_gemm(
+    xb: np.ndarray, wb: np.ndarray, k: int, step: bool, row_pop: np.ndarray, out: np.ndarray
+) -> None:
+    """out[b, o] = x_b . w_o from packed rows: K - 2 popcount(x XOR w) (sign inputs) or
+    popcount(x) - 2 popcount(x AND w) (``step`` inputs; ``row_pop[b]`` = popcount(x_b))."""
+    rows, words = xb.shape
+    outs = wb.shape[0]
+    tiles_b = (rows + _TILE_B - 1) // _TILE_B
+    tiles_o = (outs + _TILE_O - 1) // _TILE_O
+    for t in numba.prange(tiles_b * tiles_o):
+        b0 = (t // tiles_o) * _TILE_B
+        o0 = (t % tiles_o) * _TILE_O
+        b1 = min(b0 + _TILE_B, rows)
+        for o in range(o0, min(o0 + _TILE_O, outs)):
+            b = b0
+            while b + 4 <= b1:  # four x rows against one w row: one load of w per 4 counts
+                a0 = np.uint64(0)
+                a1 = np.uint64(0)
+                a2 = np.uint64(0)
+                a3 = np.uint64(0)
+                for w in range(words):
+                    ww = wb[o, w]
+                    if step:
+                        a0 += popcount(xb[b, w] & ww)
+                        a1 += popcount(xb[b + 1, w] & ww)
+                        a2 += popcount(xb[b + 2, w] & ww)
+                        a3 += popcount(xb[b + 3, w] & ww)
+                    else:
+                        a0 += popcount(xb[b, w] ^ ww)
+                        a1 += popcount(xb[b + 1, w] ^ ww)
+                        a2 += popcount(xb[b + 2, w] ^ ww)
+                        a3 += popcount(xb[b + 3, w] ^ ww)
+                base = np.int64(k)
+                if step:
+                    out[b, o] = row_pop[b] - 2 * np.int64(a0)
+                    out[b + 1, o] = row_pop[b + 1] - 2 * np.int64(a1)
+                    out[b + 2, o] = row_pop[b + 2] - 2 * np.int64(a2)
+                    out[b + 3, o] = row_pop[b + 3] - 2 * np.int64(a3)
+                else:
+                    out[b, o] = base - 2 * np.int64(a0)
+                    out[b + 1, o] = base - 2 * np.int64(a1)
+                    out[b + 2, o] = base - 2 * np.int64(a2)
+                    out[b + 3, o] = base - 2 * np.int64(a3)
+                b += 4
+            while b < b1:
+                acc = np.uint64(0)
+                for w in range(words):
+                    if step:
+                        acc += popcount(xb[b, w] & wb[o, w])
+                    else:
+                        acc += popcount(xb[b, w] ^ wb[o, w])
+                out[b, o] = (row_pop[b] if step else np.int64(k)) - 2 * np.int64(acc)
+                b += 1
+
+
+@_jit
+def row_popcounts(xb: np.ndarray, out: np.ndarray) -> None:
+    """out[r] = number of set bits of packed row r."""
+    for r in range(xb.shape[0]):
+        total = np.int64(0)
+        for w in range(xb.shape[1]):
+            total += np.int64(popcount(xb[r, w]))
+        out[r] = total
+
+
+# --------------------------------------------------------------------------- binary conv2d
+@_par
+def pack_pixels(x: np.ndarray, groups: int, step: bool, out: np.ndarray) -> int:
+    """Pack the binarized channels of every pixel: ``x`` (B, C, H, W) float32 -> ``out``
+    (B, H, W, groups, words) uint64, the channels of a group in words (bit c % 64 of word
+    c // 64; bit set iff x < 0, or x > 0 for ``step``). Returns the number of NaN inputs."""
+    batch, channels, height, width = x.shape
+    per_group = channels // groups
+    nans = 0
+    for t in numba.prange(batch * height):
+        b = t // height
+        y = t % height
+        out[b, y] = 0
+        bad = 0
+        for c in range(channels):
+            g = c // per_group
+            w = (c % per_group) // WORD_BITS
+            shift = np.uint64((c % per_group) % WORD_BITS)
+            for col in range(width):
+                v = x[b, c, y, col]
+                bad += v != v
+                bit = (v > 0) if step else (v < 0)
+                out[b, y, col, g, w] |= np.uint64(bit) << shift
+        nans += bad
+    return nans
+
+
+@_par
+def binary_conv2d(
+    xb: np.ndarray, wt: np.ndarray, per_group: int, stride: tuple, padding: tuple,
+    dilation: tuple, step: bool, out: np.ndarray,
+) -> None:
+    """Binary x binary conv2d on packed pixels. ``xb`` (B, H, W, G, words) from
+    :func:`pack_pixels`; ``wt`` (G, kh, kw, words, O/G): the weights' signs, the output channels
+    last so the count over them vectorizes; ``out`` (B, O, Ho, Wo). A kernel position that
+    falls in the zero padding is skipped (the float model's 0 adds nothing), so with v valid
+    positions out = v * C/G - 2 popcount(x XOR w) (sign) or popcount(x) - 2 popcount(x AND w)
+    (step). ``padding`` = (top, left)."""
+    batch, height, width, groups, words = xb.shape
+    _, kh, kw, _, og = wt.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    for t in numba.prange(batch * out_h):
+        b = t // out_h
+        oy = t % out_h
+        acc = np.empty(og, np.int64)
+        for ox in range(out_w):
+            for g in range(groups):
+                acc[:] = 0
+                valid = 0
+                ones = 0
+                for ky in range(kh):
+                    iy = oy * stride[0] - padding[0] + ky * dilation[0]
+                    if iy < 0 or iy >= height:
+                        continue
+                    for kx in range(kw):
+                        ix = ox * stride[1] - padding[1] + kx * dilation[1]
+                        if ix < 0 or ix >= width:
+                            continue
+                        valid += 1
+                        for w in range(words):
+                            xw = xb[b, iy, ix, g, w]
+                            ones += np.int64(popcount(xw))
+                            row = wt[g, ky, kx, w]
+                            if step:
+                                for o in range(og):  # vectorized over output channels
+                                    acc[o] += np.int64(popcount(xw & row[o]))
+                            else:
+                                for o in range(og):
+                                    acc[o] += np.int64(popcount(xw ^ row[o]))
+                base = ones if step else valid * per_group
+                for o in range(og):
+                    out[b, g * og + o, oy, ox] = base - 2 * acc[o]
+
+
+# --------------------------------------------------------------------------- real x binary
+@_par_fast
+def real_binary_lut(x: np.ndarray, wbytes: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
+    """out[b, o] = sum_j x[b, j] s_oj for few rows of x (batch 1): per row, a table of the 256
+    signed sums of each group of 8 inputs, T[g, v] = sum_i (-1)^(bit i of v) x[8g + i], built
+    term by term; then out[b, o] = sum_g T[g, byte g of row o]: one lookup per 8 weights, and
+    the weights are read as bytes, 1 bit each. ``x`` (B, 8 * groups), zero past K;
+    ``wbytes`` (O, groups) uint8; ``table`` (B, groups, 256) float32 scratch."""
+    rows = x.shape[0]
+    outs, groups = wbytes.shape
+    for b in range(rows):
+        for g in numba.prange(groups):
+            t = table[b, g]
+            t[0] = np.float32(0.0)
+            size = 1
+            for i in range(8):  # extend the sums of bits 0..i-1 by +x_i (bit clear) or -x_i
+                xi = x[b, 8 * g + i]
+                for v in range(size):
+                    t[v + size] = t[v] - xi
+                    t[v] = t[v] + xi
+                size *= 2
+    tiles = (outs + _TILE_LUT - 1) // _TILE_LUT
+    for tt in numba.prange(tiles):
+        for o in range(tt * _TILE_LUT, min(outs, (tt + 1) * _TILE_LUT)):
+            for b in range(rows):
+                acc = np.float32(0.0)
+                tb = table[b]
+                for g in range(groups):
+                    acc += tb[g, wbytes[o, g]]
+                out[b, o] = acc
+
+
+_TILE_LUT = 64
+
+
+@_par_fast
+def real_binary_unpacked(x: np.ndarray, wb: np.ndarray, out: np.ndarray) -> None:
+    """out[b, o] = sum_j x[b, j] s_oj for many rows of x: each thread unpacks a tile of 16
+    weight rows to float32 signs (in cache) and reuses them for every row of x.
+    ``x`` (B, 64 * words), zero past K."""
+    rows, kp = x.shape
+    outs, words = wb.shape
+    tiles = (outs + _TILE_O - 1) // _TILE_O
+    for t in numba.prange(tiles):
+        o0 = t * _TILE_O
+        o1 = min(o0 + _TILE_O, outs)
+        buf = np.empty((_TILE_O, kp), np.float32)
+        for o in range(o0, o1):
+            for w in range(words):
+                word = wb[o, w]
+                for j in range(WORD_BITS):
+                    bit = np.float32((word >> np.uint64(j)) & np.uint64(1))
+                    buf[o - o0, WORD_BITS * w + j] = np.float32(1.0) - np.float32(2.0) * bit
+        for b in range(rows):
+            for o in range(o0, o1):
+                acc = np.float32(0.0)
+                for j in range(kp):
+                    acc += x[b, j] * buf[o - o0, j]
+                out[b, o] = acc
+
+
+# --------------------------------------------------------------------------- machine limits
+@_jit
+def _xor_popcount_rounds(words: np.ndarray, rounds: int) -> int:
+    acc = np.uint64(0)
+    for r in range(rounds):
+        for i in range(words.shape[0]):  # whole rows: LLVM vectorizes this into VPOPCNTQ
+            acc += popcount(words[i] ^ np.uint64(r))
+    return acc
+
+
+@_par
+def popcount_probe(words: np.ndarray, rounds: int, out: np.ndarray) -> None:
+    """XOR-popcount throughput: thread t counts popcount(a XOR r) over its own small,
+    L1-resident row ``words[t]`` ``rounds`` times (the compute ceiling of the binary kernel)."""
+    for t in numba.prange(words.shape[0]):
+        out[t] = _xor_popcount_rounds(words[t], rounds)
+
+
+@_jit
+def _xor_reduce(words: np.ndarray) -> int:
+    acc = np.uint64(0)
+    for i in range(words.shape[0]):
+        acc ^= words[i]
+    return acc
+
+
+@_par
+def read_probe(words: np.ndarray, chunks: int, out: np.ndarray) -> None:
+    """Streaming read of ``words`` split in ``chunks`` parts over the threads (XOR-reduced so
+    nothing is optimized away): the memory ceiling of batch-1 layers."""
+    per = (words.shape[0] + chunks - 1) // chunks
+    for c in numba.prange(chunks):
+        out[c] = _xor_reduce(words[c * per:(c + 1) * per])

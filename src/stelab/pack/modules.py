@@ -1,0 +1,291 @@
+"""Inference-only layers on packed 1-bit weights, and the model that holds them.
+
+``PackedLinear`` / ``PackedConv2d`` hold the weights' signs in the row layout of
+:mod:`stelab.pack.bits` (1 bit per weight, no latent weights) and compute, for inputs
+
+* ``sign`` (sign-family input quantizer, x in {-1, +1}):   integer dot products
+  K - 2 popcount(x XOR w), the input binarized and packed on the fly: **bit for bit** the float
+  model's values (exact integers in float32 up to 2^24; a bias is then added by torch);
+* ``step`` (step-family input quantizer, x in {0, 1}):     popcount(x) - 2 popcount(x AND w), exact;
+* ``real`` (no input quantizer):                           sum_j s_j x_j, within
+  2 (K - 1) u sum_j |x_j| (u = 2^-24) of torch's float32 result (bound in
+  :mod:`stelab.pack.kernels`).
+
+A NaN reaching a binarizing layer has no sign: it is refused with a
+:class:`~stelab.errors.DataError` naming the layer; with real inputs NaN propagates to the
+outputs it touches.
+
+Binary conv2d packs the channels of every pixel and counts over the kernel positions, skipping
+those in the zero padding (the float model pads the quantized input with 0, a third value);
+reflect / replicate / circular padding is applied first, as torch does. Real x binary conv2d
+multiplies unfolded patches by packed rows.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from stelab.errors import DataError, PackError
+from stelab.pack import kernels
+from stelab.pack.bits import pack_bits, words_for
+
+Tensor = torch.Tensor
+
+__all__ = ["INPUT_MODES", "PackedLinear", "PackedConv2d", "PackedModel", "binary_matmul",
+           "real_matmul"]
+
+#: how a packed layer reads its input: real values, sign(x) in {-1, +1} or step(x) in {0, 1}
+INPUT_MODES = ("real", "sign", "step")
+
+#: the one-table-per-row kernel pays 256 sums per 8 inputs and row, the lookups one per 8 weights:
+#: it wins while rows * 256 <= outputs (batch 1 on a wide layer); otherwise unpack tiles of signs
+_LUT_ROWS_PER_OUTPUT = 1 / 256
+
+
+#: below these amounts of work (word operations; real multiply-adds) a call runs on one thread:
+#: waking the other threads costs more than they would save (tens of microseconds)
+_SERIAL_WORDS = 2**20
+_SERIAL_MACS = 2**22
+
+
+class _threads_for:
+    """Run the block on one numba thread when ``work < limit``, else on the current count."""
+
+    def __init__(self, work: int, limit: int) -> None:
+        self.serial = work < limit
+
+    def __enter__(self) -> None:
+        if self.serial:
+            self._saved = numba.get_num_threads()
+            numba.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.serial:
+            numba.set_num_threads(self._saved)
+
+
+def _as_rows(x: Tensor, k: int) -> np.ndarray:
+    """(..., K) tensor -> (N, K) contiguous float32 numpy (no copy when it already is)."""
+    if x.dtype != torch.float32:
+        x = x.to(torch.float32)
+    return np.ascontiguousarray(x.detach().numpy().reshape(-1, k))
+
+
+def binary_matmul(x: np.ndarray, wrows: np.ndarray, k: int, step: bool, layer: str) -> np.ndarray:
+    """(N, K) float32 inputs, binarized (sign, or ``step``) and packed here, times the packed
+    signs (O, ceil(K/64)): the exact integer dot products as float32 (N, O)."""
+    bits = np.empty((x.shape[0], words_for(k)), dtype=np.uint64)
+    pops = np.zeros(x.shape[0], dtype=np.int64)
+    out = np.empty((x.shape[0], wrows.shape[0]), dtype=np.float32)
+    with _threads_for(x.shape[0] * wrows.shape[0] * wrows.shape[1], _SERIAL_WORDS):
+        nans = kernels.pack_rows(x, step, bits)
+        if nans:
+            raise DataError(f"{layer}: {nans} NaN input value(s) reach a binary layer; a NaN "
+                            "has no sign (clean the input, or find where it was produced)")
+        if step:
+            kernels.row_popcounts(bits, pops)
+        kernels.binary_gemm(bits, wrows, k, step, pops, out)
+    return out
+
+
+def real_matmul(x: np.ndarray, wrows: np.ndarray, k: int) -> np.ndarray:
+    """(N, K) real inputs times the packed signs (O, ceil(K/64)) -> float32 (N, O)."""
+    n, outs = x.shape[0], wrows.shape[0]
+    padded = np.zeros((n, wrows.shape[1] * kernels.WORD_BITS), dtype=np.float32)
+    padded[:, :k] = x
+    out = np.empty((n, outs), dtype=np.float32)
+    with _threads_for(n * outs * k, _SERIAL_MACS):
+        if n <= outs * _LUT_ROWS_PER_OUTPUT:
+            wbytes = wrows.view(np.uint8)
+            table = _scratch((n, wbytes.shape[1], 256))
+            kernels.real_binary_lut(padded, wbytes, table, out)
+        else:
+            kernels.real_binary_unpacked(padded, wrows, out)
+    return out
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 work array of ``shape``, kept per thread: a fresh one of a few hundred kB
+    each call costs an mmap and its page faults (measured: as long as the lookups at K = 1024)."""
+    size = int(np.prod(shape))
+    buffer = getattr(_SCRATCH, "buffer", None)
+    if buffer is None or buffer.size < size:
+        buffer = _SCRATCH.buffer = np.empty(size, dtype=np.float32)
+    return buffer[:size].reshape(shape)
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in INPUT_MODES:
+        raise PackError(f"input mode: unknown value {mode!r}; allowed: {', '.join(INPUT_MODES)}")
+    return mode
+
+
+class _PackedLayer(nn.Module):
+    """Packed signs as an int64 buffer (the same 64 bits; numpy views them as uint64)."""
+
+    weight_bits: Tensor
+    bias: Tensor | None
+
+    def _set_weights(self, rows: np.ndarray, bias: Tensor | None) -> None:
+        self.register_buffer("weight_bits", torch.from_numpy(rows.view(np.int64).copy()))
+        self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
+        self.label = type(self).__name__
+
+    def _rows(self) -> np.ndarray:
+        """The packed words as uint64 (a view of the buffer, kept while the buffer is)."""
+        cached = self.__dict__.get("_rows_view")
+        if cached is None or cached[0] is not self.weight_bits:
+            cached = (self.weight_bits, self.weight_bits.numpy().view(np.uint64))
+            self.__dict__["_rows_view"] = cached
+        return cached[1]
+
+    def _multiply(self, x: np.ndarray, k: int) -> np.ndarray:
+        if self.mode == "real":
+            return real_matmul(x, self._rows(), k)
+        return binary_matmul(x, self._rows(), k, self.mode == "step", self.label)
+
+
+class PackedLinear(_PackedLayer):
+    """y = Q_in(x) sign(W)^T + b with sign(W) stored as packed bits (see the module doc)."""
+
+    def __init__(self, in_features: int, out_features: int, rows: np.ndarray,
+                 bias: Tensor | None, mode: str) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.mode = _check_mode(mode)
+        self._set_weights(rows, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.in_features:
+            raise DataError(f"{self.label}: input has {x.shape[-1]} features; the layer takes "
+                            f"{self.in_features}")
+        y = torch.from_numpy(self._multiply(_as_rows(x, self.in_features), self.in_features))
+        if x.dim() != 2:
+            y = y.reshape(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, input={self.mode}")
+
+
+class PackedConv2d(_PackedLayer):
+    """conv2d(Q_in(x), sign(W)) + b on packed signs (see the module doc).
+
+    ``signs`` (O, C/G, kh, kw): the weights' signs (+1 / -1). ``padding`` is torch's
+    ``_reversed_padding_repeated_twice`` (left, right, top, bottom), so ``"same"`` and
+    asymmetric paddings need no special case. Binary inputs: the weights are kept as
+    (G, kh, kw, words, O/G) words for :func:`~stelab.pack.kernels.binary_conv2d`; real inputs:
+    as rows of (C/G kh kw) bits for patches (unfold) times packed rows.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
+                 stride: tuple[int, int], padding: tuple[int, int, int, int],
+                 dilation: tuple[int, int], groups: int, padding_mode: str, signs: np.ndarray,
+                 bias: Tensor | None, mode: str) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
+        self.padding, self.groups, self.padding_mode = padding, groups, padding_mode
+        self.mode = _check_mode(mode)
+        negative = np.asarray(signs) < 0
+        if self.mode == "real":
+            self._set_weights(pack_bits(negative.reshape(out_channels, -1)), bias)
+        else:
+            per_group = out_channels // groups
+            kh, kw = kernel_size
+            grouped = negative.reshape(groups, per_group, -1, kh, kw).transpose(0, 3, 4, 1, 2)
+            words = pack_bits(grouped)  # (G, kh, kw, O/G, words)
+            self._set_weights(np.ascontiguousarray(words.transpose(0, 1, 2, 4, 3)), bias)
+
+    def _output_size(self, height: int, width: int) -> tuple[int, int]:
+        (dh, dw), (kh, kw), (sh, sw) = self.dilation, self.kernel_size, self.stride
+        return (height - dh * (kh - 1) - 1) // sh + 1, (width - dw * (kw - 1) - 1) // sw + 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise DataError(f"{self.label}: input of shape {tuple(x.shape)}; the layer takes "
+                            f"(batch, {self.in_channels}, height, width)")
+        x = x.detach().to(torch.float32)
+        left, right, top, bottom = self.padding
+        zeros = self.padding_mode == "zeros"
+        if any(self.padding) and not zeros:  # reflect / replicate / circular: real pixels
+            x = F.pad(x, self.padding, mode=self.padding_mode)
+            left = right = top = bottom = 0
+        height, width = self._output_size(x.shape[2] + top + bottom, x.shape[3] + left + right)
+        if self.mode == "real":
+            y = self._real(x, (left, right, top, bottom), height, width)
+        else:
+            y = self._binary(x, (top, left), height, width)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+    def _binary(self, x: Tensor, pad: tuple[int, int], height: int, width: int) -> Tensor:
+        batch, _, rows, cols = x.shape
+        weights = self._rows()
+        bits = np.empty((batch, rows, cols, self.groups, weights.shape[3]), dtype=np.uint64)
+        out = np.empty((batch, self.out_channels, height, width), dtype=np.float32)
+        work = out.size * self.kernel_size[0] * self.kernel_size[1] * weights.shape[3]
+        with _threads_for(work, _SERIAL_WORDS):
+            nans = kernels.pack_pixels(np.ascontiguousarray(x.numpy()), self.groups,
+                                       self.mode == "step", bits)
+            if nans:
+                raise DataError(f"{self.label}: {nans} NaN input value(s) reach a binary layer; "
+                                "a NaN has no sign (clean the input, or find where it was "
+                                "produced)")
+            kernels.binary_conv2d(bits, weights, self.in_channels // self.groups, self.stride,
+                                  pad, self.dilation, self.mode == "step", out)
+        return torch.from_numpy(out)
+
+    def _real(self, x: Tensor, pad: tuple[int, int, int, int], height: int, width: int
+              ) -> Tensor:
+        if any(pad):
+            x = F.pad(x, pad)  # zeros: add nothing to a real x binary sum
+        batch = x.shape[0]
+        cols = F.unfold(x, self.kernel_size, dilation=self.dilation, stride=self.stride)
+        k = cols.shape[1] // self.groups
+        per_group = self.out_channels // self.groups
+        rows = self._rows()
+        parts = []
+        for g in range(self.groups):
+            patches = cols[:, g * k:(g + 1) * k, :].transpose(1, 2).reshape(-1, k)
+            parts.append(real_matmul(np.ascontiguousarray(patches.numpy()),
+                                     rows[g * per_group:(g + 1) * per_group], k))
+        y = torch.from_numpy(np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
+        y = y.reshape(batch, height * width, self.out_channels).transpose(1, 2)
+        return y.reshape(batch, self.out_channels, height, width)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"groups={self.groups}, bias={self.bias is not None}, input={self.mode}")
+
+
+class PackedModel(nn.Module):
+    """The module :func:`stelab.pack.load_packed` returns: the rebuilt network, always in eval
+    mode, its forward run without autograd. ``metadata`` holds the file's metadata."""
+
+    def __init__(self, net: nn.Module, metadata: dict[str, str]) -> None:
+        super().__init__()
+        self.net = net
+        self.metadata = dict(metadata)
+        self.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> PackedModel:
+        if mode:
+            raise PackError("a packed model is inference-only: train() is not allowed; train "
+                            "the float model and export it again")
+        return super().train(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.net(x)
