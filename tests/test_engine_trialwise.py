@@ -101,7 +101,7 @@ def test_gradient_sums_round_as_embedding_bag(rows, d, density, kind, seed):
         coeff = rng.standard_normal(rows).astype(np.float32)
     coeff[rng.random(rows) > density] = 0.0
     G = np.empty(d, dtype=np.float32)
-    count = gradient_sums(Z, coeff, G)
+    count = gradient_sums(Z, coeff, G, np.empty(rows, dtype=np.int64))
     nonzero = np.flatnonzero(coeff)
     expected = F.embedding_bag(torch.from_numpy(nonzero), torch.from_numpy(Z),
                                torch.tensor([0]), mode="sum",

@@ -52,6 +52,7 @@ from stelab.engine.incremental import (
     incremental_unsupported,
 )
 from stelab.engine.kernels import UNIT_ROUNDOFF, Workers
+from stelab.engine.prefetch import prefetch
 from stelab.engine.problem import Problem
 from stelab.engine.traffic import Traffic
 from stelab.engine.trajectory import ChunkOutput, loss_of
@@ -88,20 +89,42 @@ def preactivations(Zk: np.ndarray, q: np.ndarray, h: np.ndarray) -> None:
         h[r] = total
 
 
+#: rows of the gradient sum whose cache lines are requested ahead of the row being added
+#: (measured at d = 1024: 1 row ahead 23 GB/s, 2-8 rows 42-45 GB/s from a chunk that fits the
+#: L3 cache; without prefetching 13 GB/s, and embedding_bag 30)
+PREFETCH_ROWS = 2
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _prefetch_row(Zk, r):  # noqa: ANN001, ANN202
+    """Ask for the cache lines of row r of Z_k (a hint: no effect on the results)."""
+    for j in range(0, Zk.shape[1], 16):
+        prefetch(Zk, r, j)
+
+
 @numba.njit(nogil=True, cache=True, fastmath={"contract"})
-def gradient_sums(Zk: np.ndarray, coeff: np.ndarray, G: np.ndarray) -> int:
+def gradient_sums(Zk: np.ndarray, coeff: np.ndarray, G: np.ndarray, rows: np.ndarray) -> int:
     """G = sum_r coeff[r] Z_k[r] over the rows with coeff[r] != 0, in row order, one fused
-    multiply-add per term (as ``embedding_bag`` sums a bag); returns the number of rows."""
-    G[:] = 0
-    rows = 0
+    multiply-add per term (as ``embedding_bag`` sums a bag); returns the number of rows, which
+    are listed in ``rows`` (room for n*m). The rows are read PREFETCH_ROWS ahead (scattered
+    rows defeat the hardware prefetcher)."""
+    count = 0
     for r in range(Zk.shape[0]):
+        if coeff[r] != 0:
+            rows[count] = r
+            count += 1
+    G[:] = 0
+    for p in range(min(PREFETCH_ROWS, count)):
+        _prefetch_row(Zk, rows[p])
+    for p in range(count):
+        if p + PREFETCH_ROWS < count:
+            _prefetch_row(Zk, rows[p + PREFETCH_ROWS])
+        r = rows[p]
         c = coeff[r]
-        if c != 0:
-            rows += 1
-            row = Zk[r]
-            for j in range(G.shape[0]):
-                G[j] += c * row[j]
-    return rows
+        row = Zk[r]
+        for j in range(G.shape[0]):
+            G[j] += c * row[j]
+    return count
 
 
 @numba.njit(nogil=True, cache=True)
@@ -115,12 +138,13 @@ def _ergodic_distance(q_sum: np.ndarray, w_star: np.ndarray, extra: int, q: np.n
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _refresh(Zk, y, q, h, err, act, coeff, G, residual, counters, sign, code, lower, upper, m):  # noqa: ANN001, ANN202
+def _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, code, lower,  # noqa: ANN001, ANN202
+             upper, m):
     """Decide every row of h (exactly near a threshold), the residuals, the coefficients and
     G; inlined into a kernel with the constants compiled in."""
     fused._decide(h, Zk, q, err, 1.0, sign, code, lower, upper, act, coeff)
     fused._coefficients(act, y, m, residual, coeff)
-    counters[1] += gradient_sums(Zk, coeff, G)
+    counters[1] += gradient_sums(Zk, coeff, G, rows)
 
 
 @cache
@@ -154,6 +178,7 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
         act = np.empty(R, dtype=np.float32)
         coeff = np.empty(R, dtype=np.float32)
         G = np.zeros(d, dtype=np.float32)
+        rows = np.empty(R, dtype=np.int64)
         flipped = np.empty(d, dtype=np.int64)
         weights = np.empty(d, dtype=np.float32)
         distance = 0
@@ -164,8 +189,8 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
         preactivations(Zk, q, h)
         counters[0] += R
         err = bound
-        _refresh(Zk, y, q, h, err, act, coeff, G, residual, counters, sign, code, lower, upper,
-                 m)
+        _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, code, lower,
+                 upper, m)
         has_copy = False
         for step in range(steps):
             # the latent step and the new signs, as trajectory.latent_step / binary round them
@@ -215,8 +240,8 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                                 h[r] += v * Zk[r, j]
                     err += flips * per_update
                     counters[2] += flips
-                _refresh(Zk, y, q, h, err, act, coeff, G, residual, counters, sign, code, lower,
-                         upper, m)
+                _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, code,
+                         lower, upper, m)
             if distance == 0 and freeze:
                 # w* is an exact fixed point: the remaining iterates are w* itself
                 for i in range(checkpoints.shape[0]):
