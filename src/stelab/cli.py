@@ -201,25 +201,36 @@ def diagnose(
         None, "--gaussian-n50", help="Gaussian 50% sample size at this d and T (default: measure)"
     ),
     teachers: int = typer.Option(16, "--teachers", min=1, help="random teachers per check"),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1),
     measure: int = typer.Option(
         0, "--measure", min=0, help="also run STE on DATA with this many random teachers"
     ),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    max_seconds: float = typer.Option(
+        600.0, "--max-seconds", help="refuse when the estimated time is longer than this"
+    ),
 ) -> None:
-    """Predict whether STE training is healthy on DATA, raw and after each normalization."""
+    """Predict whether STE training is healthy on DATA, raw and after each normalization.
+
+    The time is estimated first and announced on stderr when over 10 s; past --max-seconds the
+    diagnosis is refused with the part that costs the most.
+    """
+    from stelab.diagnose import PREFERENCE, describe_cost, estimate_seconds, load_data
     from stelab.diagnose import diagnose as run_diagnose
-    from stelab.diagnose import load_data
 
     X = load_data(data, key=key, drop=tuple(drop))
+    cost = estimate_seconds(X.shape[0], X.shape[1], steps, gaussian_n50 is not None,
+                            PREFERENCE, len(balance), teachers, measure)
+    if 10 < sum(cost.values()) <= max_seconds:
+        err_console.print(f"diagnose: n = {X.shape[0]}, d = {X.shape[1]}: "
+                          f"{describe_cost(cost)}", highlight=False, soft_wrap=True)
+    options = dict(steps=steps, n50=gaussian_n50, teachers=teachers, seed=seed,
+                   measure=measure, max_seconds=max_seconds)
     if as_json:
-        result = run_diagnose(X, tuple(balance), steps=steps, n50=gaussian_n50,
-                              teachers=teachers, seed=seed, measure=measure)
-        typer.echo(result.to_json())
+        typer.echo(run_diagnose(X, tuple(balance), **options).to_json())
         return
     with console.status("diagnosing (measuring the Gaussian reference if needed)"):
-        result = run_diagnose(X, tuple(balance), steps=steps, n50=gaussian_n50,
-                              teachers=teachers, seed=seed, measure=measure)
+        result = run_diagnose(X, tuple(balance), **options)
     for renderable in result.to_rich(title=data.name):
         console.print(renderable)
 
