@@ -24,6 +24,8 @@ NORMALIZATIONS = ("none", "center", "standardize", "whiten", "batchnorm")
 
 #: the largest integer a config may hold: every integer is stored in 64-bit columns and seeds
 INT64_MAX = 2**63 - 1
+#: the most trials of one config: their rows are held in memory (about 1 kB each)
+MAX_TRIALS = 10**9
 #: the largest memory budget accepted (1 EiB): beyond it the number can only be a typo
 MAX_MEMORY_BUDGET_MB = 2.0**40
 
@@ -96,7 +98,7 @@ class TrainConfig(_Section):
 
 
 class RunConfig(_Section):
-    trials: int = Field(1, gt=0, le=INT64_MAX)
+    trials: int = Field(1, gt=0, le=MAX_TRIALS)
     seed: int = Field(0, ge=0, le=INT64_MAX)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "float64"] = "float32"

@@ -48,6 +48,8 @@ def _one_line(text: str) -> str:
 def _is_out_of_memory(err: BaseException) -> bool:
     if isinstance(err, MemoryError):
         return True
+    if isinstance(err, RuntimeError) and "can't allocate memory" in str(err):
+        return True  # torch's CPU allocator (DefaultCPUAllocator) refusing a request
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
@@ -55,9 +57,10 @@ def _is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError)
 
 
-def os_error_line(err: OSError) -> tuple[int, str]:
-    """(exit status, one line) for an ``OSError`` that reached the command line."""
-    where = err.filename if err.filename is not None else "a file"
+def os_error_line(err: OSError, where: str | Path | None = None) -> tuple[int, str]:
+    """(exit status, one line) for an ``OSError``; ``where`` names the file or folder when the
+    error does not (a failed write carries no file name)."""
+    where = err.filename if err.filename is not None else (where or "a file")
     reason = err.strerror or str(err)
     if err.errno in DISK_FULL:
         return MACHINE, (f"disk full: cannot write {where} ({reason}); files stored before are "

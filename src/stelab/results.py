@@ -16,7 +16,7 @@ from rich.table import Table
 
 from stelab.analysis.tables import mean_ci, success_table
 from stelab.atomic import atomic_write
-from stelab.errors import OutputError
+from stelab.errors import MachineError, OutputError
 
 if TYPE_CHECKING:
     from stelab.config import Config
@@ -46,6 +46,11 @@ def write_table(
         raise OutputError(
             f"--out: cannot create {path.parent}: a part of the path is a file, not a folder"
         ) from None
+    except OSError as err:
+        from stelab.exits import os_error_line
+
+        status, line = os_error_line(err, path)
+        raise (MachineError if status == 1 else OutputError)(line) from None
 
 
 def prepare_output_folder(out: Path) -> Path:

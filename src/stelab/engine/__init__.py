@@ -129,6 +129,10 @@ def cache_bytes_per_trial(cfg: Config) -> int:
 def _per_trial(cfg: Config, engine: str) -> int:
     """Bytes per trial of a chunk, with the incremental engine's column cache share."""
     per_trial = bytes_per_trial(cfg)
+    # the recorded trajectories, (T + 1) values per trial: the Hamming distances (int32) and,
+    # when recorded, the losses; without them a huge train.steps passes the plan and then fails
+    item = 4 if cfg.run.dtype == "float32" else 8
+    per_trial += (cfg.train.steps + 1) * (4 + (item if cfg.record.loss_trajectory else 0))
     if engine == "incremental":
         per_trial += cache_bytes_per_trial(cfg) + 24 * cfg.model.d
     return per_trial
@@ -154,9 +158,9 @@ def plan_chunk_size(cfg: Config, device: torch.device, engine: str | None = None
         )
         raise MemoryBudgetError(
             f"run.memory_budget_mb: one trial needs about {need / 2**20:.1f} MB "
-            f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, {cfg.run.dtype}, "
-            f"{engine} engine) but {source} is {budget / 2**20:.1f} MB; "
-            "raise run.memory_budget_mb or lower train.n / model.d"
+            f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, T={cfg.train.steps}, "
+            f"{cfg.run.dtype}, {engine} engine) but {source} is {budget / 2**20:.1f} MB; "
+            "raise run.memory_budget_mb or lower train.n / model.d / train.steps"
         )
     return max(1, min(cfg.run.trials, (budget - fixed) // per_trial))
 
@@ -214,6 +218,11 @@ def _refuse_non_finite(
             f"{cfg.data.normalization!r}, {cfg.run.dtype}); choose parameters whose draws fit "
             f"in {cfg.run.dtype}"
         )
+    if what.startswith("initial"):
+        raise NumericalError(
+            f"train.init_scale: the {what} of trial {trial} overflow {cfg.run.dtype} "
+            f"(init_scale = {cfg.train.init_scale}); lower train.init_scale"
+        )
     raise NumericalError(
         f"train.step_size: the {what} of trial {trial} overflowed to inf or NaN "
         f"(step_size = {cfg.train.step_size}, init_scale = {cfg.train.init_scale}, "
@@ -241,6 +250,7 @@ def run_experiment(
         began = time.perf_counter()
         problem = build_problem(cfg, chunk, device)
         _refuse_non_finite(cfg, chunk, problem.Z, "inputs")
+        _refuse_non_finite(cfg, chunk, problem.u0, "initial weights u_0")
         out = run_chunk(cfg, problem, engine)
         del problem
         _refuse_non_finite(cfg, chunk, out.final_u, "latent weights u_T")

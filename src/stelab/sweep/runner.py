@@ -534,7 +534,7 @@ def _storage_failure(err: OSError, store: SweepStore, cells: Sequence[Cell]) -> 
         done = None
     stored = (f"{done}/{len(cells)} cells are stored in {store.cells_dir}" if done is not None
               else f"the cells stored in {store.cells_dir} are kept")
-    status, line = os_error_line(err)
+    status, line = os_error_line(err, f"a file in {store.root}")
     cause = line.split(";", 1)[0]
     error = (MachineError if status == 1 else SweepStoreError)(
         f"{cause}; {stored}; run the same command again to resume"
