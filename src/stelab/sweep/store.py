@@ -260,6 +260,11 @@ class SweepStore:
                 )
             self.manifest = old
         else:
+            if self.results_path.exists():
+                raise SweepStoreError(
+                    f"--out: {self.root} holds {RESULTS} but no {MANIFEST} (the folder of a "
+                    "'stelab run'?); refusing to replace it. Use a new --out folder"
+                )
             if any(self.cells_dir.glob("*.parquet")):
                 raise SweepStoreError(
                     f"--out: {self.cells_dir} holds cell files but {MANIFEST} is missing; "
