@@ -184,7 +184,8 @@ class Expect:
     status: set[int]
     names: tuple[str, ...] = ()  # a refusal line must contain one of these
     guard: list[Path] = field(default_factory=list)  # files that must be unchanged
-    check: Callable[[], str | None] | None = None  # after success: None, or why it is silent
+    #: after a success, given stdout: None, or why the answer is silently wrong
+    check: Callable[[str], str | None] | None = None
 
 
 @dataclass
@@ -215,27 +216,44 @@ def _alarm(signum: int, frame: object) -> None:
     raise _Timeout
 
 
-def invoke(args: list[str], cwd: Path, limit: float = 60.0) -> tuple[int | None, str, bool]:
-    """Run ``stelab ARGS`` in this process (typer's CliRunner); (status, stderr, timed out)."""
-    from typer.testing import CliRunner
+def invoke(
+    args: list[str], cwd: Path, limit: float = 60.0
+) -> tuple[int | None, str, bool, str]:
+    """Run ``stelab ARGS`` in this process exactly as the console script does
+    (``stelab.cli.main`` with ``sys.argv`` set, stdout and stderr captured); returns (status,
+    stderr, timed out, stdout). An exception escaping ``main`` counts as a traceback."""
+    import contextlib
+    import io
+    import traceback
 
-    from stelab.cli import app
+    from stelab.cli import main
 
-    here = os.getcwd()
+    here, argv = os.getcwd(), sys.argv
+    out, err = io.StringIO(), io.StringIO()
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, limit)
+    status: int | None = 0
     try:
         os.chdir(cwd)
-        result = CliRunner().invoke(app, args)
-        status, stderr = result.exit_code, result.stderr
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            stderr += "\nTraceback (escaped): " + repr(result.exception)
-        return status, stderr, False
+        sys.argv = ["stelab", *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as stop:
+                code = stop.code
+                status = code if isinstance(code, int) else (0 if code is None else 1)
+            except _Timeout:
+                raise
+            except BaseException:  # noqa: BLE001 - what the user would see as a traceback
+                err.write(traceback.format_exc())
+                status = 1
+        return status, err.getvalue(), False, out.getvalue()
     except _Timeout:
-        return None, "", True
+        return None, err.getvalue(), True, out.getvalue()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        sys.argv = argv
         os.chdir(here)
 
 
@@ -244,7 +262,7 @@ def stelab_command() -> list[str]:
 
 
 def judge(status: int | None, stderr: str, timed_out: bool, expect: Expect,
-          before: dict[str, str]) -> str:
+          before: dict[str, str], stdout: str = "") -> str:
     """The outcome of one case (see the module docstring)."""
     if timed_out:
         return "hang"
@@ -257,7 +275,9 @@ def judge(status: int | None, stderr: str, timed_out: bool, expect: Expect,
     if status == 0:
         if 0 not in expect.status:
             return "silent"
-        why = expect.check() if expect.check else None
+        why = expect.check(stdout) if expect.check else None
+        if why:
+            expect.names = (why,)  # kept for the report line
         return "silent" if why else "ok"
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     if status not in expect.status or len(lines) != 1:
@@ -271,10 +291,12 @@ def run_case(family: str, case: str, args: list[str], cwd: Path, expect: Expect,
              limit: float = 60.0) -> Result:
     before = digest(expect.guard)
     began = time.perf_counter()
-    status, stderr, timed_out = invoke(args, cwd, limit)
+    status, stderr, timed_out, stdout = invoke(args, cwd, limit)
     seconds = time.perf_counter() - began
-    return Result(family, case, judge(status, stderr, timed_out, expect, before), status,
-                  stderr.strip(), seconds)
+    outcome = judge(status, stderr, timed_out, expect, before, stdout)
+    if outcome == "silent" and expect.names:
+        stderr = f"{stderr.strip()} [silent: {expect.names[0]}]"
+    return Result(family, case, outcome, status, stderr.strip(), seconds)
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -283,7 +305,7 @@ def stored_run(root: Path) -> Path:
     folder = root / "stored-run"
     if not (folder / "results.parquet").exists():
         (root / "base.toml").write_text(toml_text(BASE))
-        status, stderr, _ = invoke(["run", "base.toml", "--out", str(folder)], root)
+        status, stderr, *_ = invoke(["run", "base.toml", "--out", str(folder)], root)
         assert status == 0, stderr
     return folder
 
@@ -302,7 +324,7 @@ def stored_sweep(root: Path) -> tuple[Path, pd.DataFrame]:
     config = root / "sweep.toml"
     config.write_text(toml_text(SWEEP_BASE))
     if not (folder / "results.parquet").exists():
-        status, stderr, _ = invoke(["sweep", "sweep.toml", "--out", str(folder), "--executor",
+        status, stderr, *_ = invoke(["sweep", "sweep.toml", "--out", str(folder), "--executor",
                                     "serial"], root)
         assert status == 0, stderr
     return folder, table_of(folder)
@@ -341,7 +363,7 @@ def config_value_case(root: Path, key: str, value: Any, n: int) -> Result:
     # memory budget (a huge size); never refused for another reason
     big = rule.work and value > 10**6
     expect = Expect({2} if big else {0, 2}, (key, "run.memory_budget_mb"),
-                    check=lambda: None if (out / "results.parquet").exists() else "no table")
+                    check=lambda _: None if (out / "results.parquet").exists() else "no table")
     return run_case("config values", case, ["run", f"v{n}.toml", "--out", str(out)], root,
                     expect)
 
@@ -423,7 +445,7 @@ def path_cases(root: Path) -> list[Result]:
                             ["run", "base.toml", "--out", str(out)], root,
                             Expect({0}, (), [out])))
     out = fresh_copy(stored, root, "held")
-    changed = Expect({0}, (), [], check=lambda: None if _config_of(out) == 5 else "not replaced")
+    changed = Expect({0}, (), [], check=lambda _: None if _config_of(out) == 5 else "not replaced")
     results.append(run_case("paths", "run: --overwrite replaces another config's results",
                             ["run", "other.toml", "--overwrite", "--out", str(out)], root,
                             changed))
@@ -461,10 +483,56 @@ def read_only_cases(root: Path) -> list[Result]:
 cell_values = st.one_of(
     st.floats(-5, 5), st.sampled_from([0.0, 1.0, 1e300, -1e300, 1e-300, math.nan, math.inf]),
 )
-arrays = st.tuples(st.integers(0, 6), st.integers(0, 5)).flatmap(
-    lambda shape: st.lists(cell_values, min_size=shape[0] * shape[1],
-                           max_size=shape[0] * shape[1]).map(
-        lambda values: np.array(values, dtype=np.float64).reshape(shape)))
+
+
+def _arrays(values: st.SearchStrategy, rows: int, cols: int) -> st.SearchStrategy:
+    return st.tuples(st.integers(0, rows), st.integers(0, cols)).flatmap(
+        lambda shape: st.lists(values, min_size=shape[0] * shape[1],
+                               max_size=shape[0] * shape[1]).map(
+            lambda v: np.array(v, dtype=np.float64).reshape(shape)))
+
+
+#: hostile arrays (NaN, inf, huge, tiny, constant, empty) and clean ones at extreme scales
+#: (``ScaledArray``: its diagnosis must equal that of the same data at scale 1)
+class ScaledArray(np.ndarray):
+    reference: np.ndarray
+
+
+def _scaled(pair: tuple[np.ndarray, float]) -> np.ndarray:
+    base, scale = pair
+    base = np.round(base, 3)  # a few significant digits: scaling by 2^k below is exact
+    scaled = (base * math.ldexp(1.0, scale)).view(ScaledArray)
+    scaled.reference = base
+    return scaled
+
+
+arrays = st.one_of(
+    _arrays(cell_values, 6, 5),
+    st.tuples(_arrays(st.floats(-5, 5), 12, 6), st.sampled_from([0, 990, -990, 500]))
+    .map(_scaled),
+)
+
+
+def same_diagnosis(stdout: str, reference: np.ndarray, n50: float) -> str | None:
+    """None when ``stdout`` (diagnose --json) holds finite numbers and the verdicts and n_eff
+    of ``reference`` (the same data at scale 1), else why not."""
+    from stelab.diagnose import diagnose
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"{token} is not JSON")
+
+    try:
+        got = json.loads(stdout, parse_constant=refuse)
+    except ValueError as err:
+        return f"not strict JSON: {err}"
+    want = diagnose(reference, n50=n50).to_dict()
+    for a, b in zip(got["checks"], want["checks"], strict=True):
+        if a["n_eff"] is None or not math.isfinite(b["n_eff"]):
+            return f"{a['normalization']}: n_eff is not finite"
+        if a["predicted_healthy"] != b["predicted_healthy"] or not math.isclose(
+                a["n_eff"], b["n_eff"], rel_tol=1e-9, abs_tol=1e-9):
+            return f"{a['normalization']}: {a} differs from the diagnosis at scale 1"
+    return None
 n50_values = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True),
                        st.sampled_from([20.0, 1e-300, 1e300]))
 
@@ -495,7 +563,9 @@ def data_case(root: Path, X: np.ndarray, fmt: str, n50: float | None, n: int) ->
         # a CSV's first row may be read as a header: the oracle cannot tell, either is fine
         expect = Expect({0, 2}, (path.name, "--gaussian-n50"))
     elif valid_data and valid_n50:
-        expect = Expect({0})
+        reference = getattr(X, "reference", None)
+        expect = Expect({0}, check=None if reference is None or fmt == "csv" else (
+            lambda stdout: same_diagnosis(stdout, reference, n50 or 20.0)))
     elif valid_data:
         expect = Expect({2}, ("--gaussian-n50",))
     else:  # bad data (and perhaps a bad --gaussian-n50 too: either may be named first)
@@ -533,7 +603,7 @@ def store_case(root: Path, target: str, how: str, cut: float, n: int) -> Result:
         cells[1].write_bytes(data)
         path.write_bytes(other)
     guard = [] if target == "cell" else [out / "cells"]
-    expect = Expect({0, 2}, ("--out", str(out)), guard, check=lambda: same_table(out, baseline))
+    expect = Expect({0, 2}, ("--out", str(out)), guard, check=lambda _: same_table(out, baseline))
     return run_case("sweep store", f"{target}: {how} ({cut:.2f})",
                     ["sweep", "sweep.toml", "--out", str(out), "--executor", "serial"], root,
                     expect)
@@ -685,7 +755,7 @@ def slow_sweep_baseline(root: Path) -> tuple[Path, pd.DataFrame]:
     folder = root / "slow-baseline"
     (root / "slow-sweep.toml").write_text(toml_text(SLOW_SWEEP))
     if not (folder / "results.parquet").exists():
-        status, stderr, _ = invoke(["sweep", "slow-sweep.toml", "--out", str(folder),
+        status, stderr, *_ = invoke(["sweep", "slow-sweep.toml", "--out", str(folder),
                                     "--executor", "serial"], root, limit=600)
         assert status == 0, stderr
     return folder, table_of(folder)

@@ -352,7 +352,11 @@ class Diagnosis:
         return out
 
     def to_json(self, features: bool = False) -> str:
-        return json.dumps(self.to_dict(features), indent=2, default=_json_default)
+        """Strict JSON (RFC 8259 has no NaN or Infinity): a non-finite number is written as
+        null, e.g. ``label_offset`` when every projection x.w* is equal (sd 0) or
+        ``covariance_condition`` of a covariance with a single positive eigenvalue direction."""
+        return json.dumps(_finite_or_null(self.to_dict(features)), indent=2,
+                          default=_json_default, allow_nan=False)
 
     def to_rich(self, title: str = "dataset") -> list[Any]:
         """Rich renderables: the geometry table, the prediction table, a recommendation line."""
@@ -421,6 +425,16 @@ class Diagnosis:
                 "the teacher's weights on them, under any normalization"
             )
         return [geometry, prediction, legend, advice]
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value: Any) -> Any:
