@@ -94,7 +94,7 @@ def main() -> None:
             C.interrupt_case(root, signum, delay, next(counter), baseline)
             for signum, delay in generate(
                 st.tuples(st.sampled_from([signal.SIGINT, signal.SIGTERM, signal.SIGKILL]),
-                          st.floats(0.5, 8.0)), 9, args.seed)
+                          st.floats(1.0, 20.0)), 9, args.seed)
         ])
         if os.geteuid() == 0:
             family("disk full", [

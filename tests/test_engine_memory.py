@@ -43,9 +43,10 @@ def test_cli_refuses_in_one_line(tmp_path):
         device = "cpu"
         memory_budget_mb = 4
     """))
-    result = CliRunner().invoke(app, ["run", str(config), "--out", str(tmp_path / "out")],
-                                standalone_mode=False, catch_exceptions=True)
-    assert isinstance(result.exception, MemoryBudgetError)
+    result = CliRunner().invoke(app, ["run", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: run.memory_budget_mb: one trial needs")
+    assert len(result.stderr.strip().splitlines()) == 1
     proc = subprocess.run([sys.executable, "-m", "stelab", "run", str(config), "--out",
                            str(tmp_path / "out")], capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})

@@ -82,7 +82,7 @@ def test_plot_refuses_folders_that_are_not_reproduce_runs(root, layout):
 @settings(deadline=None, database=None, max_examples=6,
           suppress_health_check=list(HealthCheck))
 @given(signum=st.sampled_from([signal.SIGINT, signal.SIGTERM, signal.SIGKILL]),
-       delay=st.floats(0.5, 8.0))
+       delay=st.floats(1.0, 20.0))
 def test_interrupt_at_a_random_moment_then_resume(root, signum, delay):
     check(C.interrupt_case(root, signum, delay, next(_counter),
                            lambda: C.slow_sweep_baseline(root)))
