@@ -88,6 +88,9 @@ def main() -> None:
                       st.sampled_from(C.CORRUPTIONS), st.floats(0, 1)), k, args.seed)
     ])
     family("plot", [C.plot_case(root, layout, next(counter)) for layout in C.PLOT_LAYOUTS])
+    family("options", C.option_cases(root))
+    family("profiles", [C.profile_case(root, profile, next(counter))
+                        for profile in generate(C.random_profiles, k, args.seed)])
     if not args.fast:
         baseline = lambda: C.slow_sweep_baseline(root)  # noqa: E731
         family("interrupts", [

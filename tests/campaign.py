@@ -774,3 +774,58 @@ def is_clean(result: Result) -> bool:
 def describe(result: Result) -> str:
     text = re.sub(r"\s+", " ", result.stderr)[:400]
     return f"[{result.family}] {result.case}: {result.outcome} (status {result.status}) {text}"
+
+
+# ----------------------------------------------------------------------------- options, profiles
+OPTION_CASES: list[tuple[list[str], tuple[str, ...]]] = [
+    (["sweep", "sweep.toml", "--out", "o1", "--workers", "0"], ("--workers",)),
+    (["sweep", "sweep.toml", "--out", "o2", "--workers", "-3"], ("--workers",)),
+    (["sweep", "sweep.toml", "--out", "o3", "--executor", "foo"], ("--executor",)),
+    (["sweep", "sweep.toml", "--out", "o4", "--scheduler", "garbage:::"], ("--scheduler",)),
+    (["reproduce", "--out", "o5", "--only", "bogus"], ("--only",)),
+    (["reproduce", "--out", "o6", "--quick", "--full"], ("--quick",)),
+    (["reproduce", "--out", "o7", "--profile", "base.toml"], ("--profile",)),
+    (["reproduce", "--out", "o8", "--workers", "0", "--only", "e2"], ("--workers",)),
+    (["bench", "--threads", "0"], ("--threads",)),
+    (["bench", "--only", "nothing"], ("--only",)),
+    (["diagnose", "d.npy", "--key", "zz"], ("--key",)),
+    (["diagnose", "d.npy", "--drop", "zz"], ("--drop",)),
+    (["diagnose", "d.npy", "--max-seconds", "-1"], ("--max-seconds",)),
+    (["diagnose", "d.npy", "--max-seconds", "nan"], ("--max-seconds",)),
+    (["diagnose", "d.npy", "--balance", "nan", "--gaussian-n50", "9"], ("teacher_balance",)),
+    (["diagnose", "d.npy", "--balance", "1.5", "--gaussian-n50", "9"], ("teacher_balance",)),
+    (["diagnose", "d.npy", "--measure", "100000000", "--gaussian-n50", "9"], ("--max-seconds",)),
+]
+
+
+def option_cases(root: Path) -> list[Result]:
+    """Command-line options outside their allowed values: one line naming the option."""
+    (root / "base.toml").write_text(toml_text(BASE))
+    stored_sweep(root)
+    np.save(root / "d.npy", np.random.default_rng(0).standard_normal((40, 4)))
+    results = []
+    for args, names in OPTION_CASES:
+        results.append(run_case("options", " ".join(args), args, root, Expect({2}, names),
+                                limit=90.0))
+    return results
+
+
+random_profiles = st.dictionaries(
+    st.sampled_from(["base", "e1", "e2", "e3", "e4", "zz"]),
+    st.dictionaries(st.sampled_from(["d", "n", "cases", "n_over_d", "steps", "trials", "model",
+                                     "levels", "distributions", "seed"]),
+                    hostile_values, max_size=4),
+    min_size=1, max_size=3,
+)
+
+
+def profile_case(root: Path, profile: dict[str, Any], n: int) -> Result:
+    """``reproduce --profile`` with a random profile (never complete): refused in one line
+    before anything runs."""
+    path = root / f"profile{n}.toml"
+    path.write_text(toml_text(profile), encoding="utf-8")
+    out = root / f"rp{n}"
+    shutil.rmtree(out, ignore_errors=True)
+    return run_case("profiles", toml_text(profile)[:80],
+                    ["reproduce", "--profile", path.name, "--out", str(out), "--executor",
+                     "serial"], root, Expect({2}, ("--profile",)), limit=60.0)

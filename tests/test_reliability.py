@@ -77,6 +77,17 @@ def test_plot_refuses_folders_that_are_not_reproduce_runs(root, layout):
     check(C.plot_case(root, layout, next(_counter)))
 
 
+def test_options_outside_their_values_are_refused_naming_the_option(root):
+    for result in C.option_cases(root):
+        check(result)
+
+
+@settings(FAST, max_examples=20)
+@given(profile=C.random_profiles)
+def test_random_reproduce_profiles_are_refused_before_running(root, profile):
+    check(C.profile_case(root, profile, next(_counter)))
+
+
 # ------------------------------------------------------------------------------------- slow
 @pytest.mark.slow
 @settings(deadline=None, database=None, max_examples=6,

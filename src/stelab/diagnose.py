@@ -140,6 +140,12 @@ def load_data(path: str | Path, key: str | None = None, drop: tuple[str, ...] = 
         raise DataError(f"data: file not found: {path}")
     if path.stat().st_size == 0:
         raise DataError(f"data: {path} is empty")
+    if key is not None and suffix != ".npz":
+        raise DataError(f"--key: {path.name} is a {suffix} file; --key selects an array of an "
+                        ".npz file only")
+    if drop and suffix != ".csv":
+        raise DataError(f"--drop: {path.name} is a {suffix} file; --drop leaves out columns of "
+                        "a .csv file only")
     if suffix == ".csv":
         return validate_data(_read_csv(path, drop), name=path.name)
     try:

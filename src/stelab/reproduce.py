@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from stelab.atomic import atomic_write
-from stelab.errors import StelabError
+from stelab.errors import ConfigError, StelabError
 from stelab.experiments import EXPERIMENTS
 from stelab.experiments.profile import load_profile, profile_text
 from stelab.results import write_table
@@ -37,6 +37,44 @@ def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a reader sees the old file or the new one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def _check_tables(profile: dict[str, Any], only: list[str] | None) -> None:
+    """Refuse ``--only`` names that are no table, and a profile that runs nothing."""
+    names = [*EXPERIMENTS, "e5"]
+    unknown = [name for name in only or [] if name not in names]
+    if unknown:
+        raise StelabError(f"--only: unknown table {unknown[0]!r}; allowed: {', '.join(names)}")
+    runs = [name for name in names if name.split("_")[0] in profile and (not only or name in only)]
+    for name in runs:  # every table's cells, before anything runs: a bad [e4] fails at once
+        if name in EXPERIMENTS:
+            _build_checked(name, profile)
+    if not runs:
+        raise StelabError(
+            "--profile: nothing to run (the profile has none of the experiment tables "
+            f"[{'], ['.join(sorted({n.split('_')[0] for n in names}))}]"
+            + (f" selected by --only {' '.join(only)}" if only else "") + ")"
+        )
+
+
+def _build_checked(name: str, profile: dict[str, Any]) -> list:
+    """The cells of table ``name``; a profile the builder cannot read is a ConfigError."""
+    build = EXPERIMENTS[name][0]
+    try:
+        return build(profile)
+    except StelabError as err:
+        raise ConfigError(f"--profile: the table [{name.split('_')[0]}] (for {name}): {err}") \
+            from None
+    except KeyError as err:
+        raise ConfigError(
+            f"--profile: the table [{name.split('_')[0]}] (for {name}) lacks the key "
+            f"{err.args[0]!r}; see src/stelab/configs/reproduce_quick.toml for a complete one"
+        ) from None
+    except (TypeError, ValueError, AttributeError, IndexError) as err:
+        raise ConfigError(
+            f"--profile: the table [{name.split('_')[0]}] (for {name}) holds a value of the "
+            f"wrong type or shape ({type(err).__name__}: {str(err).splitlines()[0][:150]})"
+        ) from None
 
 
 def _check_profile(out: Path, text: str) -> None:
@@ -181,8 +219,9 @@ def reproduce(
     from stelab.sweep.store import code_version, environment
 
     out = Path(out)
+    profile = load_profile(profile_name)  # first: it turns unreadable files into one line
     text = profile_text(profile_name)
-    profile = load_profile(profile_name)
+    _check_tables(profile, only)
     _check_profile(out, text)
     write_text(out / "profile.toml", text)
     began = time.perf_counter()
