@@ -55,11 +55,14 @@ def main() -> None:
     results: list[C.Result] = []
     began = time.perf_counter()
 
-    def family(name: str, cases: list[C.Result]) -> None:
+    def family(name: str, cases: list[C.Result], show: bool = False) -> None:
+        """Count a family's cases; print those not clean (and every one with ``show``)."""
         results.extend(cases)
         for result in cases:
             if not C.is_clean(result):
                 print("  NOT CLEAN", C.describe(result), flush=True)
+            elif show:
+                print("  ", C.describe(result), flush=True)
         print(f"{name}: {C.counts(cases)} ({time.perf_counter() - began:.0f} s)", flush=True)
 
     k = args.examples
@@ -98,12 +101,17 @@ def main() -> None:
             for signum, delay in generate(
                 st.tuples(st.sampled_from([signal.SIGINT, signal.SIGTERM, signal.SIGKILL]),
                           st.floats(1.0, 20.0)), 9, args.seed)
-        ])
+        ] + [
+            C.run_interrupt_case(root, signum, delay, next(counter))
+            for signum, delay in generate(
+                st.tuples(st.sampled_from([signal.SIGINT, signal.SIGTERM]),
+                          st.floats(2.0, 12.0)), 4, args.seed)
+        ], show=True)
         if os.geteuid() == 0:
             family("disk full", [
                 C.disk_full_case(root, size, next(counter), baseline)
                 for size in generate(st.integers(24, 400), 6, args.seed)
-            ])
+            ], show=True)
     total = C.counts(results)
     clean = total["ok"] + total["refusal"]
     print(f"\ncampaign: {total['cases']} cases in {time.perf_counter() - began:.0f} s: "

@@ -829,3 +829,46 @@ def profile_case(root: Path, profile: dict[str, Any], n: int) -> Result:
     return run_case("profiles", toml_text(profile)[:80],
                     ["reproduce", "--profile", path.name, "--out", str(out), "--executor",
                      "serial"], root, Expect({2}, ("--profile",)), limit=60.0)
+
+
+#: about 20 s on 2 cores (label noise keeps every trial moving to the last step)
+SLOW_RUN: dict[str, dict[str, Any]] = {
+    "model": {"d": 128},
+    "noise": {"kind": "flip", "level": 0.1},
+    "train": {"n": 4000, "steps": 4000},
+    "run": {"trials": 16, "device": "cpu"},
+}
+
+
+def run_interrupt_case(root: Path, signum: int, delay: float, n: int) -> Result:
+    """``run --overwrite`` onto stored results, stopped by ``signum`` after ``delay`` s: it
+    ends with one 'interrupted' line and status 2 (or finishes), and the stored
+    results.parquet is the old one, whole, unless the run finished."""
+    (root / "slow-run.toml").write_text(toml_text(SLOW_RUN))
+    out = fresh_copy(stored_run(root), root, f"ri{n}")
+    before = digest([out / "results.parquet"])
+    began = time.perf_counter()
+    proc = start(["run", "slow-run.toml", "--out", str(out), "--overwrite"], root)
+    time.sleep(delay)
+    if proc.poll() is None:
+        proc.send_signal(signum)
+    case = f"run, {signal.Signals(signum).name} at {delay:.1f} s"
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return Result("interrupts", case, "hang", None, "", time.perf_counter() - began)
+    status = proc.returncode
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if "Traceback" in stderr or "unexpected error" in stderr:
+        outcome = "traceback"
+    elif status in (0, -signum) and _config_of(out) == 128:
+        outcome = "ok"  # finished before the signal (or it came during the interpreter's exit)
+    elif status == 0:
+        outcome = "silent"
+    elif status == 2 and len(lines) == 1 and lines[0].startswith("interrupted"):
+        outcome = "refusal" if digest([out / "results.parquet"]) == before else "lost"
+    else:
+        outcome = "wrong"
+    return Result("interrupts", case, outcome, status, stderr.strip()[-300:],
+                  time.perf_counter() - began)

@@ -100,6 +100,14 @@ def test_interrupt_at_a_random_moment_then_resume(root, signum, delay):
 
 
 @pytest.mark.slow
+@settings(deadline=None, database=None, max_examples=3,
+          suppress_health_check=list(HealthCheck))
+@given(signum=st.sampled_from([signal.SIGINT, signal.SIGTERM]), delay=st.floats(2.0, 12.0))
+def test_interrupted_run_keeps_the_stored_results(root, signum, delay):
+    check(C.run_interrupt_case(root, signum, delay, next(_counter)))
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
 @settings(deadline=None, database=None, max_examples=4,
           suppress_health_check=list(HealthCheck))
