@@ -109,15 +109,20 @@ def check_run_output(out: Path, cfg: Config, overwrite: bool) -> Literal["new", 
         return "new"
     stored = stored_run_config(path)
     if stored == cfg.canonical_json():
-        try:
-            rows = pq.read_metadata(path).num_rows
+        try:  # the rows themselves must decode, not only the footer
+            rows = pq.read_table(path).num_rows
         except (OSError, pa.ArrowException):
             rows = -1
         if rows == cfg.run.trials:
             return "same"
     if overwrite:
         return "new"
-    what = "results of another config" if stored is not None else "a table stelab run did not write"
+    if stored == cfg.canonical_json():
+        what = "this config's results, but incomplete or unreadable"
+    elif stored is not None:
+        what = "results of another config"
+    else:
+        what = "a table stelab run did not write (or an unreadable one)"
     raise OutputError(
         f"--out: {path} already holds {what}; refusing to replace it. "
         "Pass --overwrite to replace it, or choose another --out"
