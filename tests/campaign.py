@@ -147,6 +147,8 @@ RULES: dict[str, Rule] = {
     "record.absorb_window": Rule("int", 0, high=INT64_MAX),
     "record.trajectory": Rule("bool"),
     "noise.level": Rule("float", 0, high=1),
+    "train.ste_params.beta": Rule("float", 0, low_open=True),  # with ste = "swish"
+    "data.params.p": Rule("float", 0, high=1),  # with distribution = "sparse_bernoulli"
 }
 
 #: integers: small ones that run at once, huge ones (refused by range or by the memory plan);
@@ -169,6 +171,12 @@ hostile_values = st.one_of(
 
 def config_with(key: str, value: Any) -> dict[str, Any]:
     doc = json.loads(json.dumps(BASE))
+    if key == "train.ste_params.beta":
+        doc["train"].update(ste="swish", ste_params={"beta": value})
+        return doc
+    if key == "data.params.p":
+        doc["data"] = {"distribution": "sparse_bernoulli", "params": {"p": value}}
+        return doc
     section, name = key.split(".")
     if key == "noise.level":
         doc["noise"] = {"kind": "flip"}

@@ -89,12 +89,39 @@ class TrainConfig(_Section):
                 f"train.ste_params.{unknown[0]}: not a parameter of {self.ste!r}; "
                 f"allowed: {allowed}"
             )
+        for name in surrogate.positive:
+            if name in self.ste_params and not self.ste_params[name] > 0:
+                raise ConfigError(
+                    f"train.ste_params.{name}: {self.ste_params[name]} is not allowed; "
+                    "allowed: a finite number > 0"
+                )
+        if self.ste_params:
+            _check_surrogate_finite(surrogate, self.ste_params)
         if self.batch_size is not None and self.batch_size > self.n:
             raise ConfigError(
                 f"train.batch_size: {self.batch_size} exceeds train.n = {self.n}; "
                 "allowed: 1..n, or absent for full batch"
             )
         return self
+
+
+def _check_surrogate_finite(surrogate: Any, params: dict[str, float]) -> None:
+    """Refuse surrogate parameters that make sigma~'(h) inf or NaN (e.g. a swish beta so
+    large that cosh(beta h) overflows): the coarse gradient would be NaN, never a sign."""
+    import torch
+
+    h = torch.cat([-torch.logspace(-6, 6, 49), torch.zeros(1), torch.logspace(-6, 6, 49)])
+    for dtype in (torch.float32, torch.float64):
+        values = surrogate(h.to(dtype), **params)
+        bad = ~torch.isfinite(values)
+        if bool(bad.any()):
+            name = sorted(params)[0]
+            at = float(h[bad.nonzero()[0, 0]])
+            raise ConfigError(
+                f"train.ste_params.{name}: {params[name]} makes the surrogate "
+                f"{surrogate.name!r} inf or NaN (at h = {at:g}, {dtype}); allowed: values for "
+                "which it stays finite"
+            )
 
 
 class RunConfig(_Section):

@@ -86,6 +86,7 @@ class Surrogate:
     fn: Callable[..., Tensor]
     formula: str
     params: dict[str, float] = field(default_factory=dict)
+    positive: tuple[str, ...] = ()  # parameters that must be > 0
 
     def __call__(self, h: Tensor, **params: Any) -> Tensor:
         return self.fn(h, **{**self.params, **params})
@@ -104,6 +105,7 @@ SURROGATES: dict[str, Surrogate] = {
             _swish,
             "beta (2 - beta h tanh(beta h / 2)) / (1 + cosh(beta h))",
             {"beta": 5.0},
+            ("beta",),
         ),
     ]
 }

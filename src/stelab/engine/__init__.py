@@ -226,7 +226,11 @@ def _refuse_non_finite(
     raise NumericalError(
         f"train.step_size: the {what} of trial {trial} overflowed to inf or NaN "
         f"(step_size = {cfg.train.step_size}, init_scale = {cfg.train.init_scale}, "
-        f"{cfg.run.dtype}); lower train.step_size or use run.dtype = 'float64'"
+        f"{cfg.run.dtype}"
+        + (f", train.ste_params = {cfg.train.ste_params}" if cfg.train.ste_params else "")
+        + "); lower train.step_size"
+        + (" or change train.ste_params" if cfg.train.ste_params else "")
+        + ", or use run.dtype = 'float64'"
     )
 
 
