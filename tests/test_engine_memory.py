@@ -43,9 +43,10 @@ def test_cli_refuses_in_one_line(tmp_path):
         device = "cpu"
         memory_budget_mb = 4
     """))
-    result = CliRunner().invoke(app, ["run", str(config), "--out", str(tmp_path / "out")],
-                                standalone_mode=False, catch_exceptions=True)
-    assert isinstance(result.exception, MemoryBudgetError)
+    result = CliRunner().invoke(app, ["run", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: run.memory_budget_mb: one trial needs")
+    assert len(result.stderr.strip().splitlines()) == 1
     proc = subprocess.run([sys.executable, "-m", "stelab", "run", str(config), "--out",
                            str(tmp_path / "out")], capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
@@ -90,7 +91,9 @@ def test_the_planner_takes_the_column_layout_when_it_fits_and_falls_back_when_no
     forced = make_config(model={"d": 256}, train={"n": 4096, "steps": 5},
                          run={"trials": 32, "engine": "dense"})
     dense = plan_chunks(forced, 200 * data)
-    assert (dense.layout, dense.size, dense.per_trial) == ("rows", 32, data + 24 * 4096 + 64 * 256)
+    trajectory = 4 * (5 + 1)  # T + 1 Hamming distances
+    assert (dense.layout, dense.size, dense.per_trial) == ("rows", 32,
+                                                         data + 24 * 4096 + 64 * 256 + trajectory)
 
 
 def test_a_sweep_plans_its_cells_as_a_run_plans_its_chunks():

@@ -1,6 +1,9 @@
 """The ``stelab`` command line: a thin layer over the library.
 
-Every stelab error becomes one red line on stderr and exit code 2; never a traceback.
+Every failure becomes one red line on stderr, never a traceback: exit 2 for what the user can
+fix (config, files, paths, permissions, an interruption), 1 for failures of the machine (disk
+full, out of memory) and for bugs, whose traceback goes to a log file named in the line
+(:mod:`stelab.exits`, docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stelab.errors import StelabError
+from stelab.exits import describe_failure, guarded
 
 app = typer.Typer(
     add_completion=False,
@@ -24,22 +28,46 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _say(line: str, status: int) -> None:
+    """Print a failure's one line (brackets in it are text, not rich markup)."""
+    label = "interrupted" if line.startswith("interrupted") else "error"
+    text = escape(line.removeprefix("interrupted: ") if label == "interrupted" else line)
+    err_console.print(f"[bold red]{label}:[/] {text}", highlight=False, soft_wrap=True)
+
+
+command = guarded(_say)
+
+
 @app.callback()
 def _root() -> None:
     """stelab: reproduce, measure and use STE training of binary networks."""
 
 
 @app.command()
+@command
 def run(
     config: Path = typer.Argument(..., help="experiment config (TOML)"),
     out: Path = typer.Option(..., "--out", help="output folder; gets results.parquet"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replace results of another config already in the folder"
+    ),
 ) -> None:
-    """Run one experiment: DIR/results.parquet gets one row per trial."""
+    """Run one experiment: DIR/results.parquet gets one row per trial.
+
+    A folder that already holds this config's results is left as it is (nothing is rerun); one
+    holding other results is refused unless --overwrite.
+    """
     from stelab.config import load_config
     from stelab.engine import run_experiment
-    from stelab.results import summarize, write_table
+    from stelab.results import check_run_output, read_run_results, summarize, write_run_results
 
     cfg = load_config(config)
+    if check_run_output(out, cfg, overwrite) == "same":
+        rows = read_run_results(out)
+        console.print(summarize(rows, title=f"{config.name}: {len(rows)} trials (stored)"))
+        console.print(f"{out / 'results.parquet'} already holds this config's results; "
+                      "nothing rerun (delete it to recompute)")
+        return
     began = time.perf_counter()
     with console.status("running trials") as status:
 
@@ -48,12 +76,13 @@ def run(
 
         rows = run_experiment(cfg, progress=progress)
     seconds = time.perf_counter() - began
-    path = write_table(rows, Path(out) / "results.parquet")
+    path = write_run_results(rows, Path(out), cfg)
     console.print(summarize(rows, title=f"{config.name}: {len(rows)} trials in {seconds:.1f} s"))
     console.print(f"wrote {path}")
 
 
 @app.command()
+@command
 def sweep(
     config: Path = typer.Argument(..., help="sweep config (TOML with a [sweep] table)"),
     out: Path = typer.Option(..., "--out", help="output folder: cells/, results.parquet, manifest"),
@@ -69,30 +98,17 @@ def sweep(
     plan: bool = typer.Option(False, "--plan", help="print the plan (work, memory) and exit"),
 ) -> None:
     """Run a parameter grid; rerunning the same command resumes (finished cells are kept)."""
-    import signal
-
     from stelab.config import read_toml
-    from stelab.sweep import SweepInterrupted, execute_sweep, parse_sweep, sweep_cells
+    from stelab.sweep import execute_sweep, parse_sweep, sweep_cells
     from stelab.sweep.runner import print_failures
 
     raw = read_toml(config)
     spec = parse_sweep(raw)
     cells = sweep_cells(spec)
-
-    def on_term(signum: int, frame: object) -> None:  # Slurm's time limit sends SIGTERM
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        report = execute_sweep(
-            cells, out, executor=executor or ("dask" if scheduler else "local"), workers=workers,
-            scheduler=scheduler, progress=True, console=console, sweep_config=raw, plan_only=plan,
-        )
-    except SweepInterrupted as stop:
-        err_console.print(f"[yellow]{stop.message}[/]", highlight=False, soft_wrap=True)
-        raise typer.Exit(130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    report = execute_sweep(
+        cells, out, executor=executor or ("dask" if scheduler else "local"), workers=workers,
+        scheduler=scheduler, progress=True, console=console, sweep_config=raw, plan_only=plan,
+    )
     if plan:
         return
     console.print(report.table())
@@ -102,6 +118,7 @@ def sweep(
 
 
 @app.command()
+@command
 def reproduce(
     out: Path = typer.Option(Path("runs/reproduce"), "--out", help="output folder"),
     quick: bool = typer.Option(False, "--quick", help="the 2-core profile (default)"),
@@ -131,6 +148,7 @@ def reproduce(
 
 
 @app.command()
+@command
 def plot(
     folder: Path = typer.Argument(..., help="a folder written by 'stelab reproduce'"),
 ) -> None:
@@ -141,6 +159,7 @@ def plot(
 
 
 @app.command()
+@command
 def bench(
     which: str | None = typer.Argument(
         None, help="'pack': packed 1-bit inference vs torch float32 (default: engine benchmarks)"
@@ -193,6 +212,7 @@ def _bench_pack(which: str, quick: bool, tiny: bool, json_out: Path | None) -> N
 
 
 @app.command()
+@command
 def diagnose(
     data: Path = typer.Argument(..., help="samples x features: .npz, .npy or .csv"),
     key: str = typer.Option(None, "--key", help="array in an .npz (default: the only one, or X)"),
@@ -205,42 +225,51 @@ def diagnose(
         None, "--gaussian-n50", help="Gaussian 50% sample size at this d and T (default: measure)"
     ),
     teachers: int = typer.Option(16, "--teachers", min=1, help="random teachers per check"),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1),
     measure: int = typer.Option(
         0, "--measure", min=0, help="also run STE on DATA with this many random teachers"
     ),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    max_seconds: float = typer.Option(
+        600.0, "--max-seconds", help="refuse when the estimated time is longer than this"
+    ),
 ) -> None:
-    """Predict whether STE training is healthy on DATA, raw and after each normalization."""
+    """Predict whether STE training is healthy on DATA, raw and after each normalization.
+
+    The time is estimated first and announced on stderr when over 10 s; past --max-seconds the
+    diagnosis is refused with the part that costs the most.
+    """
+    from stelab.diagnose import PREFERENCE, describe_cost, estimate_seconds, load_data
     from stelab.diagnose import diagnose as run_diagnose
-    from stelab.diagnose import load_data
 
     X = load_data(data, key=key, drop=tuple(drop))
+    cost = estimate_seconds(X.shape[0], X.shape[1], steps, gaussian_n50 is not None,
+                            PREFERENCE, len(balance), teachers, measure)
+    if 10 < sum(cost.values()) <= max_seconds:
+        err_console.print(f"diagnose: n = {X.shape[0]}, d = {X.shape[1]}: "
+                          f"{describe_cost(cost)}", highlight=False, soft_wrap=True)
+    options = dict(steps=steps, n50=gaussian_n50, teachers=teachers, seed=seed,
+                   measure=measure, max_seconds=max_seconds)
     if as_json:
-        result = run_diagnose(X, tuple(balance), steps=steps, n50=gaussian_n50,
-                              teachers=teachers, seed=seed, measure=measure)
-        typer.echo(result.to_json())
+        typer.echo(run_diagnose(X, tuple(balance), **options).to_json())
         return
     with console.status("diagnosing (measuring the Gaussian reference if needed)"):
-        result = run_diagnose(X, tuple(balance), steps=steps, n50=gaussian_n50,
-                              teachers=teachers, seed=seed, measure=measure)
+        result = run_diagnose(X, tuple(balance), **options)
     for renderable in result.to_rich(title=data.name):
         console.print(renderable)
 
 
 def main() -> None:
-    """Console-script entry point: turn stelab errors into one line and exit code 2."""
+    """Console-script entry point. Commands end through :func:`stelab.exits.guarded`; this
+    catches what happens outside them (an interrupt while the command line is parsed)."""
     try:
         app()
-    except StelabError as err:
-        message = escape(str(err))  # a message may hold brackets, which are rich markup
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print(
-            "interrupted: finished cells are stored; run the same command again to resume"
-        )
-        sys.exit(130)
+    except BaseException as err:  # noqa: BLE001 - one line, never a traceback
+        if isinstance(err, SystemExit):
+            raise
+        status, line = describe_failure(err, [])
+        _say(line, status)
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,23 @@ from stelab.quantizers import get_surrogate
 NORMALIZATIONS = ("none", "center", "standardize", "whiten", "batchnorm")
 
 
+#: the largest integer a config may hold: every integer is stored in 64-bit columns and seeds
+INT64_MAX = 2**63 - 1
+#: the most trials of one config: their rows are held in memory (about 1 kB each)
+MAX_TRIALS = 10**9
+#: the largest memory budget accepted (1 EiB): beyond it the number can only be a typo
+MAX_MEMORY_BUDGET_MB = 2.0**40
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a boolean is not an integer, a string is not a number (TOML types are kept);
+    # allow_inf_nan=False: inf and NaN are refused in every float, parameter tables included
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ModelConfig(_Section):
-    d: int = Field(gt=0, description="input dimension")
-    m: int = Field(1, gt=0, description="hidden units (rows of one sample)")
+    d: int = Field(gt=0, le=INT64_MAX, description="input dimension")
+    m: int = Field(1, gt=0, le=INT64_MAX, description="hidden units (rows of one sample)")
     activation: Literal["sign", "step"] = "sign"
     teacher_balance: float = Field(0.5, ge=0.0, le=1.0, description="fraction of +1 in w*")
 
@@ -59,15 +69,15 @@ class NoiseConfig(_Section):
 
 
 class TrainConfig(_Section):
-    n: int = Field(gt=0, description="training sample size")
-    steps: int = Field(gt=0, description="iterations T")
+    n: int = Field(gt=0, le=INT64_MAX, description="training sample size")
+    steps: int = Field(gt=0, le=INT64_MAX, description="iterations T")
     ste: str = "identity"
     ste_params: dict[str, float] = Field(default_factory=dict)
     weight_ste: Literal["identity", "clipped"] = "identity"
     step_size: float = Field(0.5, gt=0.0, description="c in eta = c sqrt(pi d/2) m kappa")
     init: Literal["zero", "small"] = "small"
     init_scale: float = Field(1e-3, ge=0.0)
-    batch_size: int | None = Field(None, gt=0, description="absent = full batch")
+    batch_size: int | None = Field(None, gt=0, le=INT64_MAX, description="absent = full batch")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -79,6 +89,14 @@ class TrainConfig(_Section):
                 f"train.ste_params.{unknown[0]}: not a parameter of {self.ste!r}; "
                 f"allowed: {allowed}"
             )
+        for name in surrogate.positive:
+            if name in self.ste_params and not self.ste_params[name] > 0:
+                raise ConfigError(
+                    f"train.ste_params.{name}: {self.ste_params[name]} is not allowed; "
+                    "allowed: a finite number > 0"
+                )
+        if self.ste_params:
+            _check_surrogate_finite(surrogate, self.ste_params)
         if self.batch_size is not None and self.batch_size > self.n:
             raise ConfigError(
                 f"train.batch_size: {self.batch_size} exceeds train.n = {self.n}; "
@@ -87,16 +105,36 @@ class TrainConfig(_Section):
         return self
 
 
+def _check_surrogate_finite(surrogate: Any, params: dict[str, float]) -> None:
+    """Refuse surrogate parameters that make sigma~'(h) inf or NaN (e.g. a swish beta so
+    large that cosh(beta h) overflows): the coarse gradient would be NaN, never a sign."""
+    import torch
+
+    h = torch.cat([-torch.logspace(-6, 6, 49), torch.zeros(1), torch.logspace(-6, 6, 49)])
+    for dtype in (torch.float32, torch.float64):
+        values = surrogate(h.to(dtype), **params)
+        bad = ~torch.isfinite(values)
+        if bool(bad.any()):
+            name = sorted(params)[0]
+            at = float(h[bad.nonzero()[0, 0]])
+            raise ConfigError(
+                f"train.ste_params.{name}: {params[name]} makes the surrogate "
+                f"{surrogate.name!r} inf or NaN (at h = {at:g}, {dtype}); allowed: values for "
+                "which it stays finite"
+            )
+
+
 class RunConfig(_Section):
-    trials: int = Field(1, gt=0)
-    seed: int = Field(0, ge=0)
+    trials: int = Field(1, gt=0, le=MAX_TRIALS)
+    seed: int = Field(0, ge=0, le=INT64_MAX)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "float64"] = "float32"
     engine: Literal["auto", "dense", "incremental"] = Field(
         "auto", description="auto = incremental where supported and worthwhile, else dense"
     )
     memory_budget_mb: float | None = Field(
-        None, gt=0, description="data budget per chunk of trials; absent = 1/4 of free RAM"
+        None, gt=0, le=MAX_MEMORY_BUDGET_MB,
+        description="data budget per chunk of trials; absent = 1/4 of free RAM",
     )
 
 
@@ -104,7 +142,8 @@ class RecordConfig(_Section):
     trajectory: bool = Field(False, description="store the Hamming trajectory in each row")
     loss_trajectory: bool = Field(False, description="store the loss trajectory in each row")
     absorb_window: int = Field(
-        0, ge=0, description="K of 'absorbed' (H = 0 in the last K steps); 0 = ceil(T / 10)"
+        0, ge=0, le=INT64_MAX,
+        description="K of 'absorbed' (H = 0 in the last K steps); 0 = ceil(T / 10)",
     )
     checkpoints: list[int] = Field(
         default_factory=list,
@@ -173,17 +212,67 @@ class Config(_Section):
         return k if k > 0 else max(1, -(-self.train.steps // 10))
 
 
+def _field_info(loc: tuple[Any, ...]) -> Any:
+    """The pydantic FieldInfo at ``loc`` (a section and key), or None inside tables and lists."""
+    model: type[BaseModel] = Config
+    info = None
+    for part in loc:
+        if info is not None:
+            return None  # deeper than a field: a parameter table entry or a list item
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            model, info = info.annotation, None
+    return info
+
+
+def _number(x: float) -> str:
+    """A bound as text: whole numbers in full (2**63 - 1, not 9.22e+18), others with :g."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _allowed(loc: tuple[Any, ...], kind: str) -> str:
+    """The values a numeric field allows, as text: ``an integer in [1, 9223372036854775807]``."""
+    info = _field_info(loc)
+    bounds = {}
+    for item in getattr(info, "metadata", []):
+        for name in ("gt", "ge", "lt", "le"):
+            if getattr(item, name, None) is not None:
+                bounds[name] = getattr(item, name)
+    noun = "an integer" if kind == "int" else "a finite number"
+    low = f"> {_number(bounds['gt'])}" if "gt" in bounds else (
+        f">= {_number(bounds['ge'])}" if "ge" in bounds else None)
+    high = f"<= {_number(bounds['le'])}" if "le" in bounds else (
+        f"< {_number(bounds['lt'])}" if "lt" in bounds else None)
+    parts = [p for p in (low, high) if p]
+    text = f"{noun} {' and '.join(parts)}" if parts else noun
+    annotation = getattr(info, "annotation", None)
+    return text + (", or absent" if annotation is not None and "None" in str(annotation) else "")
+
+
 def _format_validation_error(err: ValidationError) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "config"
-    if first["type"] == "extra_forbidden":
+    loc = tuple(first["loc"])
+    where = ".".join(str(p) for p in loc) or "config"
+    kind = first["type"]
+    if kind == "extra_forbidden":
         return f"{where}: unknown key"
-    if first["type"] == "missing":
+    if kind == "missing":
         return f"{where}: required field is missing"
     ctx_error = first.get("ctx", {}).get("error")
     if isinstance(ctx_error, ConfigError):
         return str(ctx_error)
     got = first.get("input")
+    if kind.startswith("int_") or kind in ("greater_than", "greater_than_equal", "less_than",
+                                          "less_than_equal", "finite_number") or kind.startswith(
+            "float_"):
+        info = _field_info(loc)
+        annotation = str(getattr(info, "annotation", ""))
+        numeric = "int" if kind.startswith("int_") or "int" in annotation else "float"
+        return f"{where}: {got!r} is not allowed; allowed: {_allowed(loc, numeric)}"
+    if kind == "bool_type":
+        return f"{where}: {got!r} is not allowed; allowed: true or false"
     got_text = "" if isinstance(got, dict) else f" (got {got!r})"
     return f"{where}: {first['msg']}{got_text}"
 
@@ -213,15 +302,24 @@ def parse_config(raw: dict[str, Any]) -> Config:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file, turning I/O and syntax problems into ConfigError."""
+    """Read a TOML file, turning I/O, encoding and syntax problems into ConfigError."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config: file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config: {path} is a folder; give a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"config: cannot read {path}: permission denied") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config: {path} is not a text file (not UTF-8); give a TOML file") \
+            from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config: {path} is not valid TOML: {err}") from None
+    except OSError as err:
+        raise ConfigError(f"config: cannot read {path}: {err.strerror or err}") from None
 
 
 def load_config(path: str | Path) -> Config:

@@ -71,6 +71,8 @@ __all__ = [
     "Diagnosis",
     "NormalizationCheck",
     "diagnose",
+    "describe_cost",
+    "estimate_seconds",
     "gaussian_n50",
     "gaussian_discrimination_probability",
     "load_data",
@@ -82,6 +84,19 @@ __all__ = [
 #: least to most invasive; the recommendation is the first predicted healthy for every balance
 PREFERENCE = ("none", "center", "standardize", "batchnorm", "whiten")
 _CHUNK_ELEMENTS = 1 << 22
+
+#: default bound on the estimated time of one diagnosis (seconds); above it, diagnose refuses
+#: and says which part costs what (pass ``max_seconds`` / ``--max-seconds`` to allow more)
+MAX_SECONDS = 600.0
+#: rough speeds of this 2-core class of machine, for the estimate only (never for a result):
+#: the engine's STE steps (flops of :func:`stelab.sweep.grid.trial_flops` per second) and a
+#: dense symmetric eigendecomposition (d^3 per second; 3.7 s at d = 2000 measured)
+ENGINE_FLOPS_PER_SECOND = 5e9
+EIGEN_FLOPS_PER_SECOND = 2e9
+#: trials and work of the Gaussian reference (:func:`gaussian_n50`): about 17 evaluations of
+#: n = d's cost (doubling from n = d to ~2-4 d, then four bisections)
+REFERENCE_TRIALS = 32
+REFERENCE_EVALUATIONS = 17
 
 
 # --------------------------------------------------------------------------------- input
@@ -125,6 +140,12 @@ def load_data(path: str | Path, key: str | None = None, drop: tuple[str, ...] = 
         raise DataError(f"data: file not found: {path}")
     if path.stat().st_size == 0:
         raise DataError(f"data: {path} is empty")
+    if key is not None and suffix != ".npz":
+        raise DataError(f"--key: {path.name} is a {suffix} file; --key selects an array of an "
+                        ".npz file only")
+    if drop and suffix != ".csv":
+        raise DataError(f"--drop: {path.name} is a {suffix} file; --drop leaves out columns of "
+                        "a .csv file only")
     if suffix == ".csv":
         return validate_data(_read_csv(path, drop), name=path.name)
     try:
@@ -207,19 +228,32 @@ def gaussian_discrimination_probability(d: int) -> float:
 
 
 @lru_cache(maxsize=32)
-def gaussian_n50(d: int, steps: int = 500, trials: int = 32, seed: int = 0) -> float:
+def gaussian_n50(
+    d: int, steps: int = 500, trials: int = REFERENCE_TRIALS, seed: int = 0,
+    max_flops: float = math.inf,
+) -> float:
     """The Gaussian sample size at which STE (m = 1, sign, identity STE, default step size and
     init) reaches w* at the last iterate of ``steps`` in half of the trials, measured with
     :func:`stelab.engine.run_experiment`: doubling from n = d until the rate crosses 0.5, then
     4 bisections in log n, then the n where the linear interpolation of the rate in log n
-    crosses 0.5."""
+    crosses 0.5. ``max_flops`` bounds the work (4 n d T per trial and evaluation): past it the
+    search stops with a ConfigError that says to pass ``--gaussian-n50``."""
     from stelab.config import parse_config
     from stelab.engine import run_experiment
 
     rates: dict[int, float] = {}
+    spent = [0.0]
 
     def rate(n: int) -> float:
         if n not in rates:
+            spent[0] += 4.0 * trials * steps * n * d
+            if spent[0] > max_flops:
+                raise ConfigError(
+                    f"--gaussian-n50: measuring the Gaussian reference at d = {d}, T = {steps} "
+                    f"needs more than {max_flops:.2g} flops (reached n = {n}); give "
+                    "--gaussian-n50 N (the Gaussian 50% sample size), or allow more time with "
+                    "--max-seconds"
+                )
             cfg = parse_config(
                 {
                     "model": {"d": d},
@@ -324,7 +358,11 @@ class Diagnosis:
         return out
 
     def to_json(self, features: bool = False) -> str:
-        return json.dumps(self.to_dict(features), indent=2, default=_json_default)
+        """Strict JSON (RFC 8259 has no NaN or Infinity): a non-finite number is written as
+        null, e.g. ``label_offset`` when every projection x.w* is equal (sd 0) or
+        ``covariance_condition`` of a covariance with a single positive eigenvalue direction."""
+        return json.dumps(_finite_or_null(self.to_dict(features)), indent=2,
+                          default=_json_default, allow_nan=False)
 
     def to_rich(self, title: str = "dataset") -> list[Any]:
         """Rich renderables: the geometry table, the prediction table, a recommendation line."""
@@ -395,6 +433,16 @@ class Diagnosis:
         return [geometry, prediction, legend, advice]
 
 
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -420,7 +468,10 @@ def _feature_stats(X: np.ndarray, rng: np.random.Generator, projections: int) ->
         p = centred @ np.where(rng.random(d) < 0.5, -1.0, 1.0)
         s = p.std()
         ks.append(scipy_stats.kstest(p / s, "norm").statistic if s > 0 else 1.0)
-    eig = np.linalg.eigvalsh(np.cov(X, rowvar=False, bias=True).reshape(d, d))
+    # the positive eigenvalues of the covariance C^T C / n are those of the Gram matrix
+    # C C^T / n: the smaller of the two costs min(n, d)^3 (wide, short data stay cheap)
+    gram = centred.T @ centred if d <= n else centred @ centred.T
+    eig = np.linalg.eigvalsh(gram / n)
     positive = eig[eig > 1e-12 * max(eig.max(), 1e-300)]
 
     def agg(fn: Any, values: np.ndarray) -> float:
@@ -511,6 +562,61 @@ def _check(
     )
 
 
+def estimate_seconds(
+    n: int,
+    d: int,
+    steps: int = 500,
+    n50_given: bool = False,
+    normalizations: tuple[str, ...] = PREFERENCE,
+    balances: int = 2,
+    teachers: int = 16,
+    measure: int = 0,
+) -> dict[str, float]:
+    """Rough seconds of each costly part of :func:`diagnose` (for the announcement and the
+    bound; the constants above, not a measurement of this machine)."""
+    parts = {"covariance spectrum": float(min(n, d)) ** 3 / EIGEN_FLOPS_PER_SECOND}
+    if "whiten" in normalizations:
+        parts["whitening (d^3)"] = float(d) ** 3 / EIGEN_FLOPS_PER_SECOND
+    if not n50_given:
+        parts["Gaussian reference n50"] = (
+            REFERENCE_EVALUATIONS * 4.0 * REFERENCE_TRIALS * steps * float(d) * d
+            / ENGINE_FLOPS_PER_SECOND
+        )
+    checks = len(normalizations) * balances
+    parts["discrimination checks"] = checks * teachers * 8.0 * n * d / ENGINE_FLOPS_PER_SECOND
+    if measure > 0:
+        parts["measured STE runs"] = (
+            checks * measure * 4.0 * steps * float(n) * d / ENGINE_FLOPS_PER_SECOND
+        )
+    return parts
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def describe_cost(parts: dict[str, float]) -> str:
+    """``about 3 min (Gaussian reference n50: 3 min, ...)``, largest part first."""
+    ranked = sorted(parts.items(), key=lambda kv: -kv[1])
+    detail = ", ".join(f"{name}: {_duration(sec)}" for name, sec in ranked if sec >= 1)
+    return f"about {_duration(sum(parts.values()))}" + (f" ({detail})" if detail else "")
+
+
+def _unit_scale(X: np.ndarray) -> tuple[np.ndarray, float]:
+    """X / s with s a power of two such that max |X / s| is in [0.5, 1): exact (no rounding),
+    and it keeps squares and covariances finite for data at any scale (1e300 or 1e-300).
+    Every statistic of the prediction is invariant under a positive global scale."""
+    peak = float(np.abs(X).max())
+    if peak == 0.0 or not math.isfinite(peak):
+        return X, 1.0
+    scale = math.ldexp(1.0, math.frexp(peak)[1])
+    return X / scale, scale
+
+
 def diagnose(
     X: np.ndarray,
     teacher_balances: tuple[float, ...] = (0.5, 0.75),
@@ -521,6 +627,7 @@ def diagnose(
     seed: int = 0,
     projections: int = 32,
     measure: int = 0,
+    max_seconds: float = MAX_SECONDS,
 ) -> Diagnosis:
     """Statistics of ``X`` (samples x features) that predict STE health, raw and after each of
     ``normalizations``, for random binary teachers of each balance in ``teacher_balances``.
@@ -528,9 +635,19 @@ def diagnose(
     ``n50``: the Gaussian 50% sample size at this d and horizon ``steps``; measured with the
     engine (:func:`gaussian_n50`, cached per process) when None. ``measure`` > 0 also runs
     :func:`simulate` with that many trials for every check (the measured outcome on X itself).
+
+    The cost is bounded: when :func:`estimate_seconds` exceeds ``max_seconds`` the diagnosis is
+    refused (ConfigError naming the costly part and what to pass instead). Data at any finite
+    scale are accepted (they are rescaled by a power of two first); NaN or inf is refused.
     """
     X = validate_data(X)
     n, d = X.shape
+    if n50 is not None and not (math.isfinite(n50) and n50 > 0):
+        raise ConfigError(f"--gaussian-n50: {n50} is not allowed; allowed: a finite number > 0")
+    if not math.isfinite(max_seconds) or max_seconds <= 0:
+        raise ConfigError(
+            f"--max-seconds: {max_seconds} is not allowed; allowed: a finite number > 0")
+    X, scale = _unit_scale(X)
     constant = _constant_features(X)
     if constant.all():
         raise DataError(f"X: all {d} features are constant; nothing to learn from")
@@ -550,9 +667,23 @@ def diagnose(
         raise ConfigError(f"teachers: {teachers} must be >= 1")
     if measure < 0:
         raise ConfigError(f"measure: {measure} must be >= 0 (0 = predict only)")
-    reference = float(n50) if n50 is not None else gaussian_n50(d_live, steps)
+    cost = estimate_seconds(n, d_live, steps, n50 is not None, tuple(normalizations),
+                            len(teacher_balances), teachers, measure)
+    if sum(cost.values()) > max_seconds:
+        raise ConfigError(
+            f"diagnose: n = {n}, d = {d_live} would take {describe_cost(cost)}, over the "
+            f"{_duration(max_seconds)} bound; give --gaussian-n50, fewer features, a smaller "
+            "--steps or --measure, or allow more with --max-seconds"
+        )
+    reference = float(n50) if n50 is not None else gaussian_n50(
+        d_live, steps, max_flops=2.0 * max_seconds * ENGINE_FLOPS_PER_SECOND
+    )
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     feature_stats = _feature_stats(X, rng, projections)
+    for name in ("scale_min", "scale_max"):  # back to the units of the data given
+        feature_stats[name] *= scale
+    for name in ("mean", "sd"):
+        feature_stats["features"][name] = [v * scale for v in feature_stats["features"][name]]
     # constant features never change a label (no normalization changes that): w* on them cannot
     # be recovered from any sample, so the checks concern the other d_live features
     raw = torch.from_numpy(X_live)[None, :, None, :]
@@ -611,7 +742,7 @@ def simulate(
     from stelab.seeds import trial_rng
 
     X = validate_data(X)
-    X = X[:, ~_constant_features(X)]
+    X = _unit_scale(X[:, ~_constant_features(X)])[0]  # float32 holds any scale of data
     n, d = X.shape
     cfg = parse_config(
         {

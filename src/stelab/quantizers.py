@@ -3,6 +3,7 @@
 Forward functions
 -----------------
 * ``sign(x)  = +1 if x >= 0 else -1``   (so sign(0) = +1; never ``torch.sign``, which maps 0 to 0)
+  and NaN for NaN (NaN propagates, as in Larq; +-inf take their sign)
 * ``step(x)  = 1 if x > 0 else 0``      (so step = (sign(x) + 1) / 2 except at x = 0, where
   sign(0) = +1 but step(0) = 0; the two agree almost surely on continuous data)
 
@@ -40,13 +41,15 @@ Tensor = torch.Tensor
 
 
 def sign(x: Tensor) -> Tensor:
-    """sign(x) = +1 for x >= 0, -1 for x < 0 (sign(0) = +1). Same dtype as ``x``."""
-    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+    """sign(x) = +1 for x >= 0, -1 for x < 0 (sign(0) = +1), NaN for NaN (propagated, as in
+    Larq: a NaN never becomes a sign). Same dtype as ``x``."""
+    out = torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+    return torch.where(torch.isnan(x), x, out)
 
 
 def step(x: Tensor) -> Tensor:
-    """step(x) = 1[x > 0] in {0, 1}. Same dtype as ``x``."""
-    return (x > 0).to(x.dtype)
+    """step(x) = 1[x > 0] in {0, 1}, NaN for NaN (propagated). Same dtype as ``x``."""
+    return torch.where(torch.isnan(x), x, (x > 0).to(x.dtype))
 
 
 # --------------------------------------------------------------------------- surrogates
@@ -83,6 +86,7 @@ class Surrogate:
     fn: Callable[..., Tensor]
     formula: str
     params: dict[str, float] = field(default_factory=dict)
+    positive: tuple[str, ...] = ()  # parameters that must be > 0
 
     def __call__(self, h: Tensor, **params: Any) -> Tensor:
         return self.fn(h, **{**self.params, **params})
@@ -101,6 +105,7 @@ SURROGATES: dict[str, Surrogate] = {
             _swish,
             "beta (2 - beta h tanh(beta h / 2)) / (1 + cosh(beta h))",
             {"beta": 5.0},
+            ("beta",),
         ),
     ]
 }

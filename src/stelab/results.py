@@ -3,24 +3,142 @@ means with Student-t CIs)."""
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rich.table import Table
 
 from stelab.analysis.tables import mean_ci, success_table
 from stelab.atomic import atomic_write
-from stelab.errors import StelabError
+from stelab.errors import MachineError, OutputError
+
+if TYPE_CHECKING:
+    from stelab.config import Config
+
+RESULTS = "results.parquet"
+#: Parquet metadata key of a ``stelab run`` table: the config that produced it
+RUN_META_KEY = b"stelab.run"
+#: files that mark a folder written by ``stelab sweep`` or ``stelab reproduce``
+FOLDER_MARKERS = ("manifest.json", "cells", "profile.toml", "store")
 
 
-def write_table(rows: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``rows`` to ``path`` as Parquet atomically (temporary file, fsync, rename)."""
+def write_table(
+    rows: pd.DataFrame, path: str | Path, metadata: dict[bytes, bytes] | None = None
+) -> Path:
+    """Write ``rows`` to ``path`` as Parquet atomically (temporary file, fsync, rename), with
+    ``metadata`` added to the schema's key-value metadata."""
     path = Path(path)
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write(path, lambda fh: rows.to_parquet(fh, index=False))
+        return atomic_write(path, lambda fh: pq.write_table(table, fh))
     except PermissionError as err:
-        raise StelabError(f"--out: cannot write to {path.parent}: {err.strerror}") from None
+        raise OutputError(f"--out: cannot write to {path.parent}: {err.strerror}") from None
+    except (FileExistsError, NotADirectoryError):
+        raise OutputError(
+            f"--out: cannot create {path.parent}: a part of the path is a file, not a folder"
+        ) from None
+    except OSError as err:
+        from stelab.exits import os_error_line
+
+        status, line = os_error_line(err, path)
+        raise (MachineError if status == 1 else OutputError)(line) from None
+
+
+def prepare_output_folder(out: Path) -> Path:
+    """Create ``out`` (a folder) and check that it can be written; OutputError when not."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out: {out} exists and is not a folder; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except (FileExistsError, NotADirectoryError):
+        raise OutputError(
+            f"--out: cannot create {out}: a part of the path is a file, not a folder"
+        ) from None
+    except PermissionError as err:
+        raise OutputError(
+            f"--out: cannot write to {err.filename or out}: {err.strerror}; "
+            "choose a folder you can write to"
+        ) from None
+    return out
+
+
+def stored_run_config(path: Path) -> str | None:
+    """The config (canonical JSON) a ``stelab run`` table was written with; None when the file
+    is not such a table (another writer, or unreadable)."""
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return None
+    stamp = (meta.metadata or {}).get(RUN_META_KEY)
+    try:
+        return json.loads(stamp)["config"] if stamp else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def check_run_output(out: Path, cfg: Config, overwrite: bool) -> Literal["new", "same"]:
+    """May ``stelab run`` write ``out/results.parquet`` for ``cfg``?
+
+    ``"same"``: the folder already holds this config's complete results (nothing to do);
+    ``"new"``: write. Refuses (OutputError) a folder of a sweep or reproduce run (always: their
+    merged table is theirs), and existing results of another config unless ``overwrite``.
+    """
+    out = prepare_output_folder(out)
+    marker = next((m for m in FOLDER_MARKERS if (out / m).exists()), None)
+    if marker is not None:
+        raise OutputError(
+            f"--out: {out} is the folder of a sweep or reproduce run (it holds {marker}); "
+            "refusing to write results.parquet into it, even with --overwrite; "
+            "choose another --out"
+        )
+    path = out / RESULTS
+    if not path.exists():
+        return "new"
+    stored = stored_run_config(path)
+    if stored == cfg.canonical_json():
+        try:  # the rows themselves must decode, not only the footer
+            rows = pq.read_table(path).num_rows
+        except (OSError, pa.ArrowException):
+            rows = -1
+        if rows == cfg.run.trials:
+            return "same"
+    if overwrite:
+        return "new"
+    if stored == cfg.canonical_json():
+        what = "this config's results, but incomplete or unreadable"
+    elif stored is not None:
+        what = "results of another config"
+    else:
+        what = "a table stelab run did not write (or an unreadable one)"
+    raise OutputError(
+        f"--out: {path} already holds {what}; refusing to replace it. "
+        "Pass --overwrite to replace it, or choose another --out"
+    )
+
+
+def write_run_results(rows: pd.DataFrame, out: Path, cfg: Config) -> Path:
+    """``out/results.parquet`` of ``stelab run``, stamped with ``cfg`` (so a rerun recognizes
+    it: the same config is not recomputed, another one is not written over it)."""
+    stamp = json.dumps({"config": cfg.canonical_json()}).encode()
+    return write_table(rows, Path(out) / RESULTS, {RUN_META_KEY: stamp})
+
+
+def read_run_results(out: Path) -> pd.DataFrame:
+    """The rows of ``out/results.parquet``."""
+    return pd.read_parquet(Path(out) / RESULTS)
 
 
 def summarize(rows: pd.DataFrame, title: str = "summary") -> Table:

@@ -41,7 +41,7 @@ from stelab.engine.problem import Problem, build_problem
 from stelab.engine.recorder import trajectory_outcomes
 from stelab.engine.traffic import Traffic
 from stelab.engine.trialwise import run_trialwise
-from stelab.errors import ConfigError
+from stelab.errors import ConfigError, NumericalError
 
 __all__ = [
     "run_experiment",
@@ -124,6 +124,41 @@ def _rows(
     return rows
 
 
+def _refuse_non_finite(
+    cfg: Config, trials: Sequence[int], values: torch.Tensor | np.ndarray, what: str
+) -> None:
+    """NaN never becomes a sign: the engine's sign maps NaN to -1, so inputs that hold inf or
+    NaN, or latent weights that overflowed, are refused (NumericalError) instead of reported.
+    u stays non-finite once it is (inf - inf = NaN, NaN - x = NaN), so checking u_T suffices."""
+    finite = torch.isfinite(values) if isinstance(values, torch.Tensor) else np.isfinite(values)
+    if bool(finite.all()):
+        return
+    bad = (~finite).reshape(len(trials), -1).any(axis=1) if isinstance(finite, np.ndarray) else (
+        ~finite).reshape(len(trials), -1).any(dim=1).cpu().numpy()
+    trial = trials[int(np.argmax(bad))]
+    if what == "inputs":
+        raise NumericalError(
+            f"data.params: the inputs of trial {trial} hold inf or NaN (distribution "
+            f"{cfg.data.distribution!r}, params {cfg.data.params}, normalization "
+            f"{cfg.data.normalization!r}, {cfg.run.dtype}); choose parameters whose draws fit "
+            f"in {cfg.run.dtype}"
+        )
+    if what.startswith("initial"):
+        raise NumericalError(
+            f"train.init_scale: the {what} of trial {trial} overflow {cfg.run.dtype} "
+            f"(init_scale = {cfg.train.init_scale}); lower train.init_scale"
+        )
+    raise NumericalError(
+        f"train.step_size: the {what} of trial {trial} overflowed to inf or NaN "
+        f"(step_size = {cfg.train.step_size}, init_scale = {cfg.train.init_scale}, "
+        f"{cfg.run.dtype}"
+        + (f", train.ste_params = {cfg.train.ste_params}" if cfg.train.ste_params else "")
+        + "); lower train.step_size"
+        + (" or change train.ste_params" if cfg.train.ste_params else "")
+        + ", or use run.dtype = 'float64'"
+    )
+
+
 def run_experiment(
     cfg: Config,
     trials: Sequence[int] | None = None,
@@ -146,8 +181,11 @@ def run_experiment(
         chunk = trial_ids[start : start + size]
         began = time.perf_counter()
         problem = build_problem(cfg, chunk, device)
+        _refuse_non_finite(cfg, chunk, problem.Z, "inputs")
+        _refuse_non_finite(cfg, chunk, problem.u0, "initial weights u_0")
         out = run_chunk(cfg, problem, engine, plan.layout)
         del problem
+        _refuse_non_finite(cfg, chunk, out.final_u, "latent weights u_T")
         rows.extend(_rows(cfg, chunk, out, time.perf_counter() - began, engine))
         if progress is not None:
             progress(len(rows), len(trial_ids))

@@ -129,13 +129,17 @@ def cache_bytes_per_trial(cfg: Config) -> int:
 
 
 def _layout_bytes(cfg: Config, layout: str) -> int:
-    """Bytes per trial of a chunk in ``layout`` (module docstring)."""
+    """Bytes per trial of a chunk in ``layout`` (module docstring), with the recorded
+    trajectories: (T + 1) Hamming distances (int32) and, when recorded, losses (without them a
+    huge train.steps would pass the plan and then fail)."""
     d = cfg.model.d
+    item = 4 if cfg.run.dtype == "float32" else 8
+    trajectory = (cfg.train.steps + 1) * (4 + (item if cfg.record.loss_trajectory else 0))
     if layout in ("rows", "trialwise"):
-        return bytes_per_trial(cfg) + (24 * d if layout == "trialwise" else 0)
+        return bytes_per_trial(cfg) + trajectory + (24 * d if layout == "trialwise" else 0)
     # the incremental engine's per-column table (int64) and flags, and its extra state
     extra = _data_bytes(cfg) if layout == "columns" else cache_bytes_per_trial(cfg)
-    return bytes_per_trial(cfg) + extra + 24 * d
+    return bytes_per_trial(cfg) + trajectory + extra + 24 * d
 
 
 @dataclass(frozen=True)
@@ -183,9 +187,9 @@ def plan_chunks(cfg: Config, budget: int, source: str = "run.memory_budget_mb",
     if per_trial + fixed > budget:
         raise MemoryBudgetError(
             f"run.memory_budget_mb: one trial needs about {(per_trial + fixed) / 2**20:.1f} MB "
-            f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, {cfg.run.dtype}, "
-            f"{engine} engine) but {source} is {budget / 2**20:.1f} MB; "
-            "raise run.memory_budget_mb or lower train.n / model.d"
+            f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, T={cfg.train.steps}, "
+            f"{cfg.run.dtype}, {engine} engine) but {source} is {budget / 2**20:.1f} MB; "
+            "raise run.memory_budget_mb or lower train.n / model.d / train.steps"
         )
     return ChunkPlan(engine=engine, layout=layout, size=max(1, size), per_trial=per_trial,
                      fixed=fixed)

@@ -60,9 +60,10 @@ def write_report(
     out: str | Path, n_boot: int = 1000, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Derived tables, claims.json, figures and report.md for the reproduce folder ``out``."""
-    from stelab.reproduce import TABLES, load_tables
+    from stelab.reproduce import TABLES, check_reproduce_folder, load_tables, write_text
 
     out = Path(out)
+    check_reproduce_folder(out)
     tables = load_tables(out)
     log("analysing stored tables")
     derived = derive(tables, n_boot)
@@ -70,7 +71,7 @@ def write_report(
         write_table(frame, out / TABLES / f"summary_{name}.parquet")
     claims = verdicts(derived)
     claims_json = {"claims": [v.as_json() for v in claims]}
-    (out / "claims.json").write_text(json.dumps(claims_json, indent=2, default=str))
+    write_text(out / "claims.json", json.dumps(claims_json, indent=2, default=str))
     log("drawing figures")
     figures = draw_figures(tables, derived, out / "figures")
     by_id = {v.id: v for v in claims}
@@ -87,6 +88,6 @@ def write_report(
         sections.append(md.e4_section(derived, by_id.get("C4"), figures, out))
     if "e5_summary" in derived:
         sections.append(md.e5_section(derived, figures, out))
-    (out / "report.md").write_text("\n".join(sections))
+    write_text(out / "report.md", "\n".join(sections))
     log(f"wrote {out / 'report.md'}, {out / 'claims.json'} and {len(figures)} figures")
     return claims_json

@@ -35,10 +35,10 @@ from rich.progress import (
 from rich.table import Table
 
 from stelab.config import Config
-from stelab.errors import MemoryBudgetError, StelabError
+from stelab.errors import MachineError, MemoryBudgetError, StelabError
 from stelab.sweep.executors import Executor, make_executor
 from stelab.sweep.grid import Cell, make_cells, trial_flops
-from stelab.sweep.store import CorruptCellError, SweepStore, code_label
+from stelab.sweep.store import CorruptCellError, SweepStore, SweepStoreError, code_label
 
 if TYPE_CHECKING:  # the engine (torch, numba) is imported where a plan is made or run
     from stelab.engine.budget import ChunkPlan
@@ -497,6 +497,9 @@ def execute_sweep(
                 "run the same command again to resume",
                 done, len(cell_list), out,
             ) from None
+        except OSError as err:
+            runner.abort()
+            raise _storage_failure(err, store, cell_list) from None
         except BaseException:
             runner.abort()
             raise
@@ -510,20 +513,42 @@ def execute_sweep(
             if started:
                 runner.close()
         rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        store.write_results(rows)
         seconds = time.perf_counter() - began
         run_record.update(
             status="complete" if not failures else f"{len(failures)} cells failed",
             ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(seconds, 3),
             cells_computed=computed,
         )
-        store.record_run(run_record)
+        try:
+            store.write_results(rows)
+            store.record_run(run_record)
+        except OSError as err:
+            raise _storage_failure(err, store, cell_list) from None
         return SweepReport(
             out_dir=out, rows=rows, n_cells=len(cell_list), stored_before=stored_before or 0,
             computed=computed, failures=list(failures.values()), corrupt=corrupt,
             seconds=seconds, trials_computed=trials_computed,
             executor=runner.describe() if started else runner.name, warnings=warnings, plan=plan,
         )
+
+
+def _storage_failure(err: OSError, store: SweepStore, cells: Sequence[Cell]) -> StelabError:
+    """The one-line error for a file the sweep could not write (disk full, permissions, I/O),
+    counting the cells that are safely stored (every cell file is written atomically)."""
+    from stelab.exits import os_error_line
+
+    try:
+        done = len(store.scan(cells).done)
+    except OSError:
+        done = None
+    stored = (f"{done}/{len(cells)} cells are stored in {store.cells_dir}" if done is not None
+              else f"the cells stored in {store.cells_dir} are kept")
+    status, line = os_error_line(err, f"a file in {store.root}")
+    cause = line.split(";", 1)[0]
+    error = (MachineError if status == 1 else SweepStoreError)(
+        f"{cause}; {stored}; run the same command again to resume"
+    )
+    return error
 
 
 def _failure(result: Any) -> dict[str, Any]:

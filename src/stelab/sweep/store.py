@@ -19,6 +19,7 @@ A folder holds exactly one set of cells: another set is refused, never mixed in.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stelab.atomic import atomic_write
-from stelab.errors import StelabError
+from stelab.errors import MachineError, StelabError
 from stelab.sweep.grid import Cell
 
 FORMAT = "stelab-sweep/1"
@@ -164,6 +165,11 @@ class SweepStore:
             raise
         except OSError as err:
             where = err.filename or self.root
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise MachineError(
+                    f"disk full: cannot write to {where}; free space and run the same command "
+                    "again (cells stored before are kept)"
+                ) from None
             raise SweepStoreError(
                 f"--out: cannot write to {where}: {err.strerror or err}; "
                 "choose a folder you can write to"
@@ -223,19 +229,29 @@ class SweepStore:
                     f"--out: {self.manifest_path} is unreadable ({err}); "
                     "choose another folder or delete this one"
                 ) from None
+            if not isinstance(old, dict):
+                raise SweepStoreError(
+                    f"--out: {self.manifest_path} is not a sweep manifest (a JSON "
+                    f"{type(old).__name__}, not an object); choose another folder or delete "
+                    "this one"
+                )
             if old.get("format") != FORMAT:
                 raise SweepStoreError(
                     f"--out: {self.root} is not a {FORMAT} folder (format {old.get('format')!r})"
                 )
             if old.get("cells_digest") != digest:
-                old_keys = set(old.get("cell_keys", []))
+                listed = old.get("cell_keys")
+                old_keys = {k for k in listed if isinstance(k, str)} if isinstance(
+                    listed, list) else set()
                 shared = len(old_keys & {c.key for c in cells})
                 raise SweepStoreError(
                     f"--out: {self.root} holds a different sweep ({len(old_keys)} cells, "
                     f"{shared} shared with this config's {len(cells)}); refusing to mix results. "
                     "Use a new --out folder, or delete this one to start over"
                 )
-            old_code = old.get("code", {})
+            old_code = old.get("code") if isinstance(old.get("code"), dict) else {}
+            if not isinstance(old.get("runs", []), list):
+                old["runs"] = []  # a damaged run log is replaced; the cells are what count
             if code_label(old_code) != code_label(code):
                 warnings.append(
                     f"cells in {self.root} were started with stelab {code_label(old_code)}; "
@@ -244,6 +260,11 @@ class SweepStore:
                 )
             self.manifest = old
         else:
+            if self.results_path.exists():
+                raise SweepStoreError(
+                    f"--out: {self.root} holds {RESULTS} but no {MANIFEST} (the folder of a "
+                    "'stelab run'?); refusing to replace it. Use a new --out folder"
+                )
             if any(self.cells_dir.glob("*.parquet")):
                 raise SweepStoreError(
                     f"--out: {self.cells_dir} holds cell files but {MANIFEST} is missing; "
