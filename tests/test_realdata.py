@@ -31,12 +31,16 @@ def test_binary_task_is_balanced_and_splits_are_seeded():
 
 
 @pytest.mark.parametrize(
-    "task, model, margin",
-    [("binary", "two_layer", 0.2), ("multiclass", "mlp", 0.4), ("multiclass", "two_layer", 0.3)],
+    "task, model, floor",
+    [("binary", "two_layer", 0.85), ("multiclass", "mlp", 0.90), ("multiclass", "two_layer", 0.80)],
 )
-def test_short_training_learns_above_chance(task, model, margin):
+def test_short_training_learns_above_chance(task, model, floor):
+    """Floors well above chance (0.5, 0.1) and close to what these runs reach (0.90-0.96
+    binary, 0.94 mlp, 0.87-0.88 two-layer over seeds 0, 1): about two binomial standard
+    deviations of the test accuracy (92 and 450 test images) below the lower seed, so a
+    broken layer or optimizer that still beats chance fails."""
     row = train_and_evaluate(task, model, "standardize", seed=0, settings=FAST)
-    assert row["test_accuracy"] > row["chance"] + margin
+    assert row["test_accuracy"] >= floor
 
 
 def test_run_digits_gives_tidy_rows_and_summary():
