@@ -35,7 +35,7 @@ MODULES: dict[str, list[str]] = {
     "src/stelab/analysis/scaling.py": ["tests/test_analysis.py", "tests/test_claims_branches.py"],
     "src/stelab/quantizers.py": [
         "tests/test_quantizers.py", "tests/test_nn_quantizers.py", "tests/test_nn_layers.py",
-        "tests/test_model.py", "tests/test_oracles.py",
+        "tests/test_model.py", "tests/test_oracles.py", "tests/test_quantizer_formulas.py",
     ],
     "src/stelab/engine/decisions.py": [
         "tests/test_engine.py", "tests/test_engine_incremental.py", "tests/test_oracles.py",
