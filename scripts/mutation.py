@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES: dict[str, list[str]] = {
     "src/stelab/claims.py": ["tests/test_claims.py", "tests/test_claims_branches.py"],
     "src/stelab/stats.py": ["tests/test_analysis.py", "tests/test_oracles.py"],
-    "src/stelab/analysis/threshold.py": ["tests/test_analysis.py", "tests/test_threshold_scaling.py"],
+    "src/stelab/analysis/threshold.py": [
+        "tests/test_analysis.py", "tests/test_threshold_scaling.py",
+    ],
     "src/stelab/analysis/scaling.py": ["tests/test_analysis.py", "tests/test_threshold_scaling.py"],
     "src/stelab/quantizers.py": [
         "tests/test_quantizers.py", "tests/test_nn_quantizers.py", "tests/test_nn_layers.py",
