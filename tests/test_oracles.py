@@ -72,6 +72,9 @@ def test_wilson_ends_and_empty_sample():
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
     assert wilson_interval(0, 10)[1] == pytest.approx(wilson_closed_form(0, 10, 0.95)[1])
     assert wilson_interval(10, 10)[0] == pytest.approx(wilson_closed_form(10, 10, 0.95)[0])
+    for k in (0, 1):  # a single trial is a sample too
+        assert wilson_interval(k, 1) == pytest.approx(
+            (max(wilson_closed_form(k, 1, 0.95)[0], 0), min(wilson_closed_form(k, 1, 0.95)[1], 1)))
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
     assert all(math.isnan(v) for v in wilson_interval(3, -1))
     # a wider confidence gives a wider interval, nested
