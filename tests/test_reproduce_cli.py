@@ -136,3 +136,39 @@ def test_bad_input_is_refused_in_one_line(args, field, tmp_path):
     assert code == 2, stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and field in lines[0], stderr
     assert "Traceback" not in stdout + stderr
+
+
+def test_stored_verdicts_follow_the_rules_from_the_stored_evidence(full_run):
+    """claims.json is self-consistent: each verdict is what the written rule gives on the
+    evidence stored beside it (C3 rebuilt level by level; C1/C2 from the per-case verdicts by
+    the combination rule; C4 from the restored share's bands)."""
+    from stelab.claims import (
+        INCONCLUSIVE,
+        NOT_SUPPORTED,
+        SUPPORTED,
+        NoiseLevelRecurrence,
+        recurrence_verdict,
+    )
+
+    out, _, _ = full_run
+    claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())["claims"]}
+    for claim_id in ("C1", "C2"):
+        per_case = list(claims[claim_id]["evidence"]["per_case"].values())
+        expected = (NOT_SUPPORTED if NOT_SUPPORTED in per_case
+                    else SUPPORTED if per_case and all(v == SUPPORTED for v in per_case)
+                    else INCONCLUSIVE)
+        assert claims[claim_id]["verdict"] == expected
+    levels = []
+    for key, e in claims["C3"]["evidence"]["per_noise_level"].items():
+        nan = float("nan")
+        low, high = (nan if v is None else v for v in e["late_rate_ci"])
+        levels.append(NoiseLevelRecurrence(
+            float(key.removeprefix("p=")), 0, e["returns_mean"] > 0,
+            e["late_return_rate_per_step"], low, high, e["absorbed"], *e["absorbed_ci"]))
+    rebuilt = recurrence_verdict(levels, {})
+    assert (claims["C3"]["verdict"], claims["C3"]["reason"]) == (rebuilt.verdict, rebuilt.reason)
+    c4 = claims["C4"]["evidence"]
+    share = c4["restored_share"]
+    expected = (NOT_SUPPORTED if not c4["raw_failures"] else SUPPORTED if share >= 0.75
+                else NOT_SUPPORTED if share < 0.25 else INCONCLUSIVE)
+    assert claims["C4"]["verdict"] == expected
