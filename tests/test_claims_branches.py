@@ -362,3 +362,29 @@ def test_recurrence_and_normalization_claims_from_known_tables():
     assert v4.verdict == SUPPORTED
     assert v4.evidence["restored_by"] == {"exponential@0.75": ["center"]}
     assert isinstance(v4, Verdict)
+
+
+def test_every_branch_names_its_claim_and_keeps_the_evidence():
+    leaky = level(0.0, math.nan, math.nan, absorbed_low=HIGH - 0.01, absorbed_high=1.0)
+    branches = {
+        SUPPORTED: [CLEAN, level(0.05)],
+        "no noise": [CLEAN],
+        "never": [CLEAN, level(0.05, -0.5, 0.3, any_return=False)],
+        "stop": [CLEAN, level(0.05, -0.5, 0.0)],
+        "leaky": [leaky, level(0.05)],
+        "open": [CLEAN, level(0.05, -0.5, 0.3)],
+        # neither recurrent nor absorbed at p = 0: the generic reason, not the p = 0 one
+        "neither": [leaky, level(0.05, -0.5, 0.3)],
+    }
+    reasons = set()
+    for levels in branches.values():
+        given = {"marker": object()}
+        v = recurrence_verdict(levels, given)
+        assert v.id == "C3" and v.evidence is given
+        reasons.add(v.reason)
+    assert len(reasons) == len(branches) - 1  # "open" and "neither" share the generic reason
+    assert recurrence_verdict(branches["neither"], {}).reason == (
+        "no p > 0 with a growth CI above 0 and non-absorbed trials")
+    for cells in ([GAUSS], _failing(["a"], 1), _failing(["a", "b"], 1), _failing(["a"], 0)):
+        v = normalization_verdict(cells, {"k": 1})
+        assert v.id == "C4" and v.evidence["k"] == 1
