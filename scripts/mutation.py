@@ -41,6 +41,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "src/stelab/engine/decisions.py": [
         "tests/test_engine.py", "tests/test_engine_incremental.py", "tests/test_oracles.py",
+        "tests/test_decisions.py",
     ],
 }
 

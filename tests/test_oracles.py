@@ -226,7 +226,8 @@ def _cube(d: int) -> np.ndarray:
     return np.array(list(itertools.product((-1.0, 1.0), repeat=d)))
 
 
-def _cube_problem(d, m, activation, ste, u0, w_star) -> tuple[Problem, np.ndarray, np.ndarray]:
+def _cube_problem(d, m, activation, ste, u0, w_star, dtype=torch.float32
+                  ) -> tuple[Problem, np.ndarray, np.ndarray]:
     """The sample = every point of the cube for every hidden unit: n = 2^d rows, unit j of row
     i sees the point (i + j) mod 2^d. Pre-activations are integers, with ties h = 0 when d is
     even, so every comparison of the decision rules (>= vs >, < vs <=) is exercised."""
@@ -235,10 +236,10 @@ def _cube_problem(d, m, activation, ste, u0, w_star) -> tuple[Problem, np.ndarra
     Z = np.stack([points[(np.arange(n) + j) % n] for j in range(m)], axis=1)  # (n, m, d)
     y = _exact_act(activation, Z @ w_star).mean(axis=1)
     model = BinaryTwoLayer(m=m, activation=activation, ste=ste)
-    problem = Problem(trials=[0], Z=torch.from_numpy(Z[None]).float(),
-                      y=torch.from_numpy(y[None]).float(),
-                      teacher=torch.from_numpy(w_star[None]).float(),
-                      u0=torch.from_numpy(u0[None]).float(), model=model)
+    problem = Problem(trials=[0], Z=torch.from_numpy(Z[None]).to(dtype),
+                      y=torch.from_numpy(y[None]).to(dtype),
+                      teacher=torch.from_numpy(w_star[None]).to(dtype),
+                      u0=torch.from_numpy(u0[None]).to(dtype), model=model)
     return problem, Z, y
 
 
@@ -254,6 +255,7 @@ def _exact_loss_and_gradient(Z, y, q, activation, ste):
 @pytest.mark.parametrize("activation, m, ste", [
     ("sign", 1, "identity"), ("sign", 1, "hardtanh"), ("step", 2, "relu"),
     ("sign", 3, "approx_sign"), ("step", 1, "clipped_relu"), ("sign", 2, "relu"),
+    ("sign", 2, "identity"),
 ])
 def test_every_q_on_the_cube(d, activation, m, ste):
     """Over all 2^d binary q: the model's loss and coarse gradient equal the exact ones (sums of
@@ -278,21 +280,24 @@ def test_every_q_on_the_cube(d, activation, m, ste):
     # and w* only: every other q decides some point of the cube differently
     assert sum(v == 0.0 for v in losses.values()) == 1
 
-    cfg = parse_config({"model": {"d": d, "m": m, "activation": activation},
-                        "train": {"n": Z.shape[0], "steps": 1, "ste": ste, "step_size": 0.5},
-                        "run": {"trials": 1, "seed": 0, "device": "cpu"}})
     eta = step_size_eta(0.5, d, m, activation)
     rng = np.random.default_rng(d)
-    for _ in range(6):
-        u0 = rng.choice([-1.5, -0.25, 0.0, 0.25, 1.5], size=d)
-        problem1, _, _ = _cube_problem(d, m, activation, ste, u0, w_star)
-        q0 = np.where(u0 >= 0, 1.0, -1.0)
-        _, grad = _exact_loss_and_gradient(Z, y, q0, activation, ste)
-        out = run_dense(problem1, cfg, freeze=False)
-        np.testing.assert_allclose(out.final_u[0], u0 - eta * grad, atol=1e-5)
-        q1 = np.where(out.final_u[0] >= 0, 1.0, -1.0)
-        assert out.hamming[0].tolist() == [int((q0 != w_star).sum()), int((q1 != w_star).sum())]
-        assert out.final_loss[0] == pytest.approx(losses[tuple(q1)], abs=1e-7)
+    # float32 runs the compiled decisions where they apply, float64 DecisionRule.decide
+    for dtype in (torch.float32, torch.float64):
+        cfg = parse_config({"model": {"d": d, "m": m, "activation": activation},
+                            "train": {"n": Z.shape[0], "steps": 1, "ste": ste, "step_size": 0.5},
+                            "run": {"trials": 1, "seed": 0, "device": "cpu",
+                                    "dtype": str(dtype).removeprefix("torch.")}})
+        for _ in range(4):
+            u0 = rng.choice([-1.5, -0.25, 0.0, 0.25, 1.5], size=d)
+            problem1, _, _ = _cube_problem(d, m, activation, ste, u0, w_star, dtype)
+            q0 = np.where(u0 >= 0, 1.0, -1.0)
+            _, grad = _exact_loss_and_gradient(Z, y, q0, activation, ste)
+            out = run_dense(problem1, cfg, freeze=False)
+            np.testing.assert_allclose(out.final_u[0], u0 - eta * grad, atol=1e-5)
+            q1 = np.where(out.final_u[0] >= 0, 1.0, -1.0)
+            assert out.hamming[0].tolist() == [int((q0 != w_star).sum()), int((q1 != w_star).sum())]
+            assert out.final_loss[0] == pytest.approx(losses[tuple(q1)], abs=1e-7)
 
 
 # ------------------------------------------------------------------ the plain reference loop
