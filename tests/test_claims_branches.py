@@ -388,3 +388,21 @@ def test_every_branch_names_its_claim_and_keeps_the_evidence():
     for cells in ([GAUSS], _failing(["a"], 1), _failing(["a", "b"], 1), _failing(["a"], 0)):
         v = normalization_verdict(cells, {"k": 1})
         assert v.id == "C4" and v.evidence["k"] == 1
+
+
+def test_reasons_name_exactly_what_is_missing():
+    # an undefined CI end: unusable, whatever the other end says
+    assert case_sample_complexity(case(1.5, 1.2, math.nan), 2)[1] == (
+        "k: n50 identified at only 5 d or exponent CI undefined")
+    # upper end exactly at the bound is not "above" it: only the reach is missing
+    assert case_sample_complexity(case(1.5, 1.0, 2.0, reaches=[]), 2)[1] == (
+        "k: success not reached at the largest n of every d")
+    v = sample_complexity_verdict("C1", [case(), case(identified=1)], 2, {})
+    assert v.reason == ("k: exponent 1.50 (CI 1.20-1.80) <= 2 and success reached at every d | "
+                        "k: n50 identified at only 1 d or exponent CI undefined")
+
+
+def test_local_exponent_needs_all_three_numbers():
+    for local, low, high in ((2.6, 2.3, math.nan), (math.nan, 2.3, 2.9), (2.6, math.nan, 2.9)):
+        c = case(1.5, 1.2, 1.8, lack_of_fit_p=0.001, local=local, local_low=low, local_high=high)
+        assert c.exponent() == (1.5, 1.2, 1.8, "exponent")
