@@ -45,6 +45,10 @@ MODULES: dict[str, list[str]] = {
     ],
 }
 
+#: torch.compile cannot trace mutmut's trampolines (a ContextVar.get graph break), so the two
+#: fullgraph tests are left out of mutation runs (they stay in the suite)
+PYTEST_ARGS = ["-k", "not torch_compile"]
+
 #: mutmut exit code -> outcome (mutmut.stats.status_by_exit_code, condensed)
 KILLED_CODES = {1, 3, 24, -24, 152, 255, 36}  # a failing test or a timeout
 SURVIVED_CODES = {0}
@@ -61,6 +65,7 @@ def _scratch(tree: Path, module: str, tests: list[str]) -> Path:
         'source_paths = ["src/"]\n'
         f'only_mutate = ["{module}"]\n'
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS)}\n"
         'process_isolation = "forkserver"\n'
     )
     (work / "pyproject.toml").write_text(config)
