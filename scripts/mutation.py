@@ -9,6 +9,8 @@ machine, as
 
     OMP_NUM_THREADS=1 nice -n 19 python scripts/mutation.py --max-children 1
 
+``--survivors-of EARLIER.json`` retries only the mutants that survived an earlier run (after
+tests were added: a mutant killed before stays killed), and reports on those alone.
 ``--tree DIR`` measures another checkout (e.g. an export of main, for a before/after
 comparison); test files missing there are skipped.
 """
@@ -77,7 +79,8 @@ def _outcomes(work: Path, module: str) -> dict[str, int | None]:
     return json.loads(meta.read_text())["exit_code_by_key"]
 
 
-def measure(tree: Path, module: str, max_children: int, sample: int | None, seed: int) -> dict:
+def measure(tree: Path, module: str, max_children: int, sample: int | None, seed: int,
+            only: list[str] | None = None) -> dict:
     tests = [t for t in MODULES[module] if (tree / t).exists()]
     work = _scratch(tree, module, tests)
     beside = Path(sys.executable).parent / "mutmut"  # the venv's mutmut, not `python -m mutmut`
@@ -89,6 +92,8 @@ def measure(tree: Path, module: str, max_children: int, sample: int | None, seed
         subprocess.run([*run, "no-such-mutant"], cwd=work, capture_output=True)
         everything = sorted(_outcomes(work, module))
         names = sorted(random.Random(seed).sample(everything, min(sample, len(everything))))
+    if only:
+        names = sorted(only)
     log = subprocess.run([*run, *names], cwd=work, capture_output=True, text=True)
     outcomes = _outcomes(work, module)
     if names:
@@ -121,10 +126,17 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=None, help="mutants per module (seeded)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the full results here")
+    parser.add_argument("--survivors-of", type=Path, default=None,
+                        help="a --json file of an earlier run: retry only its surviving mutants")
     args = parser.parse_args()
+    earlier = {}
+    if args.survivors_of:
+        earlier = {r["module"]: r for r in json.loads(args.survivors_of.read_text())}
     results = []
     for module in args.modules:
-        result = measure(args.tree.resolve(), module, args.max_children, args.sample, args.seed)
+        only = list(earlier[module]["survivors"]) if module in earlier else None
+        result = measure(args.tree.resolve(), module, args.max_children, args.sample, args.seed,
+                         only)
         results.append(result)
         c = result["counts"]
         tried = c.get("killed", 0) + c.get("survived", 0) + c.get("no tests", 0)
