@@ -75,6 +75,7 @@ def _interrupt_after_first_cell(out: Path, sig: int) -> tuple[int, str, str]:
     return finish(proc)
 
 
+@pytest.mark.slow  # three runs of the tiny profile as subprocesses: about a minute
 def test_interrupted_reproduce_resumes_to_identical_tables(full_run, tmp_path):
     reference, _, _ = full_run
     out = tmp_path / "interrupted"
@@ -125,17 +126,25 @@ def test_plot_command_redraws_from_the_tables_alone(full_run, tmp_path):
 
 
 @pytest.mark.parametrize("args, field", [
-    (["reproduce", "--profile", "no-such-profile.toml", "--out", "{tmp}/x"], "profile"),
+    (["reproduce", "--profile", "no-such-profile.toml", "--out", "{tmp}/x"], "--profile"),
     (["reproduce", "--quick", "--full", "--out", "{tmp}/x"], "--quick/--full"),
     (["reproduce", "--profile", str(TINY), "--quick", "--out", "{tmp}/x"], "--profile"),
     (["plot", "{tmp}/nothing-here"], ""),
 ])
-def test_bad_input_is_refused_in_one_line(args, field, tmp_path):
-    code, stdout, stderr = finish(stelab(*[a.format(tmp=tmp_path) for a in args]), timeout=120)
-    lines = stderr.strip().splitlines()
-    assert code == 2, stderr
-    assert len(lines) == 1 and lines[0].startswith("error: ") and field in lines[0], stderr
-    assert "Traceback" not in stdout + stderr
+def test_bad_input_is_refused_in_one_line(args, field, tmp_path, monkeypatch, capsys):
+    """In this process (cli.main, as the console script runs it): exit code 2 exactly, one line
+    on stderr naming the field, no traceback."""
+    from stelab import cli
+
+    monkeypatch.setattr(sys, "argv", ["stelab", *[a.format(tmp=tmp_path) for a in args]])
+    monkeypatch.setattr(cli.err_console, "width", 250)
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert stop.value.code == 2, captured.err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and field in lines[0], captured.err
+    assert "Traceback" not in captured.out + captured.err
 
 
 def test_stored_verdicts_follow_the_rules_from_the_stored_evidence(full_run):
