@@ -145,6 +145,7 @@ def test_bootstrap_interval_is_the_percentile_of_the_replicates():
     n, s = trials({20.0: (2, 30), 40.0: (9, 30), 80.0: (20, 30), 160.0: (28, 30)})
     fit = A.fit_threshold(n, s, n_boot=400, seed=3, confidence=0.9)
     assert fit.bootstrap == "trials" and fit.n_boot == 400 and fit.boot_n50.shape == (400,)
+    assert (fit.n_min, fit.n_max, fit.n_points, fit.n_trials) == (20.0, 160.0, 4, 120)
     assert fit.n_boot_failed == 0 and fit.boot_converged_share == 1.0
     ordered = np.sort(fit.boot_n50)
     assert fit.ci_low == ordered[math.floor(0.05 * 400)]
@@ -193,6 +194,9 @@ def test_rows_helpers_check_the_setting_and_seed_each_group():
                               "group by 'd' or filter the rows")
     with pytest.raises(DataError, match=r"^rows.success_best: column missing$"):
         A.threshold_from_rows(rows, success="success_best")
+    # a column name given as one string is one column, whatever its length
+    named = A.thresholds_by(rows.rename(columns={"d": "dim"}), "dim", n_boot=0, vary=("dim",))
+    assert list(named["dim"]) == [8, 8, 16, 16]
     with pytest.raises(DataError, match=r"^by: column 'm' not in rows$"):
         A.thresholds_by(rows, "m")
     check_fixed_setting(rows.assign(steps=rng.integers(0, 3, len(rows))), vary=("n", "d", "steps"))
