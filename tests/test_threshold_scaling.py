@@ -100,6 +100,14 @@ def test_unidentified_fits_say_why(counts, reason):
     assert math.isnan(fit.ci_low) and math.isnan(fit.ci_high)
 
 
+def test_a_fit_that_does_not_converge_says_so():
+    """A jump from 0/1000 to 999/1000 within 1e-5 in log n needs a slope beyond the clip of the
+    linear predictor: scoring stops without converging."""
+    fit = A.fit_threshold(*trials({10.0: (0, 1000), 10.0001: (999, 1000)}), n_boot=0)
+    assert (fit.converged, fit.reason) == (False, "the fit did not converge")
+    assert math.isnan(fit.n50) and not fit.identified
+
+
 def test_separated_data_without_penalty_is_refused_with_its_reason():
     fit = A.fit_threshold(*trials({40.0: (0, 10), 80.0: (10, 10)}), penalty="none", n_boot=0)
     assert fit.reason == ("complete separation: the maximum-likelihood estimate does not exist; "
