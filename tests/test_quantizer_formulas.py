@@ -118,7 +118,8 @@ def test_formulas_as_text():
 
 
 @pytest.mark.parametrize("bad, field", [("nope", "quantizer"), ("sign:nope", "quantizer"),
-                                        ("tanh:identity", "quantizer"), ("a:b:c", "quantizer")])
+                                        ("tanh:identity", "quantizer"), ("a:b:c", "quantizer")],
+                         ids=["unknown", "unknown_ste", "unknown_activation", "two_colons"])
 def test_unknown_quantizers_are_refused_in_one_line(bad, field):
     with pytest.raises(ConfigError) as err:
         get_quantizer(bad)
