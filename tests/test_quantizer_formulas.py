@@ -133,7 +133,7 @@ def test_unknown_quantizers_are_refused_in_one_line(bad, field):
     (get_surrogate, "ste", "approx_sign, clipped_relu, hardtanh, identity, relu, swish"),
     (get_activation, "activation", "sign, step"),
     (get_weight_ste, "weight_ste", "clipped, identity"),
-])
+], ids=["ste", "activation", "weight_ste"])
 def test_registries_refuse_unknown_names(lookup, field, allowed):
     with pytest.raises(ConfigError) as err:
         lookup("bogus")
