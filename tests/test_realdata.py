@@ -53,8 +53,14 @@ def test_run_digits_gives_tidy_rows_and_summary():
     assert rows.groupby(["normalization"]).size().tolist() == [2, 2]
     summary = summarize_digits(rows)
     assert len(summary) == 2
+    from scipy import stats as sps
+
     for rec in summary.itertuples():
-        assert rec.ci_low <= rec.test_accuracy <= rec.ci_high
+        values = rows.loc[rows["normalization"] == rec.normalization, "test_accuracy"]
+        # the Student-t interval over the seeds, from scipy (not one that merely holds the mean)
+        low, high = sps.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=sps.sem(values))
+        assert (rec.test_accuracy, rec.ci_low, rec.ci_high) == pytest.approx(
+            (values.mean(), low, high), rel=1e-9)
         assert rec.seeds == 2
 
 
