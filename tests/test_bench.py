@@ -41,6 +41,19 @@ def test_cli_bench_writes_json(tmp_path):
     assert "machine" in payload
 
 
-def test_cli_bench_rejects_an_unknown_benchmark():
-    result = CliRunner().invoke(app, ["bench", "--only", "nope"])
-    assert result.exit_code != 0
+def test_cli_bench_rejects_an_unknown_benchmark(monkeypatch, capsys):
+    """As the console script runs it: exit code 2, one line naming --only, no traceback."""
+    import sys
+
+    import pytest
+
+    from stelab import cli
+
+    monkeypatch.setattr(sys, "argv", ["stelab", "bench", "--only", "nope"])
+    monkeypatch.setattr(cli.err_console, "width", 250)
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.strip().splitlines() == [
+        "error: --only: unknown benchmark 'nope'; allowed: bandwidth, baseline, incremental"]

@@ -69,4 +69,4 @@ def test_bop_learns_a_binary_teacher():
         opt.step()
     end = (layer.weight.detach()[0] != teacher).sum().item()
     assert set(layer.weight.detach().unique().tolist()) <= {-1.0, 1.0}
-    assert end < start / 2
+    assert start > 0 and end == 0  # Bop recovers the teacher exactly (here within a step)

@@ -31,12 +31,16 @@ def test_binary_task_is_balanced_and_splits_are_seeded():
 
 
 @pytest.mark.parametrize(
-    "task, model, margin",
-    [("binary", "two_layer", 0.2), ("multiclass", "mlp", 0.4), ("multiclass", "two_layer", 0.3)],
+    "task, model, floor",
+    [("binary", "two_layer", 0.85), ("multiclass", "mlp", 0.90), ("multiclass", "two_layer", 0.80)],
 )
-def test_short_training_learns_above_chance(task, model, margin):
+def test_short_training_learns_above_chance(task, model, floor):
+    """Floors well above chance (0.5, 0.1) and close to what these runs reach (0.90-0.96
+    binary, 0.94 mlp, 0.87-0.88 two-layer over seeds 0, 1): about two binomial standard
+    deviations of the test accuracy (92 and 450 test images) below the lower seed, so a
+    broken layer or optimizer that still beats chance fails."""
     row = train_and_evaluate(task, model, "standardize", seed=0, settings=FAST)
-    assert row["test_accuracy"] > row["chance"] + margin
+    assert row["test_accuracy"] >= floor
 
 
 def test_run_digits_gives_tidy_rows_and_summary():
@@ -49,8 +53,14 @@ def test_run_digits_gives_tidy_rows_and_summary():
     assert rows.groupby(["normalization"]).size().tolist() == [2, 2]
     summary = summarize_digits(rows)
     assert len(summary) == 2
+    from scipy import stats as sps
+
     for rec in summary.itertuples():
-        assert rec.ci_low <= rec.test_accuracy <= rec.ci_high
+        values = rows.loc[rows["normalization"] == rec.normalization, "test_accuracy"]
+        # the Student-t interval over the seeds, from scipy (not one that merely holds the mean)
+        low, high = sps.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=sps.sem(values))
+        assert (rec.test_accuracy, rec.ci_low, rec.ci_high) == pytest.approx(
+            (values.mean(), low, high), rel=1e-9)
         assert rec.seeds == 2
 
 

@@ -140,8 +140,15 @@ def reproduce(
     if profile is not None and (quick or full):
         raise StelabError("--profile: give either --profile or --quick/--full")
     chosen: str | Path = profile if profile is not None else ("full" if full else "quick")
-    claims = run_reproduce(chosen, out, executor=executor, workers=workers, scheduler=scheduler,
-                           only=only, log=lambda message: console.print(message, markup=False))
+    try:
+        claims = run_reproduce(chosen, out, executor=executor, workers=workers,
+                               scheduler=scheduler, only=only,
+                               log=lambda message: console.print(message, markup=False))
+    except KeyboardInterrupt as stop:  # typer would turn it into a silent exit 130
+        message = getattr(stop, "message", "interrupted: finished cells are stored; run the "
+                          "same command again to resume")
+        err_console.print(f"[yellow]{escape(message)}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     for claim in claims["claims"]:
         console.print(f"{claim['id']}: [bold]{claim['verdict']}[/] ({claim['reason']})",
                       highlight=False)

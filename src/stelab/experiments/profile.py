@@ -33,7 +33,11 @@ def profile_text(name_or_path: str | Path) -> str:
     if str(name_or_path) in EMBEDDED:
         path = resources.files("stelab.configs").joinpath(f"reproduce_{name_or_path}.toml")
         return path.read_text()
-    return Path(name_or_path).read_text()
+    path = Path(name_or_path)
+    if not path.is_file():  # a traceback otherwise: this is read before the TOML is parsed
+        raise ConfigError(f"--profile: no such file {str(path)!r}; allowed: "
+                          f"{', '.join(EMBEDDED)} or the path of a profile TOML file")
+    return path.read_text()
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
