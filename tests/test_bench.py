@@ -56,4 +56,5 @@ def test_cli_bench_rejects_an_unknown_benchmark(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert stop.value.code == 2
     assert err.strip().splitlines() == [
-        "error: --only: unknown benchmark 'nope'; allowed: bandwidth, baseline, incremental"]
+        "error: --only: unknown benchmark 'nope'; allowed: numpy, bandwidth, baseline, "
+        "incremental"]

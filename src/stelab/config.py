@@ -301,25 +301,26 @@ def parse_config(raw: dict[str, Any]) -> Config:
         raise ConfigError(_format_validation_error(err) + _allowed_keys_hint(err)) from None
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file, turning I/O, encoding and syntax problems into ConfigError."""
+def read_toml(path: str | Path, field: str = "config") -> dict[str, Any]:
+    """Read a TOML file, turning I/O, encoding and syntax problems into ConfigError whose line
+    starts with ``field`` (what the file was given as: a config, ``--profile``)."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"config: file not found: {path}") from None
+        raise ConfigError(f"{field}: file not found: {path}") from None
     except IsADirectoryError:
-        raise ConfigError(f"config: {path} is a folder; give a TOML file") from None
+        raise ConfigError(f"{field}: {path} is a folder; give a TOML file") from None
     except PermissionError:
-        raise ConfigError(f"config: cannot read {path}: permission denied") from None
+        raise ConfigError(f"{field}: cannot read {path}: permission denied") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"config: {path} is not a text file (not UTF-8); give a TOML file") \
+        raise ConfigError(f"{field}: {path} is not a text file (not UTF-8); give a TOML file") \
             from None
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config: {path} is not valid TOML: {err}") from None
+        raise ConfigError(f"{field}: {path} is not valid TOML: {err}") from None
     except OSError as err:
-        raise ConfigError(f"config: cannot read {path}: {err.strerror or err}") from None
+        raise ConfigError(f"{field}: cannot read {path}: {err.strerror or err}") from None
 
 
 def load_config(path: str | Path) -> Config:

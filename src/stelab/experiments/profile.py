@@ -25,7 +25,7 @@ def load_profile(name_or_path: str | Path) -> dict[str, Any]:
     if str(name_or_path) in EMBEDDED:
         text = resources.files("stelab.configs").joinpath(f"reproduce_{name_or_path}.toml")
         return tomllib.loads(text.read_text())
-    return read_toml(name_or_path)
+    return read_toml(name_or_path, field="--profile")
 
 
 def profile_text(name_or_path: str | Path) -> str:
