@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from stelab.config import Config, parse_config
-from stelab.engine import run_chunk, select_engine
+from stelab.engine import plan_run, run_chunk
 from stelab.engine.dense import run_dense
 from stelab.engine.incremental import run_incremental
 from stelab.engine.kernels import Workers
@@ -153,14 +153,15 @@ def bench_baseline(quick: bool = False, say: Printer = print, tiny: bool = False
                   train={"n": w.get("n", 181), "steps": w.get("steps", 300)},
                   run={"trials": trials})
     problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
-    engine = select_engine(cfg)
-    run_chunk(cfg, problem, engine)  # warm-up of both (first calls of autograd are slower)
+    plan = plan_run(cfg, torch.device("cpu"))  # the engine and layout a run of cfg takes
+    engine = f"{plan.engine}/{plan.layout}"
+    run_chunk(cfg, problem, plan.engine, plan.layout)  # warm-up of both (autograd's first calls)
     first = build_problem(cfg, [0], torch.device("cpu"))
     run_baseline(first, cfg.train.steps, cfg.train.step_size)
     ratios, agree = [], True
     for _ in range(repeats):
         began = time.perf_counter()
-        out = run_chunk(cfg, problem, engine)
+        out = run_chunk(cfg, problem, plan.engine, plan.layout)
         engine_s = time.perf_counter() - began
         began = time.perf_counter()
         base = run_baseline(problem, cfg.train.steps, cfg.train.step_size)
