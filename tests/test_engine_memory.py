@@ -162,7 +162,7 @@ PEAK_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("engine,normalization,layout,limit", [
     ("dense", "none", "rows", 1.5), ("incremental", "none", "cache", 1.5),
     ("dense", "whiten", "rows", 1.5), ("incremental", "batchnorm", "cache", 1.5),
-    ("incremental", "none", "columns", 2.2),
+    ("incremental", "none", "columns", 2.2), ("incremental", "none", "trialwise", 1.5),
 ])
 def test_peak_rss_is_within_the_layouts_share_of_the_data(engine, normalization, layout, limit):
     """Peak RSS of building and running a chunk (above the process's RSS before) <= 1.5 x the

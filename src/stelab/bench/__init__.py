@@ -295,8 +295,13 @@ def write_json(results: list[Ratio], path: str | os.PathLike[str]) -> str:
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    from stelab.sweep.store import code_version
+
     payload = {
         "machine": machine_description(),
+        "code": code_version(),
+        "environment": {key: os.environ.get(key) for key in ("OPENBLAS_CORETYPE",
+                                                             "OPENBLAS_L2_SIZE")},
         "results": [
             {"name": r.name, "description": r.description, "median": r.median,
              "values": r.values, "target": r.target, "passed": r.passed, "detail": r.detail}
