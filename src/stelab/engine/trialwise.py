@@ -275,7 +275,8 @@ def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
     T = cfg.train.steps
     kernel = trial_kernel(cfg.model.activation, cfg.train.ste)
     clipped = cfg.train.weight_ste == "clipped"
-    eta = np.float32(step_size_eta(cfg.train.step_size, d, m, cfg.model.activation))
+    with np.errstate(over="ignore"):  # an eta past float32 gives inf weights, refused later
+        eta = np.float32(step_size_eta(cfg.train.step_size, d, m, cfg.model.activation))
     inv_n = np.float32(1.0) / np.float32(n)
     noiseless = cfg.noise.kind == "none" or cfg.noise.level == 0
     unit = UNIT_ROUNDOFF[torch.float32]
