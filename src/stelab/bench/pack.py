@@ -175,8 +175,11 @@ def read_seconds(nbytes: int, threads: int, repeats: int = 7) -> float:
     weights, read again and again as the benchmark calls the layer: from cache when it fits),
     on one thread or on ``threads``, whichever is faster: a small read on several threads
     costs their wake-up, which a layer that runs small calls on one thread does not pay."""
-    if threads > 1:
-        return min(read_seconds(nbytes, 1, repeats), read_seconds(nbytes, threads, repeats))
+    return min(_read_seconds_on(nbytes, count, repeats) for count in {1, threads})
+
+
+def _read_seconds_on(nbytes: int, threads: int, repeats: int) -> float:
+    """Best time of a hot streaming read of ``nbytes`` on ``threads`` threads."""
     words = np.ones(max(1, nbytes // 8), np.uint64)
     chunks = np.zeros(threads * 8, np.uint64)
     with _threads(threads):
