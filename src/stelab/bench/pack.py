@@ -359,11 +359,13 @@ def write_json(results: list[PackResult], path: str | os.PathLike[str]) -> str:
     from pathlib import Path
 
     from stelab.bench import machine_description
+    from stelab.sweep.store import code_version
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "machine": machine_description(),
+        "code": code_version(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "results": [
             {"name": r.name, "threads": r.threads, "median": r.median, "ratios": r.ratios,
