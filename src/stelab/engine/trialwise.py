@@ -312,7 +312,7 @@ def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
     residual_t = torch.from_numpy(residual)
     return ChunkOutput(
         hamming=hamming,
-        ergodic_hamming=np.array([fused_ergodic(q_sum[k], w_star[k]) for k in range(t)]),
+        ergodic_hamming=np.array([_final_ergodic_distance(q_sum[k], w_star[k]) for k in range(t)]),
         final_loss=loss_of(residual_t).numpy().astype(np.float64),
         loss=None,
         final_u=u,
@@ -320,6 +320,6 @@ def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
     )
 
 
-def fused_ergodic(q_sum: np.ndarray, w_star: np.ndarray) -> int:
+def _final_ergodic_distance(q_sum: np.ndarray, w_star: np.ndarray) -> int:
     """Hamming distance of sign(q_sum) to w* (sign(0) = +1)."""
     return int(((np.where(q_sum >= 0, 1.0, -1.0)).astype(w_star.dtype) != w_star).sum())
