@@ -39,7 +39,7 @@ from stelab.engine.kernels import Workers
 from stelab.engine.problem import build_problem
 
 __all__ = ["Ratio", "bench_bandwidth", "bench_baseline", "bench_incremental", "run_all",
-           "machine_description", "write_json", "BENCHMARKS"]
+           "machine_description", "write_json", "write_payload", "warm_up_kernels", "BENCHMARKS"]
 
 Printer = Callable[[str], None]
 
@@ -190,14 +190,7 @@ def bench_incremental(quick: bool = False, say: Printer = print, tiny: bool = Fa
                   train={"n": w.get("n", 4096), "steps": w.get("steps", 300)},
                   run={"trials": trials})
     problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
-    # warm-up on a small problem of the same kind: the first call of a compiled kernel in a
-    # process loads it (once per process, from numba's disk cache; timed and reported apart)
-    small = _config(model={"d": 16}, train={"n": 64, "steps": 5}, run={"trials": 2})
-    began = time.perf_counter()
-    small_problem = build_problem(small, [0, 1], torch.device("cpu"))
-    run_dense(small_problem, small)
-    run_incremental(small_problem, small)
-    load_s = time.perf_counter() - began
+    load_s = warm_up_kernels()
     ratios, agree = [], True
     for _ in range(repeats):
         began = time.perf_counter()
@@ -220,6 +213,22 @@ def bench_incremental(quick: bool = False, say: Printer = print, tiny: bool = Fa
         ratios, 5.0,
         {"trials": trials, "agree": agree, "away_at_100": moving, "warm_up_s": load_s},
     )
+
+
+def warm_up_kernels() -> float:
+    """Seconds to load every engine's compiled kernels on a tiny problem: the first call of a
+    kernel in a process loads it (once per process, from numba's disk cache), which the
+    benchmarks time and report apart."""
+    from stelab.engine.trialwise import run_trialwise
+
+    small = _config(model={"d": 16}, train={"n": 64, "steps": 5}, run={"trials": 2})
+    began = time.perf_counter()
+    problem = build_problem(small, [0, 1], torch.device("cpu"))
+    run_dense(problem, small)
+    run_incremental(problem, small)  # the column cache
+    run_incremental(problem, small, cache_columns=2 * 16)  # the column-major layout
+    run_trialwise(problem, small)
+    return time.perf_counter() - began
 
 
 def bench_numpy(quick: bool = False, say: Printer = print, tiny: bool = False) -> Ratio:
@@ -290,23 +299,30 @@ def run_all(
 
 def write_json(results: list[Ratio], path: str | os.PathLike[str]) -> str:
     """Write the results (medians, all repeats, details, machine) to ``path`` as JSON."""
+    return write_payload(path, {"results": [
+        {"name": r.name, "description": r.description, "median": r.median,
+         "values": r.values, "target": r.target, "passed": r.passed, "detail": r.detail}
+        for r in results
+    ]})
+
+
+def write_payload(path: str | os.PathLike[str], fields: dict[str, Any]) -> str:
+    """Write ``fields`` as JSON to ``path`` with what a stored benchmark needs beside its
+    numbers: the machine, the code version and the environment variables that change the
+    kernels (OpenBLAS's core type and L2 size, OpenMP's wait policy)."""
     import json
     from pathlib import Path
 
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     from stelab.sweep.store import code_version
 
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "machine": machine_description(),
         "code": code_version(),
-        "environment": {key: os.environ.get(key) for key in ("OPENBLAS_CORETYPE",
-                                                             "OPENBLAS_L2_SIZE")},
-        "results": [
-            {"name": r.name, "description": r.description, "median": r.median,
-             "values": r.values, "target": r.target, "passed": r.passed, "detail": r.detail}
-            for r in results
-        ],
+        "environment": {key: os.environ.get(key) for key in
+                        ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY")},
+        **fields,
     }
     out.write_text(json.dumps(payload, indent=2, default=float))
     return str(out)

@@ -355,24 +355,11 @@ def run_pack(quick: bool = False, tiny: bool = False, threads: list[int] | None 
 
 def write_json(results: list[PackResult], path: str | os.PathLike[str]) -> str:
     """Write the comparisons (ratios of every repeat, times, share of the floor) as JSON."""
-    import json
-    from pathlib import Path
+    from stelab.bench import write_payload
 
-    from stelab.bench import machine_description
-    from stelab.sweep.store import code_version
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "machine": machine_description(),
-        "code": code_version(),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "results": [
-            {"name": r.name, "threads": r.threads, "median": r.median, "ratios": r.ratios,
-             "torch_ms": r.torch_ms, "packed_ms": r.packed_ms, "of_limit": r.of_limit,
-             "target": r.target, "passed": r.passed, "detail": r.detail}
-            for r in results
-        ],
-    }
-    out.write_text(json.dumps(payload, indent=2, default=float))
-    return str(out)
+    return write_payload(path, {"results": [
+        {"name": r.name, "threads": r.threads, "median": r.median, "ratios": r.ratios,
+         "torch_ms": r.torch_ms, "packed_ms": r.packed_ms, "of_limit": r.of_limit,
+         "target": r.target, "passed": r.passed, "detail": r.detail}
+        for r in results
+    ]})

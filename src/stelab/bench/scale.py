@@ -32,10 +32,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from stelab.bench import Printer, Ratio, _config, _stream_seconds
+from stelab.bench import Printer, Ratio, _config, _stream_seconds, warm_up_kernels
 from stelab.engine import plan_run, run_chunk
-from stelab.engine.dense import run_dense
-from stelab.engine.incremental import run_incremental
 from stelab.engine.problem import Problem, build_problem
 from stelab.engine.traffic import Traffic
 
@@ -76,21 +74,11 @@ def _numpy_loop(problem: Problem, steps: int, threads: int | None) -> tuple[floa
         return time.perf_counter() - began, out
 
 
-def _warm_up() -> float:
-    """Load the compiled kernels (once per process, from numba's disk cache) on a tiny run."""
-    small = _config(model={"d": 16}, train={"n": 64, "steps": 5}, run={"trials": 2})
-    began = time.perf_counter()
-    problem = build_problem(small, [0, 1], torch.device("cpu"))
-    run_dense(problem, small)
-    run_incremental(problem, small, cache_columns=32)
-    return time.perf_counter() - began
-
-
 def bench_numpy(quick: bool = False, say: Printer = print, tiny: bool = False) -> Ratio:
     """Research numpy loop time / engine time at large d, with the floors (module docstring)."""
     size = "tiny" if tiny else ("quick" if quick else "full")
     steps = STEPS[size]
-    say(f"  numpy: kernels loaded in {_warm_up():.2f} s")
+    say(f"  numpy: kernels loaded in {warm_up_kernels():.2f} s")
     threads: list[int | None] = []  # the baseline's BLAS threads, chosen on the first workload
     engine_s, numpy_s, details = [], [], []
     for index, (d, n, trials) in enumerate(WORKLOADS[size]):
