@@ -27,6 +27,7 @@ import torch
 
 from stelab.config import Config
 from stelab.engine.budget import (
+    UNBOUNDED,
     ChunkPlan,
     cache_bytes_per_trial,
     cache_columns,
@@ -83,8 +84,7 @@ def plan_chunk_size(cfg: Config, device: torch.device, engine: str | None = None
 def estimate_peak_bytes(cfg: Config, trials: int, engine: str | None = None) -> int:
     """Estimated peak bytes of building and running a chunk of ``trials`` trials of ``cfg`` in
     the layout the planner takes for chunks of that size (:mod:`stelab.engine.budget`)."""
-    budget = 1 << 62  # the layout for an unconstrained chunk of this size
-    return plan_chunks(cfg, budget, trials=trials, engine=engine).peak_bytes(trials)
+    return plan_chunks(cfg, UNBOUNDED, trials=trials, engine=engine).peak_bytes(trials)
 
 
 def run_chunk(cfg: Config, problem: Problem, engine: str, layout: str = "cache",

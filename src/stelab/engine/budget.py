@@ -43,13 +43,15 @@ from stelab.errors import ConfigError, MemoryBudgetError
 
 __all__ = [
     "ChunkPlan", "plan_chunks", "select_engine", "default_memory_budget", "run_budget",
-    "cache_bytes_per_trial", "cache_columns", "INCREMENTAL_MIN_BYTES",
+    "cache_bytes_per_trial", "cache_columns", "INCREMENTAL_MIN_BYTES", "UNBOUNDED",
 ]
 
 #: per-trial data (bytes) from which ``auto`` prefers the incremental engine
 INCREMENTAL_MIN_BYTES = 1 << 20
 #: share of a chunk's data the incremental engine may add as its column cache
 CACHE_FRACTION = 0.25
+#: a budget no chunk reaches: the plan (layout, peak) of a chunk whose memory is not limited
+UNBOUNDED = 1 << 62
 #: the column-major layout is taken when a chunk of this many trials (or all of them) fits:
 #: enough for both threads to have work, and chunks of this size are as fast per trial
 MIN_COLUMNS_CHUNK = 4

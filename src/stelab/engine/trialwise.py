@@ -312,14 +312,10 @@ def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
     residual_t = torch.from_numpy(residual)
     return ChunkOutput(
         hamming=hamming,
-        ergodic_hamming=np.array([_final_ergodic_distance(q_sum[k], w_star[k]) for k in range(t)]),
+        ergodic_hamming=np.array([_ergodic_distance(q_sum[k], w_star[k], 0, w_star[k])
+                                  for k in range(t)]),  # (no extra iterates: q unused)
         final_loss=loss_of(residual_t).numpy().astype(np.float64),
         loss=None,
         final_u=u,
         ergodic_at=ergodic_at,
     )
-
-
-def _final_ergodic_distance(q_sum: np.ndarray, w_star: np.ndarray) -> int:
-    """Hamming distance of sign(q_sum) to w* (sign(0) = +1)."""
-    return int(((np.where(q_sum >= 0, 1.0, -1.0)).astype(w_star.dtype) != w_star).sum())

@@ -182,7 +182,7 @@ def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | Non
     """
     import torch
 
-    from stelab.engine.budget import plan_chunks
+    from stelab.engine.budget import UNBOUNDED, plan_chunks
 
     gpu = torch.cuda.is_available()
     chunks: list[ChunkPlan | None] = []
@@ -200,7 +200,7 @@ def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | Non
         else:
             budget, note = _budget(cfg, memory_per_slot)
         # unknown budget: the whole cell at once, in the layout chosen for it
-        unbounded = plan_chunks(cfg, 1 << 62, trials=k)
+        unbounded = plan_chunks(cfg, UNBOUNDED, trials=k)
         try:
             plan = unbounded if budget is None else plan_chunks(cfg, budget, trials=k)
         except MemoryBudgetError:
