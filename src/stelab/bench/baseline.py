@@ -7,7 +7,7 @@ backward identity), autograd for the coarse gradient and ``torch.optim.SGD`` wit
     q = SignSTE(u);  h = Z q;  f = SignSTE(h) . v;  L = (1/2n) sum_i (f_i - y_i)^2
     L.backward();  u <- u - eta * dL/du
 
-which is the STE-gradient method of PAPER.md for the sign activation with the identity
+which is the STE-gradient method of docs/model.md for the sign activation with the identity
 surrogate and identity weight STE (dL/du = g(u)). It runs on the same problems (data, labels,
 initialization) as the engine, so per-trial Hamming trajectories can be compared.
 """
