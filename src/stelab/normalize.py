@@ -65,11 +65,6 @@ def _trial_variance(rows: Tensor, mu: Tensor) -> Tensor:
     return var / rows.shape[0]
 
 
-def row_mean(Z: Tensor) -> Tensor:
-    """Per-trial mean of the rows, shape (trials, d), float64."""
-    return torch.stack([_trial_mean(_trial_rows(Z, k)) for k in range(Z.shape[0])])
-
-
 def row_covariance(Z: Tensor) -> Tensor:
     """Per-trial biased covariance of the rows, shape (trials, d, d), float64."""
     covs = []
