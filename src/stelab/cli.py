@@ -246,12 +246,13 @@ def diagnose(
     The time is estimated first and announced on stderr when over 10 s; past --max-seconds the
     diagnosis is refused with the part that costs the most.
     """
-    from stelab.diagnose import PREFERENCE, describe_cost, estimate_seconds, load_data
+    from stelab.config import NORMALIZATIONS
+    from stelab.diagnose import describe_cost, estimate_seconds, load_data
     from stelab.diagnose import diagnose as run_diagnose
 
     X = load_data(data, key=key, drop=tuple(drop))
     cost = estimate_seconds(X.shape[0], X.shape[1], steps, gaussian_n50 is not None,
-                            PREFERENCE, len(balance), teachers, measure)
+                            NORMALIZATIONS, len(balance), teachers, measure)
     if 10 < sum(cost.values()) <= max_seconds:
         err_console.print(f"diagnose: n = {X.shape[0]}, d = {X.shape[1]}: "
                           f"{describe_cost(cost)}", highlight=False, soft_wrap=True)
