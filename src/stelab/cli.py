@@ -99,15 +99,14 @@ def sweep(
 ) -> None:
     """Run a parameter grid; rerunning the same command resumes (finished cells are kept)."""
     from stelab.config import read_toml
-    from stelab.sweep import execute_sweep, parse_sweep, sweep_cells
-    from stelab.sweep.runner import print_failures
+    from stelab.sweep import Execution, execute_sweep, parse_sweep, print_failures, sweep_cells
 
     raw = read_toml(config)
     spec = parse_sweep(raw)
     cells = sweep_cells(spec)
+    execution = Execution(executor or ("dask" if scheduler else "local"), workers, scheduler)
     report = execute_sweep(
-        cells, out, executor=executor or ("dask" if scheduler else "local"), workers=workers,
-        scheduler=scheduler, progress=True, console=console, sweep_config=raw, plan_only=plan,
+        cells, out, execution, console=console, sweep_config=raw, plan_only=plan
     )
     if plan:
         return
