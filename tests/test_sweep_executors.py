@@ -19,6 +19,7 @@ import torch
 from stelab.config import read_toml
 from stelab.sweep import (
     DaskExecutor,
+    Execution,
     LocalExecutor,
     drop_timing,
     execute_sweep,
@@ -66,7 +67,7 @@ def test_error_inside_a_worker_is_recorded_with_the_cell_config(tmp_path):
         "sweep": {"axes": ["train.n", "run.device"]},
     }
     cells = sweep_cells(parse_sweep(raw))
-    report = execute_sweep(cells, tmp_path, executor=LocalExecutor(workers=1), progress=False)
+    report = execute_sweep(cells, tmp_path, Execution(LocalExecutor(workers=1), progress=False))
     assert report.computed == 2 and len(report.failures) == 2
     assert len(report.rows) == 4 and set(report.rows["device"]) == {"cpu"}
     records = [json.loads(p.read_text()) for p in (tmp_path / "errors").glob("*.json")]

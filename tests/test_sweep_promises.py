@@ -9,8 +9,18 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from stelab.sweep import SweepStore, drop_timing, execute_sweep, parse_sweep, run_cells, sweep_cells
+from stelab.sweep import (
+    Execution,
+    SweepStore,
+    drop_timing,
+    execute_sweep,
+    parse_sweep,
+    run_cells,
+    sweep_cells,
+)
 from stelab.sweep.executors import DaskExecutor
+
+SERIAL = Execution("serial", progress=False)
 
 
 def cells_of(trials: int = 4):
@@ -29,7 +39,7 @@ def test_a_cell_file_with_a_missing_row_is_corrupt_and_recomputed(tmp_path):
     table = pq.read_table(victim)
     pq.write_table(table.slice(0, table.num_rows - 1), victim)  # same key metadata, 1 row less
     assert pq.read_metadata(victim).num_rows == 3
-    report = execute_sweep(cells, tmp_path, executor="serial", progress=False)
+    report = execute_sweep(cells, tmp_path, SERIAL)
     assert report.corrupt == [(cells[0].key, "3 rows, expected 4")]
     assert report.computed == 1
     reason = next((tmp_path / "quarantine").glob("*.reason.txt")).read_text()
@@ -44,7 +54,7 @@ def test_resume_by_another_code_version_warns_and_keeps_the_cells(tmp_path):
     manifest = json.loads(manifest_path.read_text())
     manifest["code"] = {"stelab": "0.0.1", "git_commit": "0" * 40, "git_dirty": False}
     manifest_path.write_text(json.dumps(manifest))
-    report = execute_sweep(cells, tmp_path, executor="serial", progress=False)
+    report = execute_sweep(cells, tmp_path, SERIAL)
     assert report.computed == 0
     assert len(report.warnings) == 1
     warning = report.warnings[0]

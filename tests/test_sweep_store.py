@@ -15,6 +15,7 @@ from stelab.config import parse_config
 from stelab.engine import run_experiment
 from stelab.errors import MemoryBudgetError
 from stelab.sweep import (
+    Execution,
     SweepFailedError,
     SweepStore,
     SweepStoreError,
@@ -25,6 +26,8 @@ from stelab.sweep import (
     run_cells,
     sweep_cells,
 )
+
+SERIAL = Execution("serial", progress=False)
 
 
 def tiny(ns=(32, 64), levels=(0.0, 0.1), trials=4, **sweep):
@@ -72,6 +75,16 @@ def test_rows_are_the_engine_rows_in_grid_order(tmp_path):
     assert "torch" in manifest["environment"]["packages"] and manifest["code"]["stelab"]
 
 
+def test_run_cells_takes_an_execution_record_or_its_fields_but_not_both(tmp_path):
+    cells = cells_of(tiny())
+    loose = run_cells(cells, tmp_path / "loose", executor="serial", progress=False)
+    record = run_cells(cells, tmp_path / "record", execution=SERIAL)
+    same(record, loose)
+    with pytest.raises(TypeError, match="not both"):
+        run_cells(cells, tmp_path / "both", executor="serial", execution=SERIAL)
+    assert not (tmp_path / "both").exists()  # refused before anything is written
+
+
 def test_rows_do_not_depend_on_the_trial_blocks(tmp_path):
     cfg = parse_config({"model": {"d": 16}, "noise": {"kind": "flip", "level": 0.1},
                         "train": {"n": 64, "steps": 20}, "run": {"trials": 7, "device": "cpu"}})
@@ -84,12 +97,12 @@ def test_rows_do_not_depend_on_the_trial_blocks(tmp_path):
 
 def test_rerun_skips_finished_cells_and_recomputes_missing_ones(tmp_path):
     cells = cells_of(tiny())
-    first = execute_sweep(cells, tmp_path, executor="serial", progress=False)
+    first = execute_sweep(cells, tmp_path, SERIAL)
     assert first.computed == 4 and first.stored_before == 0
-    again = execute_sweep(cells, tmp_path, executor="serial", progress=False)
+    again = execute_sweep(cells, tmp_path, SERIAL)
     assert again.computed == 0 and again.stored_before == 4
     (tmp_path / "cells" / f"{cells[2].key}.parquet").unlink()
-    third = execute_sweep(cells, tmp_path, executor="serial", progress=False)
+    third = execute_sweep(cells, tmp_path, SERIAL)
     assert third.computed == 1 and third.stored_before == 3
     same(first.rows, third.rows)
     assert len(json.loads((tmp_path / "manifest.json").read_text())["runs"]) == 3
@@ -162,7 +175,7 @@ def test_corrupt_cell_file_is_detected_recomputed_and_reported(tmp_path, damage)
         victim.write_bytes(data[:100] + bytes(len(data) - 100))  # footer intact length, zeroed
     else:  # a valid file of another cell under this cell's name
         victim.write_bytes((tmp_path / "cells" / f"{cells[0].key}.parquet").read_bytes())
-    report = execute_sweep(cells, tmp_path, executor="serial", progress=False)
+    report = execute_sweep(cells, tmp_path, SERIAL)
     assert [key for key, _ in report.corrupt] == [cells[1].key]
     assert report.computed == 1
     assert len(list((tmp_path / "quarantine").glob("*.parquet"))) == 1
@@ -207,7 +220,7 @@ def test_error_inside_a_cell_is_recorded_and_the_other_cells_finish(tmp_path, mo
     assert len(rows) == 12 and rows.attrs["failures"][0]["key"] == bad.key
 
     monkeypatch.setattr("stelab.engine.run_experiment", real)  # the cause is fixed: retry
-    report = execute_sweep(cells, tmp_path, executor="serial", progress=False)
+    report = execute_sweep(cells, tmp_path, SERIAL)
     assert report.computed == 1 and not report.failures
     assert not list((tmp_path / "errors").glob("*.json"))
     same(report.rows, run_cells(cells, tmp_path / "clean", executor="serial", progress=False))
@@ -234,8 +247,7 @@ def test_plan_reports_work_and_memory_and_writes_nothing(tmp_path, monkeypatch, 
     assert "120" in text  # trial-steps: 2 configs x 3 trials x 20 steps
     assert "peak memory per cell" in text
     assert not out.exists()
-    report = execute_sweep(cells_of({**tiny()}), tmp_path / "p", executor="serial",
-                           progress=False, plan_only=True)
+    report = execute_sweep(cells_of({**tiny()}), tmp_path / "p", SERIAL, plan_only=True)
     assert report.plan is not None and report.plan.trials == 16
     assert report.plan.trial_steps == 16 * 20
     expected = sum(4 * (4 * n * 16 * 20 + 2 * n * 16) for n in (32, 64)) * 2

@@ -194,14 +194,10 @@ def test_rows_helpers_check_the_setting_and_seed_each_group():
         alone = A.fit_threshold(n, rows[column].to_numpy()[: n.size], n_boot=30,
                                 seed=7 + 1000 * g + s_i)
         assert np.array_equal(table["boot_n50"][i], alone.boot_n50)
-    one = A.threshold_from_rows(rows[rows.d == 8], n_boot=0)
-    assert one.n50 == pytest.approx(table["n50"][0])
     with pytest.raises(DataError) as err:
-        A.threshold_from_rows(rows, n_boot=0)
+        check_fixed_setting(rows)
     assert str(err.value) == ("rows.d: several values ['16', '8'] in one threshold fit; "
                               "group by 'd' or filter the rows")
-    with pytest.raises(DataError, match=r"^rows.success_best: column missing$"):
-        A.threshold_from_rows(rows, success="success_best")
     # a column name given as one string is one column, whatever its length
     named = A.thresholds_by(rows.rename(columns={"d": "dim"}), "dim", n_boot=0, vary=("dim",))
     assert list(named["dim"]) == [8, 8, 16, 16]

@@ -99,15 +99,14 @@ def sweep(
 ) -> None:
     """Run a parameter grid; rerunning the same command resumes (finished cells are kept)."""
     from stelab.config import read_toml
-    from stelab.sweep import execute_sweep, parse_sweep, sweep_cells
-    from stelab.sweep.runner import print_failures
+    from stelab.sweep import Execution, execute_sweep, parse_sweep, print_failures, sweep_cells
 
     raw = read_toml(config)
     spec = parse_sweep(raw)
     cells = sweep_cells(spec)
+    execution = Execution(executor or ("dask" if scheduler else "local"), workers, scheduler)
     report = execute_sweep(
-        cells, out, executor=executor or ("dask" if scheduler else "local"), workers=workers,
-        scheduler=scheduler, progress=True, console=console, sweep_config=raw, plan_only=plan,
+        cells, out, execution, console=console, sweep_config=raw, plan_only=plan
     )
     if plan:
         return
@@ -246,12 +245,13 @@ def diagnose(
     The time is estimated first and announced on stderr when over 10 s; past --max-seconds the
     diagnosis is refused with the part that costs the most.
     """
-    from stelab.diagnose import PREFERENCE, describe_cost, estimate_seconds, load_data
+    from stelab.config import NORMALIZATIONS
+    from stelab.diagnose import describe_cost, estimate_seconds, load_data
     from stelab.diagnose import diagnose as run_diagnose
 
     X = load_data(data, key=key, drop=tuple(drop))
     cost = estimate_seconds(X.shape[0], X.shape[1], steps, gaussian_n50 is not None,
-                            PREFERENCE, len(balance), teachers, measure)
+                            NORMALIZATIONS, len(balance), teachers, measure)
     if 10 < sum(cost.values()) <= max_seconds:
         err_console.print(f"diagnose: n = {X.shape[0]}, d = {X.shape[1]}: "
                           f"{describe_cost(cost)}", highlight=False, soft_wrap=True)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -19,7 +19,11 @@ from stelab.data import get_distribution
 from stelab.errors import ConfigError
 from stelab.quantizers import get_surrogate
 
-NORMALIZATIONS = ("none", "center", "standardize", "whiten", "batchnorm")
+#: the input normalizations of :mod:`stelab.normalize`, least to most invasive (the one list of
+#: their names: ``diagnose`` recommends the first one predicted healthy, and figures order their
+#: panels in this order)
+Normalization = Literal["none", "center", "standardize", "batchnorm", "whiten"]
+NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
 
 
 #: the largest integer a config may hold: every integer is stored in 64-bit columns and seeds
@@ -46,7 +50,7 @@ class ModelConfig(_Section):
 class DataConfig(_Section):
     distribution: str = "gaussian"
     params: dict[str, float] = Field(default_factory=dict)
-    normalization: Literal["none", "center", "standardize", "whiten", "batchnorm"] = "none"
+    normalization: Normalization = "none"
 
     @model_validator(mode="after")
     def _known_distribution(self) -> DataConfig:

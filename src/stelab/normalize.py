@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from stelab.config import NORMALIZATIONS
 from stelab.errors import ConfigError
 from stelab.memory import release_free_memory
 
@@ -64,11 +65,6 @@ def _trial_variance(rows: Tensor, mu: Tensor) -> Tensor:
     return var / rows.shape[0]
 
 
-def row_mean(Z: Tensor) -> Tensor:
-    """Per-trial mean of the rows, shape (trials, d), float64."""
-    return torch.stack([_trial_mean(_trial_rows(Z, k)) for k in range(Z.shape[0])])
-
-
 def row_covariance(Z: Tensor) -> Tensor:
     """Per-trial biased covariance of the rows, shape (trials, d, d), float64."""
     covs = []
@@ -84,10 +80,9 @@ def normalize_inputs_(Z: Tensor, method: str) -> Tensor | None:
     Returns the per-trial row covariance (trials, d, d) float64 for ``batchnorm`` (the model's
     pre-activation scale needs it), else None.
     """
-    if method not in ("none", "center", "standardize", "whiten", "batchnorm"):
+    if method not in NORMALIZATIONS:
         raise ConfigError(
-            f"data.normalization: unknown value {method!r}; "
-            "allowed: none, center, standardize, whiten, batchnorm"
+            f"data.normalization: unknown value {method!r}; allowed: {', '.join(NORMALIZATIONS)}"
         )
     if method == "none":
         return None

@@ -52,6 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stelab.analysis.tables import mean_ci as analysis_mean_ci
+from stelab.config import NORMALIZATIONS
 from stelab.errors import ConfigError
 from stelab.nn import QuantLinear, Scale, attach_weight_clip
 from stelab.quantizers import get_quantizer
@@ -60,13 +61,15 @@ Tensor = torch.Tensor
 
 TASKS = ("binary", "multiclass")
 MODELS = ("two_layer", "mlp")
-NORMALIZATIONS = ("none", "standardize", "batchnorm")
+#: the normalizations E5's digit networks train with: a subset of the names of
+#: :data:`stelab.config.NORMALIZATIONS`, where ``batchnorm`` is a BatchNorm1d layer of the network
+NETWORK_NORMALIZATIONS = ("none", "standardize", "batchnorm")
 CHANCE = {"binary": 0.5, "multiclass": 0.1}
 
 __all__ = [
     "TASKS",
     "MODELS",
-    "NORMALIZATIONS",
+    "NETWORK_NORMALIZATIONS",
     "DigitsSettings",
     "load_digits_task",
     "build_model",
@@ -187,7 +190,7 @@ def build_model(
     ``normalization == "batchnorm"``."""
     _check_choice("model", [model], MODELS)
     _check_choice("task", [task], TASKS)
-    _check_choice("normalization", [normalization], NORMALIZATIONS)
+    _check_choice("normalization", [normalization], NETWORK_NORMALIZATIONS)
     settings = settings or DigitsSettings()
     n_out = 1 if task == "binary" else 10
     batchnorm = normalization == "batchnorm"
@@ -295,7 +298,7 @@ def run_digits(
     quick: bool = True,
     tasks: Sequence[str] = TASKS,
     models: Sequence[str] = MODELS,
-    normalizations: Sequence[str] = NORMALIZATIONS,
+    normalizations: Sequence[str] = NETWORK_NORMALIZATIONS,
     settings: DigitsSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
@@ -306,7 +309,7 @@ def run_digits(
     """
     _check_choice("task", tasks, TASKS)
     _check_choice("model", models, MODELS)
-    _check_choice("normalization", normalizations, NORMALIZATIONS)
+    _check_choice("normalization", normalizations, NETWORK_NORMALIZATIONS)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ConfigError("seeds: need at least one seed")
@@ -372,7 +375,7 @@ def digits_teacher_recovery(
     trials: int = 16,
     steps: int = 500,
     teacher_balances: Sequence[float] = (0.5, 0.75),
-    normalizations: Sequence[str] = ("none", "center", "standardize", "batchnorm", "whiten"),
+    normalizations: Sequence[str] = NORMALIZATIONS,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Exact recovery of random binary teachers from the 1797 digit images (constant pixels left

@@ -32,7 +32,6 @@ from stelab.analysis.threshold import (
     ThresholdFit,
     fit_binomial_curves,
     fit_threshold,
-    threshold_from_rows,
     thresholds_by,
 )
 from stelab.analysis.trajectories import (
@@ -50,6 +49,6 @@ __all__ = [
     "local_exponents", "mean_ci", "mean_ci_by", "per_horizon", "recurrence_table",
     "reference_curve", "reference_ratios", "return_growth", "return_time_distribution",
     "return_time_summary", "returns_vs_horizon", "scaling_by", "success_by_steps",
-    "success_table", "success_vs_horizon", "threshold_from_rows", "thresholds_by",
+    "success_table", "success_vs_horizon", "thresholds_by",
     "trajectories", "trajectory_bands", "trial_recurrence",
 ]

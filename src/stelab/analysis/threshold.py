@@ -336,26 +336,6 @@ def check_fixed_setting(rows: pd.DataFrame, vary: tuple[str, ...] = ("n",)) -> N
             )
 
 
-def threshold_from_rows(
-    rows: pd.DataFrame,
-    success: str = "success_last",
-    link: Link = "logit",
-    penalty: Penalty = "firth",
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    n_column: str = "n",
-    bootstrap: Bootstrap = "auto",
-) -> ThresholdFit:
-    """:func:`fit_threshold` on the rows of one setting (only ``n_column`` may vary)."""
-    for column in (n_column, success):
-        if column not in rows:
-            raise DataError(f"rows.{column}: column missing")
-    check_fixed_setting(rows, vary=(n_column,))
-    return fit_threshold(rows[n_column].to_numpy(), rows[success].to_numpy(dtype=bool), link,
-                         penalty, n_boot, confidence, seed, bootstrap)
-
-
 def thresholds_by(
     rows: pd.DataFrame,
     by: str | list[str] | tuple[str, ...] = ("d",),

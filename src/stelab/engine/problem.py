@@ -136,11 +136,15 @@ def draw_inputs(cfg: Config, trials: list[int]) -> Tensor:
     return Z
 
 
-def build_problem(cfg: Config, trials: list[int], device: torch.device) -> Problem:
+def build_problem(
+    cfg: Config, trials: list[int], device: torch.device, inputs: Tensor | None = None
+) -> Problem:
     """Draw teacher, inputs, labels and initialization of ``trials`` and put them on ``device``.
 
     The inputs are drawn into one preallocated tensor and normalized in place; on a GPU the
-    normalized tensor is moved once (the host copy is freed).
+    normalized tensor is moved once (the host copy is freed). ``inputs``: raw inputs to use
+    instead of drawing them (a CPU tensor of shape (trials, n, m, d) and the run's dtype, e.g. a
+    user's rows in :func:`stelab.diagnose.simulate`); they are normalized in place.
     """
     dtype = getattr(torch, cfg.run.dtype)
     d, m = cfg.model.d, cfg.model.m
@@ -148,7 +152,15 @@ def build_problem(cfg: Config, trials: list[int], device: torch.device) -> Probl
     teacher = np.stack(
         [make_teacher(trial_rng(seed, k, "teacher"), d, cfg.model.teacher_balance) for k in trials]
     )
-    Z = draw_inputs(cfg, trials)
+    if inputs is None:
+        Z = draw_inputs(cfg, trials)
+    elif inputs.shape != (len(trials), cfg.train.n, m, d) or inputs.dtype != dtype:
+        raise ValueError(
+            f"inputs: expected shape {(len(trials), cfg.train.n, m, d)} and dtype {dtype}, got "
+            f"{tuple(inputs.shape)} {inputs.dtype}"
+        )
+    else:
+        Z = inputs
     covariance = normalize_inputs_(Z, cfg.data.normalization)
     if device.type != "cpu":
         Z = Z.to(device)

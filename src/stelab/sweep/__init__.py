@@ -1,14 +1,18 @@
-"""Resumable parameter sweeps: grid expansion, cell store, executors (local pool, Dask), runner.
+"""Resumable parameter sweeps: grid expansion (``grid``), planning (``plan``), the work of one
+cell (``worker``), executors (``executors``: local pool, Dask), the cell store (``store``), the
+progress bar (``progress``) and the orchestration (``runner``).
 
 Library API (what ``stelab sweep`` and ``stelab reproduce`` use)::
 
-    from stelab.sweep import expand_grid, make_cells, run_cells
+    from stelab.sweep import Execution, expand_grid, make_cells, run_cells
     configs = expand_grid(raw_toml_dict)          # list[Config], grid order
     rows = run_cells(configs, "runs/e1", executor="local", workers=None)
+    rows = run_cells(configs, "runs/e1", execution=Execution("dask", scheduler="tcp://h:8786"))
 
 See docs/sweeps.md for the config format, the folder layout and running on Slurm or Dask.
 """
 
+from stelab.sweep.execution import Execution
 from stelab.sweep.executors import (
     DaskExecutor,
     Executor,
@@ -27,6 +31,7 @@ from stelab.sweep.grid import (
     sweep_cells,
     trial_flops,
 )
+from stelab.sweep.plan import SweepPlan, plan_cells
 from stelab.sweep.runner import (
     TIMING_COLUMNS,
     SweepFailedError,
@@ -34,7 +39,7 @@ from stelab.sweep.runner import (
     SweepReport,
     drop_timing,
     execute_sweep,
-    plan_cells,
+    print_failures,
     run_cells,
 )
 from stelab.sweep.store import CorruptCellError, SweepStore, SweepStoreError
@@ -44,11 +49,13 @@ __all__ = [
     "Cell",
     "CorruptCellError",
     "DaskExecutor",
+    "Execution",
     "Executor",
     "LocalExecutor",
     "SerialExecutor",
     "SweepFailedError",
     "SweepInterrupted",
+    "SweepPlan",
     "SweepReport",
     "SweepSpec",
     "SweepStore",
@@ -62,6 +69,7 @@ __all__ = [
     "make_executor",
     "parse_sweep",
     "plan_cells",
+    "print_failures",
     "run_cells",
     "sweep_cells",
     "trial_flops",

@@ -244,10 +244,6 @@ def sweep_cells(spec: SweepSpec) -> list[Cell]:
     return make_cells(spec.configs, spec.block_trials, spec.labels)
 
 
-def total_trials(cells: Iterable[Cell]) -> int:
-    return sum(c.stop - c.start for c in cells)
-
-
 __all__ = [
     "Cell",
     "SweepSpec",
@@ -258,5 +254,4 @@ __all__ = [
     "parse_sweep",
     "sweep_cells",
     "trial_flops",
-    "total_trials",
 ]

@@ -1,5 +1,10 @@
 """Run sweep cells: plan, skip finished cells, compute the rest on an executor, store, merge.
 
+This module is the orchestration; the steps it calls live in :mod:`~stelab.sweep.plan` (work
+and memory of every cell, before anything starts), :mod:`~stelab.sweep.worker` (one cell on a
+worker), :mod:`~stelab.sweep.progress` (the bar), :mod:`~stelab.sweep.store` (the files) and
+:mod:`~stelab.sweep.execution` (which executor, how many workers, progress or not).
+
 ``run_cells(cells, out_dir)`` is the library entry point (``stelab sweep`` and ``stelab
 reproduce`` both go through it). For each cell the worker runs
 ``stelab.engine.run_experiment(cell.config, trials=cell.trials)`` and returns the rows; this
@@ -12,36 +17,27 @@ the timing column ``wall_seconds`` differs between runs.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import traceback
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from stelab.config import Config
-from stelab.errors import MachineError, MemoryBudgetError, StelabError
-from stelab.sweep.executors import Executor, make_executor
-from stelab.sweep.grid import Cell, make_cells, trial_flops
+from stelab.errors import MachineError, StelabError
+from stelab.sweep.execution import Execution, execution_of
+from stelab.sweep.executors import Executor
+from stelab.sweep.grid import Cell, make_cells
+from stelab.sweep.plan import SweepPlan, plan_cells
+from stelab.sweep.progress import SweepProgress
 from stelab.sweep.store import CorruptCellError, SweepStore, SweepStoreError, code_label
-
-if TYPE_CHECKING:  # the engine (torch, numba) is imported where a plan is made or run
-    from stelab.engine.budget import ChunkPlan
+from stelab.sweep.worker import CellOutcome, CellTask, compute_cell
 
 #: columns that measure time and therefore differ between otherwise identical runs
 TIMING_COLUMNS = ("wall_seconds",)
@@ -57,248 +53,6 @@ class SweepInterrupted(KeyboardInterrupt):
     def __init__(self, message: str, done: int, total: int, out_dir: Path) -> None:
         super().__init__(message)
         self.message, self.done, self.total, self.out_dir = message, done, total, out_dir
-
-
-# -- the work of one cell (runs on a worker) ---------------------------------------------------
-@dataclass
-class CellTask:
-    """What a worker needs for one cell: its chunk plan (None: the worker plans from its own
-    budget) and its threads."""
-
-    cell: Cell
-    plan: ChunkPlan | None = None
-    threads: int | None = None
-
-
-@dataclass
-class CellOutcome:
-    """A worker's answer: the rows, or the error (type, message, traceback) and where it ran."""
-
-    key: str
-    rows: pd.DataFrame | None
-    seconds: float
-    host: str
-    pid: int
-    error: dict[str, str] | None = None
-
-
-def compute_cell(task: CellTask) -> CellOutcome:
-    """Run one cell's trials; never raises for an error inside the cell (it is returned)."""
-    began = time.perf_counter()
-    cell = task.cell
-    try:
-        if task.threads is not None:
-            import torch
-
-            torch.set_num_threads(task.threads)
-        from stelab import engine  # looked up at call time, so tests can patch it
-
-        rows = engine.run_experiment(cell.config, trials=cell.trials, plan=task.plan)
-        rows.insert(
-            rows.columns.get_loc("trial") if "trial" in rows else 0,
-            "config_digest",
-            cell.config.digest(),
-        )
-        error = None
-    except Exception as err:  # noqa: BLE001 - recorded with the cell; the sweep goes on
-        rows = None
-        error = {
-            "error_type": type(err).__name__,
-            "message": str(err).splitlines()[0] if str(err) else type(err).__name__,
-            "traceback": traceback.format_exc(),
-        }
-    return CellOutcome(
-        cell.key, rows, time.perf_counter() - began, socket.gethostname(), os.getpid(), error
-    )
-
-
-# -- planning ----------------------------------------------------------------------------------
-def _mb(nbytes: float) -> str:
-    if nbytes >= 2**30:
-        return f"{nbytes / 2**30:.2f} GB"
-    if nbytes >= 2**20:
-        return f"{nbytes / 2**20:.1f} MB"
-    return f"{nbytes / 2**10:.1f} kB"
-
-
-def _sci(x: float) -> str:
-    return f"{int(x):,}" if x < 1e6 else f"{x:.3g}"
-
-
-@dataclass
-class SweepPlan:
-    """Work and memory of a sweep before it starts (formulas in :func:`plan_cells`)."""
-
-    cells: list[Cell]
-    todo: list[int]  # indexes of cells still to compute
-    chunk_plans: list[ChunkPlan | None]
-    peak_bytes: list[int]
-    budget_note: str
-    n_configs: int
-    trials: int
-    trial_steps: int
-    flops: float
-    todo_trials: int = 0
-    todo_flops: float = 0.0
-    cell_flops: list[float] = field(default_factory=list)
-
-    def table(self, executor: str) -> Table:
-        """The plan as a rich table (printed before a sweep starts)."""
-        table = Table(title="sweep plan", show_header=False, title_justify="left")
-        table.add_column("what")
-        table.add_column("value", overflow="fold")
-        done = len(self.cells) - len(self.todo)
-        table.add_row("cells", f"{len(self.cells)} ({self.n_configs} configs); "
-                      f"{done} already stored, {len(self.todo)} to run")
-        table.add_row("trials", f"{self.trials:,} ({self.todo_trials:,} to run)")
-        table.add_row("trial-steps (sum of trials x T)", _sci(self.trial_steps))
-        table.add_row("work (~4 B m d T flops per trial)",
-                      f"{_sci(self.flops)} ({_sci(self.todo_flops)} to run)")
-        if self.todo:
-            peak = max(self.peak_bytes[i] for i in self.todo)
-            table.add_row("peak memory per cell", f"{_mb(peak)} ({self.budget_note})")
-        table.add_row("executor", executor)
-        return table
-
-
-def _budget(cfg: Config, per_slot: int | None) -> tuple[int | None, str]:
-    """Bytes one running cell may hold, and where that number comes from."""
-    if cfg.run.memory_budget_mb is not None:
-        return int(cfg.run.memory_budget_mb * 2**20), "run.memory_budget_mb"
-    if per_slot is not None:
-        return per_slot // 2, "half the memory per worker"
-    return None, "budget unknown here; each worker plans its own"
-
-
-def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | None) -> SweepPlan:
-    """Estimate the work and check the memory of every cell still to run.
-
-    Memory: the chunks of a cell of k trials with budget M are those of a run
-    (:func:`stelab.engine.budget.plan_chunks`: same engine, layout and peak estimate). A cell
-    whose single trial does not fit cannot run at all: :class:`MemoryBudgetError`, before
-    anything starts. On a GPU (run.device auto/cuda where CUDA exists) each worker plans its
-    chunks from the GPU memory. Work: flops-ish f = :func:`stelab.sweep.grid.trial_flops`
-    (= 4 B m d T + 2 n m d) and trial-steps T per trial.
-    """
-    import torch
-
-    from stelab.engine.budget import UNBOUNDED, plan_chunks
-
-    gpu = torch.cuda.is_available()
-    chunks: list[ChunkPlan | None] = []
-    peaks: list[int] = []
-    flops: list[float] = []
-    todo: list[int] = []
-    notes: set[str] = set()
-    too_big: list[str] = []
-    for i, cell in enumerate(cells):
-        cfg = cell.config
-        k = cell.stop - cell.start
-        flops.append(trial_flops(cfg) * k)
-        if cfg.run.device != "cpu" and gpu and cfg.run.memory_budget_mb is None:
-            budget, note = None, "GPU: each worker plans from its free GPU memory"
-        else:
-            budget, note = _budget(cfg, memory_per_slot)
-        # unknown budget: the whole cell at once, in the layout chosen for it
-        unbounded = plan_chunks(cfg, UNBOUNDED, trials=k)
-        try:
-            plan = unbounded if budget is None else plan_chunks(cfg, budget, trials=k)
-        except MemoryBudgetError:
-            plan = None
-        chunks.append(None if budget is None else plan)
-        peaks.append(unbounded.peak_bytes(1) if plan is None else plan.peak_bytes())
-        if cell.key in done:
-            continue
-        todo.append(i)
-        notes.add(note if budget is None else f"budget {_mb(budget)}: {note}")
-        if plan is None:
-            too_big.append(
-                f"sweep cell {cell.describe()}: one trial needs {_mb(peaks[-1])} "
-                f"(n={cfg.train.n}, m={cfg.model.m}, d={cfg.model.d}, {cfg.run.dtype}) "
-                f"but the memory budget is {_mb(budget)} ({note})"
-            )
-    if too_big:
-        more = f" (and {len(too_big) - 1} more cells)" if len(too_big) > 1 else ""
-        raise MemoryBudgetError(
-            f"{too_big[0]}{more}; lower train.n or model.d, set run.memory_budget_mb, "
-            "or use fewer --workers"
-        )
-    steps = sum((c.stop - c.start) * c.config.train.steps for c in cells)
-    return SweepPlan(
-        cells=list(cells),
-        todo=todo,
-        chunk_plans=chunks,
-        peak_bytes=peaks,
-        budget_note="; ".join(sorted(notes)) or "-",
-        n_configs=len({c.config.digest() for c in cells}),
-        trials=sum(c.stop - c.start for c in cells),
-        trial_steps=steps,
-        flops=sum(flops),
-        todo_trials=sum(cells[i].stop - cells[i].start for i in todo),
-        todo_flops=sum(flops[i] for i in todo),
-        cell_flops=flops,
-    )
-
-
-# -- progress ----------------------------------------------------------------------------------
-class _Reporter:
-    """A rich progress bar (cells done / total, trials per second, ETA from the work left); in a
-    non-interactive log (Slurm output file) a plain line every 10% or 30 s instead."""
-
-    def __init__(self, console: Console | None, total_cells: int, total_flops: float) -> None:
-        self.console = console
-        self.total_cells = total_cells
-        self.cells = self.trials = self.failed = 0
-        self.began = time.perf_counter()
-        self.last_line = self.began
-        self.last_step = -1
-        self.progress: Progress | None = None
-        if console is not None and console.is_terminal:
-            self.progress = Progress(
-                TextColumn("[bold]sweep"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TextColumn("cells {task.fields[cells]}"),
-                TextColumn("{task.fields[rate]}"),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=False,
-            )
-            self.task = self.progress.add_task(
-                "sweep", total=max(total_flops, 1.0), cells=f"0/{total_cells}", rate=""
-            )
-            self.progress.start()
-
-    def rate(self) -> float:
-        return self.trials / max(time.perf_counter() - self.began, 1e-9)
-
-    def update(self, trials: int, flops: float, failed: bool) -> None:
-        self.cells += 1
-        self.trials += trials
-        self.failed += int(failed)
-        fail = f", {self.failed} failed" if self.failed else ""
-        if self.progress is not None:
-            self.progress.update(
-                self.task, advance=flops, cells=f"{self.cells}/{self.total_cells}{fail}",
-                rate=f"{self.rate():.1f} trials/s",
-            )
-        elif self.console is not None:
-            now = time.perf_counter()
-            step = 10 * self.cells // max(1, self.total_cells)
-            last = self.cells == self.total_cells
-            if step != self.last_step or now - self.last_line > 30 or last:
-                self.last_step, self.last_line = step, now
-                self.console.print(
-                    f"cells {self.cells}/{self.total_cells}{fail}, {self.rate():.1f} trials/s, "
-                    f"{now - self.began:.0f} s", highlight=False
-                )
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
 
 
 # -- the sweep ---------------------------------------------------------------------------------
@@ -338,12 +92,6 @@ class SweepReport:
         return table
 
 
-def _wants_gpu(cells: Sequence[Cell]) -> bool:
-    import torch
-
-    return torch.cuda.is_available() and any(c.config.run.device != "cpu" for c in cells)
-
-
 def _as_cells(items: Sequence[Cell | Config], block_trials: int | None) -> list[Cell]:
     cells: list[Cell] = []
     for item in items:
@@ -380,16 +128,14 @@ def _load(store: SweepStore, cells: Sequence[Cell], keys: set[str]) -> tuple[lis
 def execute_sweep(
     cells: Sequence[Cell | Config],
     out_dir: str | Path,
-    executor: str | Executor = "local",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    progress: bool = True,
+    execution: Execution | None = None,
     block_trials: int | None = None,
     console: Console | None = None,
     sweep_config: dict[str, Any] | None = None,
     plan_only: bool = False,
 ) -> SweepReport:
-    """Store and resume ``cells`` under ``out_dir``; return what happened (:class:`SweepReport`).
+    """Store and resume ``cells`` under ``out_dir`` as ``execution`` says (default: the local
+    pool, with progress); return what happened (:class:`SweepReport`).
 
     Raises :class:`~stelab.sweep.store.SweepStoreError` (folder unusable or holding another
     sweep), :class:`MemoryBudgetError` (a cell cannot fit), :class:`SweepInterrupted` (Ctrl-C:
@@ -398,12 +144,11 @@ def execute_sweep(
     began = time.perf_counter()
     out = Path(out_dir)
     cell_list = _as_cells(cells, block_trials)
-    show = console if progress else None
-    if progress and show is None:
+    execution = (execution or Execution()).for_cells(cell_list)
+    show = console if execution.progress else None
+    if execution.progress and show is None:
         show = Console(stderr=True)
-    if executor == "local" and workers is None and _wants_gpu(cell_list):
-        workers = 1  # one process feeds the GPU with large chunks; many would share one card
-    runner = make_executor(executor, workers=workers, scheduler=scheduler)
+    runner = execution.make_executor()
     with SweepStore(out) as store:
         warnings = store.open(cell_list, sweep_config, dry=plan_only)
         for text in warnings:
@@ -412,7 +157,8 @@ def execute_sweep(
         run_id = uuid.uuid4().hex[:12]
         run_record: dict[str, Any] = {
             "id": run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "executor": runner.name, "workers": workers, "scheduler": scheduler,
+            "executor": runner.name, "workers": execution.workers,
+            "scheduler": execution.scheduler,
             "code": code_label(store.manifest.get("code_now", {})), "status": "running",
         }
         corrupt: list[tuple[str, str]] = []
@@ -450,7 +196,7 @@ def execute_sweep(
                     store.record_run(run_record)
                 threads = runner.threads_per_slot() if started else None
                 tasks = [CellTask(cell_list[i], plan.chunk_plans[i], threads) for i in plan.todo]
-                reporter = _Reporter(show, len(tasks), plan.todo_flops) if tasks else None
+                reporter = SweepProgress(show, len(tasks), plan.todo_flops) if tasks else None
                 try:
                     for j, result in runner.map_unordered(compute_cell, tasks) if tasks else []:
                         cell = tasks[j].cell
@@ -587,24 +333,25 @@ def run_cells(
     allow_failures: bool = False,
     console: Console | None = None,
     sweep_config: dict[str, Any] | None = None,
+    execution: Execution | None = None,
 ) -> pd.DataFrame:
     """Compute (or resume) ``cells`` under ``out_dir`` and return the merged rows.
 
     ``cells`` are :class:`~stelab.sweep.grid.Cell` objects, or configs (split into trial blocks
     of ``block_trials``, default :func:`~stelab.sweep.grid.default_block_trials`). Finished cells
-    found in ``out_dir/cells`` are not recomputed. ``executor``: ``"local"`` (process pool of
-    ``workers``, default one per core), ``"dask"`` (``scheduler`` address, or a LocalCluster of
-    ``workers``), ``"serial"``, or an :class:`~stelab.sweep.executors.Executor`. With
-    ``progress`` a bar, the plan and a summary go to ``console`` (default stderr).
+    found in ``out_dir/cells`` are not recomputed. Where and how the cells run: ``execution``
+    (:class:`~stelab.sweep.execution.Execution`), or its fields as keywords ``executor``,
+    ``workers``, ``scheduler``, ``progress`` (not both). With progress, a bar, the plan and a
+    summary go to ``console`` (default stderr).
 
     When cells fail, the others are still stored and merged into ``out_dir/results.parquet``;
     then :class:`SweepFailedError` is raised unless ``allow_failures`` (the failures are in
     ``out_dir/errors/`` and in ``rows.attrs["failures"]``). ``sweep_config`` (e.g. the TOML
     mapping the cells came from) is recorded in the manifest.
     """
-    report = execute_sweep(cells, out_dir, executor, workers, scheduler, progress, block_trials,
-                           console, sweep_config)
-    if progress:
+    execution = execution_of(execution, executor, workers, scheduler, progress)
+    report = execute_sweep(cells, out_dir, execution, block_trials, console, sweep_config)
+    if execution.progress:
         show = console or Console(stderr=True)
         show.print(report.table())
         print_failures(report, show)
@@ -624,16 +371,12 @@ def drop_timing(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
-    "CellOutcome",
-    "CellTask",
     "SweepFailedError",
     "SweepInterrupted",
-    "SweepPlan",
     "SweepReport",
     "TIMING_COLUMNS",
-    "compute_cell",
     "drop_timing",
     "execute_sweep",
-    "plan_cells",
+    "print_failures",
     "run_cells",
 ]

@@ -399,15 +399,6 @@ class SweepStore:
         }
         return _write_json(self.error_path(cell.key), record)
 
-    def read_errors(self) -> list[dict[str, Any]]:
-        records = []
-        for path in sorted(self.errors_dir.glob("*.json")):
-            try:
-                records.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                continue
-        return records
-
     def write_results(self, rows: pd.DataFrame) -> Path:
         table = pa.Table.from_pandas(rows, preserve_index=False)
         return atomic_write(self.results_path, lambda fh: pq.write_table(table, fh))

@@ -1,0 +1,61 @@
+"""How a sweep runs: on which executor, with how many workers, with which Dask scheduler, and
+whether it shows its progress. One record that the sweep's entry points take and their callers
+(``stelab sweep``, ``stelab reproduce``) pass along, instead of four loose arguments each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from stelab.sweep.executors import Executor, make_executor
+from stelab.sweep.grid import Cell
+
+__all__ = ["Execution", "execution_of"]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """``executor``: ``"local"`` (process pool of ``workers``, default one per core), ``"dask"``
+    (``scheduler`` address, or a LocalCluster of ``workers``), ``"serial"``, or an
+    :class:`~stelab.sweep.executors.Executor` instance. ``progress``: print the plan, a progress
+    bar and a summary."""
+
+    executor: str | Executor = "local"
+    workers: int | None = None
+    scheduler: str | None = None
+    progress: bool = True
+
+    def for_cells(self, cells: Sequence[Cell]) -> Execution:
+        """This execution as it will run ``cells``: the local pool with no worker count gets one
+        worker when the cells run on a GPU (one process feeds the card with large chunks; many
+        would share it)."""
+        if self.executor == "local" and self.workers is None and _wants_gpu(cells):
+            return replace(self, workers=1)
+        return self
+
+    def make_executor(self) -> Executor:
+        """The executor this record names (a ConfigError names a bad value)."""
+        return make_executor(self.executor, workers=self.workers, scheduler=self.scheduler)
+
+
+def execution_of(
+    execution: Execution | None,
+    executor: str | Executor = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> Execution:
+    """``execution``, or the record of the loose keyword arguments (the older form of the entry
+    points' signatures); giving both is a TypeError (which one would win is not obvious)."""
+    loose = Execution(executor, workers, scheduler, progress)
+    if execution is None:
+        return loose
+    if loose != Execution():
+        raise TypeError("give either execution= or executor/workers/scheduler/progress, not both")
+    return execution
+
+
+def _wants_gpu(cells: Sequence[Cell]) -> bool:
+    import torch  # here, not at import: planning a CPU sweep needs no torch before it runs
+
+    return torch.cuda.is_available() and any(c.config.run.device != "cpu" for c in cells)
