@@ -20,223 +20,25 @@ Targets (issue 5): bandwidth >= 0.5, baseline >= 20, incremental >= 5.
 
 from __future__ import annotations
 
-import os
-import platform
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
 import torch
 
-from stelab.config import Config, parse_config
-from stelab.engine import plan_run, run_chunk
-from stelab.engine.dense import run_dense
-from stelab.engine.incremental import run_incremental
-from stelab.engine.kernels import Workers
-from stelab.engine.problem import build_problem
+from stelab.bench.common import (
+    Printer,
+    Ratio,
+    machine_description,
+    warm_up_kernels,
+    write_json,
+    write_payload,
+)
+from stelab.bench.engine import bench_bandwidth, bench_baseline, bench_incremental
+from stelab.bench.scale import bench_numpy
 
-__all__ = ["Ratio", "bench_bandwidth", "bench_baseline", "bench_incremental", "run_all",
-           "machine_description", "write_json", "write_payload", "warm_up_kernels", "BENCHMARKS"]
-
-Printer = Callable[[str], None]
-
-#: size -> benchmark -> (trials, repeats, overrides of the workload); "tiny" is for tests only
-SIZES: dict[str, dict[str, tuple[int, int, dict[str, int]]]] = {
-    "tiny": {"bandwidth": (2, 1, {"d": 32, "n": 256}),
-             "baseline": (2, 1, {"d": 16, "n": 48, "steps": 20}),
-             "incremental": (2, 1, {"d": 32, "n": 512, "steps": 30})},
-    "quick": {"bandwidth": (64, 5, {}), "baseline": (32, 3, {}), "incremental": (96, 3, {})},
-    "full": {"bandwidth": (128, 9, {}), "baseline": (64, 5, {}), "incremental": (96, 5, {})},
-}
-
-
-def _size(quick: bool, tiny: bool) -> str:
-    return "tiny" if tiny else ("quick" if quick else "full")
-
-
-@dataclass
-class Ratio:
-    """One benchmark: the median ratio over repeats, its spread and what it was measured on."""
-
-    name: str
-    description: str
-    values: list[float]
-    target: float
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-    @property
-    def passed(self) -> bool:
-        """Median at target, outcomes in agreement, and every part at its own target if any."""
-        parts = self.detail.get("each", [])
-        return (self.median >= self.target and self.detail.get("agree", True) is not False
-                and all(x >= self.detail.get("each_target", 0) for x in parts))
-
-    def line(self) -> str:
-        spread = f"[{min(self.values):.2f}, {max(self.values):.2f}]"
-        verdict = "ok" if self.passed else "BELOW TARGET"
-        if self.detail.get("tiny"):
-            verdict = "(tiny: not a measurement)"
-        return (f"{self.name:12s} {self.median:8.2f}  {spread:16s} target >= {self.target:<5g} "
-                f"{verdict}  {self.description}")
-
-
-def _config(**sections: dict[str, Any]) -> Config:
-    raw: dict[str, dict[str, Any]] = {"run": {"seed": 20260527, "device": "cpu"}}
-    for section, values in sections.items():
-        raw.setdefault(section, {}).update(values)
-    return parse_config(raw)
-
-
-def _workload(cfg: Config) -> str:
-    return (f"d={cfg.model.d} n={cfg.train.n} m={cfg.model.m} T={cfg.train.steps}, "
-            f"{cfg.run.trials} trials")
-
-
-def _stream_seconds(x: torch.Tensor) -> float:
-    """Seconds of one plain read of ``x``: the faster of torch's threaded sum and one thread
-    per part (the same thread pool the engine uses)."""
-    flat = x.reshape(-1)
-    began = time.perf_counter()
-    flat.sum()
-    threaded = time.perf_counter() - began
-    with Workers(x.device) as workers:
-        parts = list(flat.chunk(max(1, workers.count) * 8))
-        began = time.perf_counter()
-        workers.map(lambda part: part.sum(), parts)
-        pooled = time.perf_counter() - began
-    return min(threaded, pooled)
-
-
-def bench_bandwidth(quick: bool = False, say: Printer = print, tiny: bool = False) -> Ratio:
-    """Dense engine effective bandwidth / streaming read (see the module docstring)."""
-    trials, repeats, w = SIZES[_size(quick, tiny)]["bandwidth"]
-    cfg = _config(model={"d": w.get("d", 256)}, train={"n": w.get("n", 4096), "steps": 16},
-                  run={"trials": trials})
-    problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
-    nbytes = problem.Z.numel() * problem.Z.element_size()
-    passes = cfg.train.steps + 1
-    run_dense(problem, cfg, freeze=False)  # warm-up
-    ratios, engine_bw, stream_bw = [], [], []
-    for _ in range(repeats):
-        before = _stream_seconds(problem.Z)
-        began = time.perf_counter()
-        run_dense(problem, cfg, freeze=False)
-        per_pass = (time.perf_counter() - began) / passes
-        stream = min(before, _stream_seconds(problem.Z))
-        ratios.append(stream / per_pass)
-        engine_bw.append(nbytes / per_pass / 1e9)
-        stream_bw.append(nbytes / stream / 1e9)
-    say(f"  bandwidth: data {nbytes / 2**20:.0f} MB, engine {statistics.median(engine_bw):.1f} "
-        f"GB/s, streaming read {statistics.median(stream_bw):.1f} GB/s (medians)")
-    return Ratio(
-        "bandwidth",
-        f"dense engine effective bandwidth / streaming read, {_workload(cfg)}",
-        ratios, 0.5,
-        {"data_mb": nbytes / 2**20, "engine_gbs": engine_bw, "stream_gbs": stream_bw,
-         "trials": trials},
-    )
-
-
-def bench_baseline(quick: bool = False, say: Printer = print, tiny: bool = False) -> Ratio:
-    """Per-trial nn.Module + autograd STE + SGD loop / engine, same E1 problems."""
-    from stelab.bench.baseline import run_baseline
-
-    trials, repeats, w = SIZES[_size(quick, tiny)]["baseline"]
-    cfg = _config(model={"d": w.get("d", 64)},
-                  train={"n": w.get("n", 181), "steps": w.get("steps", 300)},
-                  run={"trials": trials})
-    problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
-    plan = plan_run(cfg, torch.device("cpu"))  # the engine and layout a run of cfg takes
-    engine = f"{plan.engine}/{plan.layout}"
-    run_chunk(cfg, problem, plan.engine, plan.layout)  # warm-up of both (autograd's first calls)
-    first = build_problem(cfg, [0], torch.device("cpu"))
-    run_baseline(first, cfg.train.steps, cfg.train.step_size)
-    ratios, agree = [], True
-    for _ in range(repeats):
-        began = time.perf_counter()
-        out = run_chunk(cfg, problem, plan.engine, plan.layout)
-        engine_s = time.perf_counter() - began
-        began = time.perf_counter()
-        base = run_baseline(problem, cfg.train.steps, cfg.train.step_size)
-        base_s = time.perf_counter() - began
-        ratios.append(base_s / engine_s)
-        same = (base == out.hamming).all(axis=1)
-        flags = [(H[:, -1] == 0, (H[:, 1:] == 0).any(axis=1)) for H in (base, out.hamming)]
-        agree = agree and all(np.array_equal(a, b) for a, b in zip(*flags, strict=True))
-    success = float(np.mean(out.hamming[:, -1] == 0))
-    say(f"  baseline: {trials} trials, engine '{engine}' vs per-trial loop; success rate "
-        f"{success:.2f}; success flags (last, best) agree: {agree}; Hamming trajectories "
-        f"identical in {int(same.sum())}/{trials} trials")
-    return Ratio(
-        "baseline",
-        f"per-trial nn.Module/autograd/SGD loop time / engine time, {_workload(cfg)}",
-        ratios, 20.0,
-        {"trials": trials, "engine": engine, "agree": agree, "success_rate": success,
-         "same_trajectories": int(same.sum())},
-    )
-
-
-def bench_incremental(quick: bool = False, say: Printer = print, tiny: bool = False) -> Ratio:
-    """Dense engine time / incremental engine time, near-threshold noiseless E1 workload."""
-    trials, repeats, w = SIZES[_size(quick, tiny)]["incremental"]
-    cfg = _config(model={"d": w.get("d", 256)},
-                  train={"n": w.get("n", 4096), "steps": w.get("steps", 300)},
-                  run={"trials": trials})
-    problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
-    load_s = warm_up_kernels()
-    ratios, agree = [], True
-    for _ in range(repeats):
-        began = time.perf_counter()
-        dense = run_dense(problem, cfg)
-        dense_s = time.perf_counter() - began
-        began = time.perf_counter()
-        inc = run_incremental(problem, cfg)
-        inc_s = time.perf_counter() - began
-        ratios.append(dense_s / inc_s)
-        agree = agree and all(
-            np.array_equal(getattr(dense, f), getattr(inc, f))
-            for f in ("hamming", "ergodic_hamming", "final_loss", "final_u")
-        )
-    moving = float(np.mean(dense.hamming[:, min(100, cfg.train.steps)] > 0))
-    say(f"  incremental: {trials} trials; still away from w* at step 100: {moving:.2f}, "
-        f"success at T: {np.mean(dense.hamming[:, -1] == 0):.2f}; outcomes identical: {agree}; "
-        f"warm-up (kernel loading) {load_s:.2f} s")
-    return Ratio(
-        "incremental", f"dense time / incremental time, noiseless E1 {_workload(cfg)}",
-        ratios, 5.0,
-        {"trials": trials, "agree": agree, "away_at_100": moving, "warm_up_s": load_s},
-    )
-
-
-def warm_up_kernels() -> float:
-    """Seconds to load every engine's compiled kernels on a tiny problem: the first call of a
-    kernel in a process loads it (once per process, from numba's disk cache), which the
-    benchmarks time and report apart."""
-    from stelab.engine.trialwise import run_trialwise
-
-    small = _config(model={"d": 16}, train={"n": 64, "steps": 5}, run={"trials": 2})
-    began = time.perf_counter()
-    problem = build_problem(small, [0, 1], torch.device("cpu"))
-    run_dense(problem, small)
-    run_incremental(problem, small)  # the column cache
-    run_incremental(problem, small, cache_columns=2 * 16)  # the column-major layout
-    run_trialwise(problem, small)
-    return time.perf_counter() - began
-
-
-def bench_numpy(quick: bool = False, say: Printer = print, tiny: bool = False) -> Ratio:
-    """Research numpy loop / engine at large d, with the floors (:mod:`stelab.bench.scale`)."""
-    from stelab.bench.scale import bench_numpy as run
-
-    return run(quick=quick, say=say, tiny=tiny)
-
+__all__ = ["Ratio", "bench_bandwidth", "bench_baseline", "bench_incremental", "bench_numpy",
+           "run_all", "machine_description", "write_json", "write_payload", "warm_up_kernels",
+           "BENCHMARKS"]
 
 BENCHMARKS: dict[str, Callable[..., Ratio]] = {
     "numpy": bench_numpy,
@@ -244,29 +46,6 @@ BENCHMARKS: dict[str, Callable[..., Ratio]] = {
     "baseline": bench_baseline,
     "incremental": bench_incremental,
 }
-
-
-def machine_description() -> str:
-    """CPU, cores, threads, torch and BLAS versions (one line)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
-        if names:
-            cpu = names[0]
-    except OSError:
-        pass
-    blas = ""
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = ", ".join(sorted({f"{i['internal_api']} {i['version']}" for i in threadpool_info()
-                                 if i.get("user_api") == "blas"}))
-    except ImportError:  # pragma: no cover
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), numpy BLAS: {blas or 'unknown'}, {gpu}")
 
 
 def run_all(
@@ -296,33 +75,3 @@ def run_all(
     finally:
         torch.set_num_threads(saved)
 
-
-def write_json(results: list[Ratio], path: str | os.PathLike[str]) -> str:
-    """Write the results (medians, all repeats, details, machine) to ``path`` as JSON."""
-    return write_payload(path, {"results": [
-        {"name": r.name, "description": r.description, "median": r.median,
-         "values": r.values, "target": r.target, "passed": r.passed, "detail": r.detail}
-        for r in results
-    ]})
-
-
-def write_payload(path: str | os.PathLike[str], fields: dict[str, Any]) -> str:
-    """Write ``fields`` as JSON to ``path`` with what a stored benchmark needs beside its
-    numbers: the machine, the code version and the environment variables that change the
-    kernels (OpenBLAS's core type and L2 size, OpenMP's wait policy)."""
-    import json
-    from pathlib import Path
-
-    from stelab.sweep.store import code_version
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "machine": machine_description(),
-        "code": code_version(),
-        "environment": {key: os.environ.get(key) for key in
-                        ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY")},
-        **fields,
-    }
-    out.write_text(json.dumps(payload, indent=2, default=float))
-    return str(out)

@@ -355,7 +355,7 @@ def run_pack(quick: bool = False, tiny: bool = False, threads: list[int] | None 
 
 def write_json(results: list[PackResult], path: str | os.PathLike[str]) -> str:
     """Write the comparisons (ratios of every repeat, times, share of the floor) as JSON."""
-    from stelab.bench import write_payload
+    from stelab.bench.common import write_payload
 
     return write_payload(path, {"results": [
         {"name": r.name, "threads": r.threads, "median": r.median, "ratios": r.ratios,
