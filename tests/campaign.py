@@ -524,7 +524,7 @@ arrays = st.one_of(
 def same_diagnosis(stdout: str, reference: np.ndarray, n50: float) -> str | None:
     """None when ``stdout`` (diagnose --json) holds finite numbers and the verdicts and n_eff
     of ``reference`` (the same data at scale 1), else why not."""
-    from stelab.diagnose import diagnose
+    from stelab.diagnosis import diagnose
 
     def refuse(token: str) -> None:
         raise ValueError(f"{token} is not JSON")

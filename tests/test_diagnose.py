@@ -11,7 +11,7 @@ import pytest
 
 from stelab.cli import main
 from stelab.data import DISTRIBUTIONS
-from stelab.diagnose import (
+from stelab.diagnosis import (
     diagnose,
     engine_agreement,
     gaussian_discrimination_probability,

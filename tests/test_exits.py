@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from stelab.cli import app
-from stelab.diagnose import diagnose, estimate_seconds
+from stelab.diagnosis import diagnose, estimate_seconds
 from stelab.errors import ConfigError, NumericalError
 from stelab.exits import describe_failure, os_error_line
 from stelab.nn import QuantConv2d, QuantLinear

@@ -246,8 +246,8 @@ def diagnose(
     diagnosis is refused with the part that costs the most.
     """
     from stelab.config import NORMALIZATIONS
-    from stelab.diagnose import describe_cost, estimate_seconds, load_data
-    from stelab.diagnose import diagnose as run_diagnose
+    from stelab.diagnosis import describe_cost, estimate_seconds, load_data
+    from stelab.diagnosis import diagnose as run_diagnose
 
     X = load_data(data, key=key, drop=tuple(drop))
     cost = estimate_seconds(X.shape[0], X.shape[1], steps, gaussian_n50 is not None,

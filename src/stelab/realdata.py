@@ -34,7 +34,7 @@ accuracy; ``summarize_digits`` gives the mean over seeds with a 95% t interval.
 
 ``digits_teacher_recovery`` is E4 on real inputs: the paper's exact-recovery experiment (m = 1,
 random binary teacher w*, labels sign(x . w*), STE-gradient method of the engine) with the digit
-images as the inputs x, raw and normalized, next to :func:`stelab.diagnose.diagnose`'s
+images as the inputs x, raw and normalized, next to :func:`stelab.diagnosis.diagnose`'s
 prediction for the same inputs.
 """
 
@@ -380,10 +380,10 @@ def digits_teacher_recovery(
 ) -> pd.DataFrame:
     """Exact recovery of random binary teachers from the 1797 digit images (constant pixels left
     out), per (normalization, balance): measured success rate of the last iterate with a Wilson
-    95% interval (:func:`stelab.diagnose.simulate`) and diagnose's prediction."""
+    95% interval (:func:`stelab.diagnosis.simulate`) and diagnose's prediction."""
     from sklearn.datasets import load_digits
 
-    from stelab.diagnose import diagnose, simulate
+    from stelab.diagnosis import diagnose, simulate
     from stelab.stats import wilson_interval
 
     X = load_digits().data.astype(np.float64)

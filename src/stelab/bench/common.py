@@ -135,7 +135,7 @@ def write_payload(path: str | os.PathLike[str], fields: dict[str, Any]) -> str:
     import json
     from pathlib import Path
 
-    from stelab.sweep.store import code_version
+    from stelab.provenance import code_version
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -144,7 +144,7 @@ def build_problem(
     The inputs are drawn into one preallocated tensor and normalized in place; on a GPU the
     normalized tensor is moved once (the host copy is freed). ``inputs``: raw inputs to use
     instead of drawing them (a CPU tensor of shape (trials, n, m, d) and the run's dtype, e.g. a
-    user's rows in :func:`stelab.diagnose.simulate`); they are normalized in place.
+    user's rows in :func:`stelab.diagnosis.simulate`); they are normalized in place.
     """
     dtype = getattr(torch, cfg.run.dtype)
     d, m = cfg.model.d, cfg.model.m

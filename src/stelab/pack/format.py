@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from stelab import __version__
 from stelab.errors import PackError
 from stelab.nn.layers import QuantConv2d, QuantizedLayer, QuantLinear, Scale
 from stelab.pack.bits import pack_stream, stream_to_rows, unpack_stream, words_for
 from stelab.pack.modules import PackedConv2d, PackedLinear, PackedModel
+from stelab.provenance import __version__
 from stelab.quantizers import Quantizer, get_quantizer
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SUPPORTED_TYPES", "export_packed", "load_packed",

@@ -31,12 +31,13 @@ from rich.table import Table
 
 from stelab.config import Config
 from stelab.errors import MachineError, StelabError
+from stelab.provenance import code_label
 from stelab.sweep.execution import Execution, execution_of
 from stelab.sweep.executors import Executor
 from stelab.sweep.grid import Cell, make_cells
 from stelab.sweep.plan import SweepPlan, plan_cells
 from stelab.sweep.progress import SweepProgress
-from stelab.sweep.store import CorruptCellError, SweepStore, SweepStoreError, code_label
+from stelab.sweep.store import CorruptCellError, SweepStore, SweepStoreError
 from stelab.sweep.worker import CellOutcome, CellTask, compute_cell
 
 #: columns that measure time and therefore differ between otherwise identical runs

@@ -23,10 +23,7 @@ import errno
 import hashlib
 import json
 import os
-import platform
 import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +36,7 @@ import pyarrow.parquet as pq
 
 from stelab.atomic import atomic_write
 from stelab.errors import MachineError, StelabError
+from stelab.provenance import code_label, code_version, environment
 from stelab.sweep.grid import Cell
 
 FORMAT = "stelab-sweep/1"
@@ -71,55 +69,6 @@ def _write_json(path: Path, data: Any) -> Path:
 def cells_digest(keys: Iterable[str]) -> str:
     """Identity of a set of cells: sha256 of the sorted cell keys (order-free)."""
     return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
-
-
-def code_version() -> dict[str, Any]:
-    """stelab's version and, when it runs from a git checkout, the commit and a dirty flag."""
-    import stelab
-
-    info: dict[str, Any] = {"stelab": stelab.__version__, "git_commit": None, "git_dirty": None}
-    source = Path(stelab.__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no", "."],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout
-        info["git_commit"], info["git_dirty"] = commit, bool(status.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
-
-
-def code_label(info: dict[str, Any]) -> str:
-    """A short text of :func:`code_version`: ``0.1.0 (abc1234, dirty)``."""
-    commit = info.get("git_commit")
-    if not commit:
-        return str(info.get("stelab"))
-    return f"{info.get('stelab')} ({commit[:7]}{', dirty' if info.get('git_dirty') else ''})"
-
-
-def environment() -> dict[str, Any]:
-    """The software and machine a run used (recorded in the manifest)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    packages = {}
-    for name in ("torch", "numpy", "pandas", "pyarrow", "pydantic", "dask", "distributed"):
-        try:
-            packages[name] = version(name)
-        except PackageNotFoundError:
-            packages[name] = None
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "host": socket.gethostname(),
-        "cpu_count": os.cpu_count(),
-        "packages": packages,
-    }
 
 
 @dataclass

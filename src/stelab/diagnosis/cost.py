@@ -4,7 +4,7 @@ diagnosis whose estimate exceeds its bound and says which part costs what."""
 from __future__ import annotations
 
 from stelab.config import NORMALIZATIONS
-from stelab.diagnose.reference import REFERENCE_EVALUATIONS, REFERENCE_TRIALS
+from stelab.diagnosis.reference import REFERENCE_EVALUATIONS, REFERENCE_TRIALS
 
 __all__ = ["MAX_SECONDS", "describe_cost", "duration", "estimate_seconds"]
 
@@ -28,7 +28,7 @@ def estimate_seconds(
     teachers: int = 16,
     measure: int = 0,
 ) -> dict[str, float]:
-    """Rough seconds of each costly part of :func:`~stelab.diagnose.diagnose` (for the
+    """Rough seconds of each costly part of :func:`~stelab.diagnosis.diagnose` (for the
     announcement and the bound; the constants above, not a measurement of this machine)."""
     parts = {"covariance spectrum": float(min(n, d)) ** 3 / EIGEN_FLOPS_PER_SECOND}
     if "whiten" in normalizations:

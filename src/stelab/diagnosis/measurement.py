@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from stelab.config import parse_config
-from stelab.diagnose.features import constant_features, unit_scale
-from stelab.diagnose.loading import validate_data
+from stelab.diagnosis.features import constant_features, unit_scale
+from stelab.diagnosis.loading import validate_data
 from stelab.engine.dense import run_dense
 from stelab.engine.problem import build_problem
 

@@ -1,5 +1,5 @@
 """The check of the predictor against the engine: for each input distribution, the engine's
-measured outcome (E4) next to :func:`~stelab.diagnose.diagnose`'s prediction on an independent
+measured outcome (E4) next to :func:`~stelab.diagnosis.diagnose`'s prediction on an independent
 sample (docs/diagnose.md reports the agreement; tests/test_diagnose.py asserts it)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pandas as pd
 
 from stelab.config import NORMALIZATIONS, parse_config
 from stelab.data import DISTRIBUTIONS
-from stelab.diagnose.prediction import diagnose
-from stelab.diagnose.reference import gaussian_n50
+from stelab.diagnosis.prediction import diagnose
+from stelab.diagnosis.reference import gaussian_n50
 from stelab.engine import run_experiment
 
 __all__ = ["engine_agreement"]

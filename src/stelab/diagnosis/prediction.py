@@ -30,7 +30,7 @@ iterate = w* after T steps) in half the trials:
 where ``unpinned`` is the share of one-flip neighbours with D_j = 0, so (1 - unpinned)^d
 estimates the chance that a sample like this one tells every neighbour apart from w* (without
 that, exact recovery is impossible; the 1/2 matches "success in half the trials"). n50_gauss
-is measured by the engine on Gaussian data (:func:`~stelab.diagnose.reference.gaussian_n50`),
+is measured by the engine on Gaussian data (:func:`~stelab.diagnosis.reference.gaussian_n50`),
 or given. Nothing in the prediction looks at the name of a distribution.
 
 Companions of each check (shown, not used by the prediction): the minority-label share and mean
@@ -53,18 +53,18 @@ import torch
 
 from stelab.config import NORMALIZATIONS
 from stelab.data import make_teacher
-from stelab.diagnose.cost import (
+from stelab.diagnosis.cost import (
     ENGINE_FLOPS_PER_SECOND,
     MAX_SECONDS,
     describe_cost,
     duration,
     estimate_seconds,
 )
-from stelab.diagnose.features import constant_features, feature_statistics, unit_scale
-from stelab.diagnose.loading import validate_data
-from stelab.diagnose.measurement import simulate
-from stelab.diagnose.reference import gaussian_discrimination_probability, gaussian_n50
-from stelab.diagnose.rendering import diagnosis_json, diagnosis_renderables
+from stelab.diagnosis.features import constant_features, feature_statistics, unit_scale
+from stelab.diagnosis.loading import validate_data
+from stelab.diagnosis.measurement import simulate
+from stelab.diagnosis.reference import gaussian_discrimination_probability, gaussian_n50
+from stelab.diagnosis.rendering import diagnosis_json, diagnosis_renderables
 from stelab.errors import ConfigError, DataError
 from stelab.model import BinaryTwoLayer
 from stelab.normalize import normalize_inputs, row_covariance
@@ -103,7 +103,7 @@ class Diagnosis:
     n: int
     d: int
     d_analysed: int  # non-constant features: the STE checks use these
-    # feature geometry (raw data; :func:`~stelab.diagnose.features.feature_statistics`)
+    # feature geometry (raw data; :func:`~stelab.diagnosis.features.feature_statistics`)
     mean_offset: float  # mean over non-constant features of |mu_i| / sd_i
     max_offset: float
     scale_min: float  # smallest non-zero feature sd
@@ -146,7 +146,7 @@ class Diagnosis:
 
     def to_json(self, features: bool = False) -> str:
         """Strict JSON: a non-finite number is written as null
-        (:func:`~stelab.diagnose.rendering.diagnosis_json`)."""
+        (:func:`~stelab.diagnosis.rendering.diagnosis_json`)."""
         return diagnosis_json(self.to_dict(features))
 
     def to_rich(self, title: str = "dataset") -> list[Any]:
@@ -229,11 +229,11 @@ def diagnose(
     ``normalizations``, for random binary teachers of each balance in ``teacher_balances``.
 
     ``n50``: the Gaussian 50% sample size at this d and horizon ``steps``; measured with the
-    engine (:func:`~stelab.diagnose.reference.gaussian_n50`, cached per process) when None.
-    ``measure`` > 0 also runs :func:`~stelab.diagnose.measurement.simulate` with that many trials
+    engine (:func:`~stelab.diagnosis.reference.gaussian_n50`, cached per process) when None.
+    ``measure`` > 0 also runs :func:`~stelab.diagnosis.measurement.simulate` with that many trials
     for every check (the measured outcome on X itself).
 
-    The cost is bounded: when :func:`~stelab.diagnose.cost.estimate_seconds` exceeds
+    The cost is bounded: when :func:`~stelab.diagnosis.cost.estimate_seconds` exceeds
     ``max_seconds`` the diagnosis is refused (ConfigError naming the costly part and what to pass
     instead). Data at any finite scale are accepted (they are rescaled by a power of two first);
     NaN or inf is refused.

@@ -10,7 +10,7 @@ import numpy as np
 from rich.table import Table
 
 if TYPE_CHECKING:  # annotations only: prediction builds a Diagnosis and renders it with this
-    from stelab.diagnose.prediction import Diagnosis
+    from stelab.diagnosis.prediction import Diagnosis
 
 __all__ = ["diagnosis_json", "diagnosis_renderables"]
 

@@ -37,7 +37,7 @@ def constant_features(X: np.ndarray) -> np.ndarray:
 def feature_statistics(
     X: np.ndarray, rng: np.random.Generator, projections: int
 ) -> dict[str, Any]:
-    """The fields of :class:`~stelab.diagnose.prediction.Diagnosis` that describe ``X`` (its
+    """The fields of :class:`~stelab.diagnosis.prediction.Diagnosis` that describe ``X`` (its
     feature geometry), and under ``features`` the per-feature values."""
     n, d = X.shape
     mu = X.mean(axis=0)
