@@ -1,10 +1,51 @@
-"""stelab: 1-bit quantization-aware training with the straight-through estimator (STE)."""
+"""stelab: 1-bit quantization-aware training with the straight-through estimator (STE).
 
-from importlib.metadata import PackageNotFoundError, version
+The public API (each name is imported on first use, so ``import stelab`` and the CLI start fast)::
 
-try:
-    __version__ = version("stelab")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.1.0+src"
+    import stelab
 
-__all__ = ["__version__"]
+    cfg = stelab.load_config("examples/quickstart.toml")      # or stelab.parse_config({...})
+    rows = stelab.run_experiment(cfg)                          # one row per trial
+    rows = stelab.run_sweep("examples/sweep_small.toml", "runs/small")   # resumable grid
+    claims = stelab.reproduce("quick", "runs/quick")          # the paper's experiments + report
+    report = stelab.diagnose(X)                                # STE health of a data matrix
+
+The model and its conventions: docs/model.md; how the package is laid out: docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from stelab.provenance import __version__
+
+#: public name -> the module that holds it
+_API = {
+    "Config": "stelab.config",
+    "load_config": "stelab.config",
+    "parse_config": "stelab.config",
+    "run_experiment": "stelab.engine",
+    "Execution": "stelab.sweep",
+    "run_sweep": "stelab.sweep",
+    "reproduce": "stelab.reproduction",
+    "write_report": "stelab.report",
+    "diagnose": "stelab.diagnosis",
+    "load_data": "stelab.diagnosis",
+    "StelabError": "stelab.errors",
+    "ConfigError": "stelab.errors",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'stelab' has no attribute {name!r}")
+    value = getattr(import_module(_API[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

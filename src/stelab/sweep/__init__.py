@@ -8,6 +8,7 @@ Library API (what ``stelab sweep`` and ``stelab reproduce`` use)::
     configs = expand_grid(raw_toml_dict)          # list[Config], grid order
     rows = run_cells(configs, "runs/e1", executor="local", workers=None)
     rows = run_cells(configs, "runs/e1", execution=Execution("dask", scheduler="tcp://h:8786"))
+    rows = run_sweep("examples/sweep_small.toml", "runs/small")  # a sweep TOML, as `stelab sweep`
 
 See docs/sweeps.md for the config format, the folder layout and running on Slurm or Dask.
 """
@@ -41,6 +42,7 @@ from stelab.sweep.runner import (
     execute_sweep,
     print_failures,
     run_cells,
+    run_sweep,
 )
 from stelab.sweep.store import CorruptCellError, SweepStore, SweepStoreError
 
@@ -71,6 +73,7 @@ __all__ = [
     "plan_cells",
     "print_failures",
     "run_cells",
+    "run_sweep",
     "sweep_cells",
     "trial_flops",
 ]

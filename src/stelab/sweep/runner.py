@@ -34,7 +34,7 @@ from stelab.errors import MachineError, StelabError
 from stelab.provenance import code_label
 from stelab.sweep.execution import Execution, execution_of
 from stelab.sweep.executors import Executor
-from stelab.sweep.grid import Cell, make_cells
+from stelab.sweep.grid import Cell, make_cells, parse_sweep, sweep_cells
 from stelab.sweep.plan import SweepPlan, plan_cells
 from stelab.sweep.progress import SweepProgress
 from stelab.sweep.store import CorruptCellError, SweepStore, SweepStoreError
@@ -381,3 +381,21 @@ __all__ = [
     "print_failures",
     "run_cells",
 ]
+
+
+def run_sweep(
+    config: str | Path | dict[str, Any],
+    out_dir: str | Path,
+    execution: Execution | None = None,
+    allow_failures: bool = False,
+) -> pd.DataFrame:
+    """Run (or resume) the sweep described by ``config`` — a sweep TOML file or its mapping, the
+    format of ``stelab sweep`` (docs/sweeps.md) — under ``out_dir``; return the merged rows
+    (also in ``out_dir/results.parquet``). ``execution`` says where the cells run (default: the
+    local process pool with a progress bar)."""
+    from stelab.config import read_toml
+
+    raw = config if isinstance(config, dict) else read_toml(config)
+    cells = sweep_cells(parse_sweep(raw))
+    return run_cells(cells, out_dir, execution=execution, allow_failures=allow_failures,
+                     sweep_config=raw)
