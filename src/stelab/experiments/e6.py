@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullLocator
 
 from stelab import analysis
 from stelab.config import Config
@@ -163,9 +164,8 @@ def plot_estimator_ranking(summary: pd.DataFrame, path: str | Path) -> Path:
         group = group.sort_values(["ste", "weight_ste"]).reset_index(drop=True)
         y = np.arange(len(group))
         ok = group[np.isfinite(group["n50_at_d_max"])]
-        edge = float(np.nanmax(group["n50_ci_high"].to_numpy(dtype=float), initial=np.nan))
-        if ok.empty or not math.isfinite(edge):
-            edge = float(np.nanmax(group["n50_at_d_max"], initial=1.0)) if len(ok) else 1.0
+        values = group[["n50_at_d_max", "n50_ci_high"]].to_numpy(dtype=float)
+        edge = float(values[np.isfinite(values)].max()) if np.isfinite(values).any() else 1.0
         if len(ok):
             n50, bars = plotting.interval_bars(ok.rename(columns={"n50_ci_low": "ci_low",
                                                                   "n50_ci_high": "ci_high"}),
@@ -206,6 +206,9 @@ def plot_n50_by_estimator(thresholds: pd.DataFrame, path: str | Path, case: str)
                         color=colors[ste], capsize=2, label=f"{ste} / {weight_ste}")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        d_values = np.sort(sub["d"].unique())
+        ax.set_xticks(d_values, [f"{v:g}" for v in d_values])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("dimension d")
         ax.set_ylabel("threshold n50")
         ax.set_title(f"{case}: {plotting.label(success)} (estimators without n50 not drawn)",
