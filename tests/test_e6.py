@@ -40,6 +40,13 @@ def test_a_surrogate_outside_the_registry_is_refused_naming_the_field():
         e6.build_cells(profile)
 
 
+def test_a_single_name_instead_of_a_list_is_refused():
+    profile = {**PROFILE, "e6": {**PROFILE["e6"], "weight_stes": "clipped"}}
+    with pytest.raises(ConfigError, match=r'\[e6\] weight_stes: .clipped. is not allowed; '
+                                          r'allowed: "all" or a list of names from identity'):
+        e6.build_cells(profile)
+
+
 def test_embedded_profiles_hold_every_estimator():
     for name in ("quick", "full"):
         cells = e6.build_cells(load_profile(name))

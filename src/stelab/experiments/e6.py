@@ -26,6 +26,7 @@ from matplotlib.ticker import NullLocator
 
 from stelab import analysis
 from stelab.config import Config
+from stelab.errors import ConfigError
 from stelab.experiments.profile import cell, sample_size, section
 from stelab.experiments.registry import Experiment, Figures, Frames, SectionContext, Table
 from stelab.quantizers import SURROGATES, WEIGHT_STES
@@ -40,7 +41,12 @@ FAILS = "fails outright"
 def _chosen(spec: dict[str, Any], key: str, registry: dict) -> list[str]:
     """The profile's list for ``key``; "all" (the default) means the whole registry."""
     chosen = spec.get(key, "all")
-    return list(registry) if chosen == "all" else list(chosen)
+    if chosen == "all":
+        return list(registry)
+    if isinstance(chosen, str) or not isinstance(chosen, list):
+        raise ConfigError(f"[e6] {key}: {chosen!r} is not allowed; allowed: \"all\" or a list "
+                          f"of names from {', '.join(registry)}")
+    return chosen
 
 
 def build_cells(profile: dict[str, Any]) -> list[Config]:
@@ -57,7 +63,7 @@ def build_cells(profile: dict[str, Any]) -> list[Config]:
         for case in spec["case"]
         for ste in _chosen(spec, "surrogates", SURROGATES)
         for weight_ste in _chosen(spec, "weight_stes", WEIGHT_STES)
-        for d in case.get("d", spec.get("d"))
+        for d in (case["d"] if "d" in case else spec["d"])
         for ratio in spec["n_over_d"]
     ]
 
