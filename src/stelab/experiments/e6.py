@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from stelab import analysis
 from stelab.config import Config
@@ -184,6 +184,10 @@ def plot_estimator_ranking(summary: pd.DataFrame, path: str | Path) -> Path:
         ax.set_yticks(y, [_estimator(r) for r in group.itertuples()], fontsize=7)
         ax.invert_yaxis()
         ax.set_xscale("log")
+        # ticks at 1, 2, 5 x 10^k written plainly: a narrow range crowds labels like 1.2x10^2
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         d_max = int(group["d_max"].max())
         ax.set_xlabel(f"n50 at d = {d_max} (95% bootstrap CI)")
         ax.set_title(f"{case}, {plotting.label(success)}\n"
