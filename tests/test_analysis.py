@@ -1,4 +1,5 @@
-"""Estimators of stelab.analysis on synthetic data with known answers, and the plots."""
+"""Estimators of stelab.analysis on synthetic data with known answers, and the experiments'
+figures drawn from rows."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from scipy.optimize import minimize
 from scipy.special import expit, log_ndtr, ndtr
 
 from stelab import analysis as A
-from stelab import plots as P
 from stelab.errors import DataError
+from stelab.experiments import e1_plots, e2, e3, e4
 from stelab.stats import wilson_interval
 
 GRID = np.unique(np.round(np.geomspace(10, 1000, 8)))
@@ -377,21 +378,21 @@ def test_plots_write_png_files(tmp_path):
         checkpoint_steps=[np.array([10, 40])] * 16,
         ergodic_hamming_at=[np.array([1, 0])] * 16)
     outputs = [
-        P.plot_success_heatmap(base, tmp_path / "heat.png"),
-        P.plot_success_curves(base, tmp_path / "curves.png"),
-        P.plot_n50_scaling(base, tmp_path / "n50.png", n_boot=50),
-        P.plot_trajectories(base[base.d == 8], tmp_path / "traj.png"),
-        P.plot_success_vs_horizon(rows[(rows.noise_level == 0) & (rows.d == 8)],
-                                  tmp_path / "horizon.png", by="n"),
-        P.plot_success_vs_horizon(base[base.d == 8], tmp_path / "horizon_t.png", by="n"),
-        P.plot_success_vs_horizon(checkpointed, tmp_path / "horizon_c.png", by="n"),
-        P.plot_recurrence_paths(noisy, tmp_path / "paths.png"),
-        P.plot_returns_vs_horizon(noisy, tmp_path / "returns.png"),
-        P.plot_return_time_histogram(noisy, tmp_path / "hist.png"),
-        P.plot_occupation_vs_noise(noisy, tmp_path / "occ.png"),
-        P.plot_e4_heatmap(rows.assign(distribution=np.where(rows.trial % 2, "exponential", "t"),
-                                      normalization=np.where(rows.trial < 2, "none", "center")),
-                          tmp_path / "sub" / "e4.png"),
+        e1_plots.plot_success_heatmap(base, tmp_path / "heat.png"),
+        e1_plots.plot_success_curves(base, tmp_path / "curves.png"),
+        e1_plots.plot_n50_scaling(base, tmp_path / "n50.png", n_boot=50),
+        e2.plot_trajectories(base[base.d == 8], tmp_path / "traj.png"),
+        e2.plot_success_vs_horizon(rows[(rows.noise_level == 0) & (rows.d == 8)],
+                                   tmp_path / "horizon.png", by="n"),
+        e2.plot_success_vs_horizon(base[base.d == 8], tmp_path / "horizon_t.png", by="n"),
+        e2.plot_success_vs_horizon(checkpointed, tmp_path / "horizon_c.png", by="n"),
+        e3.plot_recurrence_paths(noisy, tmp_path / "paths.png"),
+        e3.plot_returns_vs_horizon(noisy, tmp_path / "returns.png"),
+        e3.plot_return_time_histogram(noisy, tmp_path / "hist.png"),
+        e3.plot_occupation_vs_noise(noisy, tmp_path / "occ.png"),
+        e4.plot_e4_heatmap(rows.assign(distribution=np.where(rows.trial % 2, "exponential", "t"),
+                                       normalization=np.where(rows.trial < 2, "none", "center")),
+                           tmp_path / "sub" / "e4.png"),
     ]
     for path in outputs:
         assert path.exists() and path.stat().st_size > 1000

@@ -14,7 +14,7 @@ from stelab.claims import CLAIMS
 from stelab.errors import StelabError
 from stelab.experiments import EXPERIMENTS
 from stelab.experiments.profile import load_profile
-from stelab.report import write_report
+from stelab.report.write import write_report
 from stelab.reproduce import reproduce
 
 TINY = Path(__file__).parent / "data" / "tiny_profile.toml"
@@ -48,7 +48,7 @@ def test_claims_json_is_well_formed(tiny_run: Path):
 
 def test_report_embeds_existing_figures(tiny_run: Path):
     report = (tiny_run / "report.md").read_text()
-    for heading in ("## Verdicts", "## E1", "## E2", "## E3", "## E4", "## E5"):
+    for heading in ("## Verdicts", "## E1", "## E2", "## E3", "## E4", "## E5", "## E6"):
         assert heading in report
     images = [line.split("](")[1].rstrip(")\n") for line in report.splitlines()
               if line.startswith("![")]

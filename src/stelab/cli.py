@@ -126,9 +126,11 @@ def reproduce(
     executor: str = typer.Option("local", "--executor", help="local | dask | serial"),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address"),
     workers: int | None = typer.Option(None, "--workers", help="parallel workers"),
-    only: list[str] | None = typer.Option(None, "--only", help="run only these tables"),
+    only: list[str] | None = typer.Option(
+        None, "--only", help="run only these experiments or tables"
+    ),
 ) -> None:
-    """Run the paper's experiments E1-E4 (and E5) and write report.md, figures and claims.json.
+    """Run the experiments of the registry and write report.md, figures and claims.json.
 
     Rerunning the same command resumes: finished cells are read back from DIR/store.
     """
@@ -159,7 +161,7 @@ def plot(
     folder: Path = typer.Argument(..., help="a folder written by 'stelab reproduce'"),
 ) -> None:
     """Redraw every figure, claims.json and report.md from the stored tables (no rerun)."""
-    from stelab.report import write_report
+    from stelab.report.write import write_report
 
     write_report(folder, log=console.print)
 

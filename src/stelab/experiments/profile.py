@@ -1,8 +1,9 @@
 """Reproduction profiles: the embedded ``quick`` and ``full`` TOML files, or a user's own.
 
-A profile has a ``[base]`` table (any config sections) and one table per experiment
-(``[e1]`` .. ``[e4]``) holding its axes. Experiments turn it into cells (one Config each) with
-:func:`cell`, which deep-merges overrides into the base and validates the result.
+A profile has a ``[base]`` table (any config sections) and one table per experiment (its
+``Experiment.profile_table``, e.g. ``[e1]``) holding its axes. Experiments turn it into cells
+(one Config each) with :func:`cell`, which deep-merges overrides into the base and validates
+the result.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""From derived tables to the claims' evidence and verdicts (rules in :mod:`stelab.claims`)."""
+"""From derived tables to the claims' evidence and verdicts (rules in :mod:`stelab.claims`).
+
+The claims read derived tables by name, never an experiment: whichever experiment provides
+``e1_scaling`` (and the other tables of :data:`CLAIM_EVIDENCE`) gives C1 its evidence."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -20,6 +24,8 @@ from stelab.claims import (
 
 #: the bound exponent of each sample-complexity claim and the success notion it concerns
 BOUNDS = {"C1": (2.0, "success_ergodic"), "C2": (4.0, "success_last")}
+#: the derived tables the sample-complexity claims read (``e1_horizon_thresholds`` when present)
+SAMPLE_COMPLEXITY_TABLES = ("e1_scaling", "e1_thresholds", "e1_reach", "e1_local_exponents")
 
 
 def _num(value: Any) -> float | None:
@@ -168,13 +174,18 @@ def normalization_claim(derived: dict[str, pd.DataFrame]) -> Verdict:
     return normalization_verdict(cells, evidence)
 
 
+#: claim id -> (the derived tables its evidence reads, the function that judges it). A claim is
+#: judged when every table it reads was derived (the experiments declare which tables they
+#: provide: ``Experiment.provides``).
+CLAIM_EVIDENCE: dict[str, tuple[tuple[str, ...], Callable[[dict[str, pd.DataFrame]], Verdict]]] = {
+    "C1": (SAMPLE_COMPLEXITY_TABLES, lambda derived: sample_complexity_claim("C1", derived)),
+    "C2": (SAMPLE_COMPLEXITY_TABLES, lambda derived: sample_complexity_claim("C2", derived)),
+    "C3": (("e3_growth", "e3_absorbed", "e3_occupation"), recurrence_claim),
+    "C4": (("e4_success",), normalization_claim),
+}
+
+
 def verdicts(derived: dict[str, pd.DataFrame]) -> list[Verdict]:
-    """Every claim whose experiment ran."""
-    out = []
-    if "e1_scaling" in derived:
-        out += [sample_complexity_claim("C1", derived), sample_complexity_claim("C2", derived)]
-    if "e3_growth" in derived:
-        out.append(recurrence_claim(derived))
-    if "e4_success" in derived:
-        out.append(normalization_claim(derived))
-    return out
+    """Every claim whose evidence was derived, in claim order."""
+    return [judge(derived) for needs, judge in CLAIM_EVIDENCE.values()
+            if all(name in derived for name in needs)]
