@@ -20,7 +20,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from stelab.nn import attach_weight_clip, export_packed, load_packed, summary  # noqa: E402
+from stelab.nn import attach_weight_clip, summary  # noqa: E402
+from stelab.pack import export_packed, load_packed  # noqa: E402
 from stelab.realdata import build_model, load_digits_task  # noqa: E402
 
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
-from stelab.nn import QuantConv2d, QuantLinear, Scale, export_packed, load_packed, summary
-from stelab.pack import PackedModel, kernels
+from stelab.nn import QuantConv2d, QuantLinear, Scale, summary
+from stelab.pack import PackedModel, export_packed, kernels, load_packed
 from stelab.pack.bits import pack_signs_rows, pack_stream, stream_to_rows, unpack_stream
 
 U = 2.0**-24  # unit roundoff of float32

@@ -11,8 +11,8 @@ from safetensors.numpy import save_file
 from torch import nn
 
 from stelab.errors import DataError, PackError
-from stelab.nn import QuantConv2d, QuantLinear, export_packed, load_packed
-from stelab.pack import SUPPORTED_TYPES
+from stelab.nn import QuantConv2d, QuantLinear
+from stelab.pack import SUPPORTED_TYPES, export_packed, load_packed
 from stelab.pack.format import FORMAT
 
 

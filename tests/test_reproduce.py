@@ -15,7 +15,7 @@ from stelab.errors import StelabError
 from stelab.experiments import EXPERIMENTS
 from stelab.experiments.profile import load_profile
 from stelab.report.write import write_report
-from stelab.reproduce import reproduce
+from stelab.reproduction import reproduce
 
 TINY = Path(__file__).parent / "data" / "tiny_profile.toml"
 

@@ -29,7 +29,7 @@ _API = {
     "Execution": "stelab.sweep",
     "run_sweep": "stelab.sweep",
     "reproduce": "stelab.reproduction",
-    "write_report": "stelab.report",
+    "write_report": "stelab.report.write",
     "diagnose": "stelab.diagnosis",
     "load_data": "stelab.diagnosis",
     "StelabError": "stelab.errors",

@@ -134,7 +134,7 @@ def reproduce(
 
     Rerunning the same command resumes: finished cells are read back from DIR/store.
     """
-    from stelab.reproduce import reproduce as run_reproduce
+    from stelab.reproduction import reproduce as run_reproduce
 
     if quick and full:
         raise StelabError("--quick/--full: choose one")

@@ -46,8 +46,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stelab.nn import QuantConv2d, QuantLinear, export_packed, load_packed
-from stelab.pack import kernels
+from stelab.nn import QuantConv2d, QuantLinear
+from stelab.pack import export_packed, kernels, load_packed
 from stelab.pack.bits import pack_signs_rows, words_for
 from stelab.pack.modules import PackedLinear
 

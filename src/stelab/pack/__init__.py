@@ -1,6 +1,6 @@
 """1-bit deployment: packed checkpoints and packed binary inference on x86.
 
-    from stelab.nn import export_packed, load_packed
+    from stelab.pack import export_packed, load_packed
     export_packed(model, "model.safetensors")   # sign bits of the binary weights, 1 bit each
     packed = load_packed("model.safetensors")   # inference-only, numba XNOR-popcount kernels
     y = packed(x)                               # == model.eval()(x), bit for bit where binary

@@ -279,7 +279,7 @@ def _check_metadata(path: Path, metadata: dict[str, str] | None) -> dict[str, An
     metadata = metadata or {}
     if metadata.get("format") != FORMAT:
         raise PackError(f"{path}: not a stelab packed model (its metadata has no "
-                        f"format = {FORMAT!r}); write one with stelab.nn.export_packed")
+                        f"format = {FORMAT!r}); write one with stelab.pack.export_packed")
     version = metadata.get("format_version")
     if version != FORMAT_VERSION:
         raise PackError(f"{path}: format version {version!r} is not supported; supported: "

@@ -26,10 +26,10 @@ from typing import Any
 from stelab.errors import ConfigError, StelabError
 from stelab.experiments import Experiment, Table, experiments
 from stelab.experiments.profile import load_profile, profile_text
+from stelab.provenance import code_version, environment
 from stelab.report.folder import TABLES, write_text
 from stelab.report.write import write_report
 from stelab.results import write_table
-from stelab.sweep.store import code_version, environment
 
 
 def _names() -> list[str]:
