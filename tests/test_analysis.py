@@ -279,7 +279,7 @@ def test_return_growth_distinguishes_recurrent_absorbed_and_stopping():
 
 
 def test_per_horizon_at_full_horizon_matches_recorder():
-    from stelab.engine.recorder import trajectory_outcomes
+    from stelab.outcomes import trajectory_outcomes
 
     rng = np.random.default_rng(7)
     paths = rng.integers(0, 3, size=(6, 31)) * (rng.random((6, 31)) < 0.7)

@@ -4,7 +4,7 @@ Read top-down (each file holds what its name says):
 
 * :mod:`~stelab.engine.run`: orchestration. ``run_experiment(cfg)`` plans the chunks, builds
   each chunk's problem, runs it on the chosen engine, refuses non-finite values and makes the
-  rows (outcomes from :mod:`~stelab.engine.recorder`).
+  rows (outcomes from :mod:`stelab.outcomes`).
 * :mod:`~stelab.engine.budget`: the memory plan (chunk size, data layout, engine for ``auto``).
 * :mod:`~stelab.engine.problem`: a chunk's random problem (teacher, sample, labels, u_0).
 * The engines, identical outputs bit for bit: :mod:`~stelab.engine.dense` (every step reads the

@@ -40,10 +40,10 @@ from stelab.engine.budget import (
 from stelab.engine.dense import ChunkOutput, run_dense
 from stelab.engine.incremental import run_incremental
 from stelab.engine.problem import Problem, build_problem
-from stelab.engine.recorder import trajectory_outcomes
 from stelab.engine.traffic import Traffic
 from stelab.engine.trialwise import run_trialwise
 from stelab.errors import ConfigError, NumericalError
+from stelab.outcomes import trajectory_outcomes
 
 __all__ = [
     "run_experiment",

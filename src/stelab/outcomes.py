@@ -1,4 +1,8 @@
-"""Per-trial outcomes from a Hamming-distance trajectory.
+"""Per-trial outcomes from a Hamming-distance trajectory: the definitions of the outcome columns.
+
+Neither engine nor analysis: the engine makes each trial's row with :func:`trajectory_outcomes`
+(:mod:`stelab.engine.run`), and :mod:`stelab.analysis` recomputes the same statistics at shorter
+horizons from stored trajectories.
 
 H[k, t] = #{i : Q(u_t)_i != w*_i} for t = 0 (initialization) .. T. The iterates the method
 produces are t = 1..T; every statistic below is over those, so the initialization never counts
