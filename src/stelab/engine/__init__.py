@@ -13,7 +13,7 @@ Read top-down (each file holds what its name says):
 * What they share: :mod:`~stelab.engine.decisions` (exact decisions, residuals, coefficients),
   :mod:`~stelab.engine.kernels` (the torch passes over the data: pre-activations, error bound,
   gradient sums; and the CPU thread pool), :mod:`~stelab.engine.fused` (the numba kernels),
-  :mod:`~stelab.engine.trajectory` (the latent step and what is recorded along the iterates).
+  :mod:`~stelab.engine.recorder` (the latent step and what is recorded along the iterates).
 * Helpers: :mod:`~stelab.engine.traffic` (bytes read, for the bench),
   :mod:`~stelab.engine.prefetch` (a software prefetch for compiled loops).
 """

@@ -35,8 +35,8 @@ from stelab.engine.kernels import (
     split_evenly,
 )
 from stelab.engine.problem import Problem
+from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
 from stelab.engine.traffic import Traffic
-from stelab.engine.trajectory import ChunkOutput, Trajectory, binary, latent_step, loss_of
 from stelab.model import step_size_eta
 from stelab.quantizers import get_weight_ste
 from stelab.seeds import trial_rng
@@ -204,7 +204,7 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True,
 
     u = problem.u0.clone()
     q = binary(u)
-    record = Trajectory(cfg, q, problem.teacher)
+    record = Recorder(cfg, q, problem.teacher)
     residual = torch.zeros((t, n), dtype=Z.dtype, device=Z.device)
     G = torch.zeros((t, d), dtype=Z.dtype, device=Z.device)
     sampler = (

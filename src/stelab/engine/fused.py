@@ -69,7 +69,7 @@ def _copy_column(Zk: np.ndarray, j: int, out: np.ndarray) -> None:
 
 @_jit
 def take_signs(u: np.ndarray, q: np.ndarray, flips: np.ndarray) -> None:
-    """q = sign(u) in place, sign(0) = +1 (as trajectory.binary); flips[k, j]: q[k, j] changed."""
+    """q = sign(u) in place, sign(0) = +1 (as recorder.binary); flips[k, j]: q[k, j] changed."""
     for k in range(u.shape[0]):
         for j in range(u.shape[1]):
             new = q.dtype.type(1.0) if u[k, j] >= 0 else q.dtype.type(-1.0)

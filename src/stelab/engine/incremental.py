@@ -53,8 +53,8 @@ from stelab.engine.kernels import (
     split_evenly,
 )
 from stelab.engine.problem import Problem
+from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
 from stelab.engine.traffic import Traffic
-from stelab.engine.trajectory import ChunkOutput, Trajectory, binary, latent_step, loss_of
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
 from stelab.quantizers import get_weight_ste
@@ -180,7 +180,7 @@ def run_incremental(
 
     u = problem.u0.clone()
     q = binary(u)
-    record = Trajectory(cfg, q, problem.teacher)
+    record = Recorder(cfg, q, problem.teacher)
     h = torch.empty((t, R), dtype=Z3.dtype, device=device)
     err = problem.bound.clone()
     residual = torch.zeros((t, n), dtype=Z3.dtype, device=device)

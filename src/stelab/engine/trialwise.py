@@ -20,7 +20,7 @@ engine (same updates, same exact decisions), hence of the dense engine, bit for 
 * gradient sums G = sum_r c_r Z_r over the rows with c_r != 0, in row order, each term added
   with one fused multiply-add: the rounding of ``embedding_bag``, the canonical G of the batched
   engines (tested bit for bit against it).
-* the latent step, as :func:`stelab.engine.trajectory.latent_step` rounds it in float32:
+* the latent step, as :func:`stelab.engine.recorder.latent_step` rounds it in float32:
   g = G (Q~'(u) fl(1/n)),  u <- u - fl(eta) g.
 * a trial that reaches w* without label noise stays there (g = 0 exactly): its remaining
   iterates are filled in, as the batched engines' freeze does for a whole chunk.
@@ -54,8 +54,8 @@ from stelab.engine.incremental import (
 from stelab.engine.kernels import UNIT_ROUNDOFF, Workers
 from stelab.engine.prefetch import prefetch
 from stelab.engine.problem import Problem
+from stelab.engine.recorder import ChunkOutput, loss_of
 from stelab.engine.traffic import Traffic
-from stelab.engine.trajectory import ChunkOutput, loss_of
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
 
@@ -193,7 +193,7 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                  upper, m)
         has_copy = False
         for step in range(steps):
-            # the latent step and the new signs, as trajectory.latent_step / binary round them
+            # the latent step and the new signs, as recorder.latent_step / binary round them
             flips = 0
             distance = 0
             for j in range(d):

@@ -1,4 +1,5 @@
-"""What both engines record along the iterates, and the latent-weight update they share.
+"""The recorder of the batched engines (what they record along the iterates, and the chunk's
+output), and the latent-weight update they share.
 
 The update is one function so that the dense and incremental engines apply the same float
 operations to the same gradient sums G (bit-identical between them, see
@@ -59,8 +60,8 @@ def loss_of(residual: Tensor) -> Tensor:
     return 0.5 * residual.square().mean(dim=1)
 
 
-class Trajectory:
-    """Hamming distances H_0..H_T, optional losses, the ergodic sum and its checkpoints."""
+class Recorder:
+    """Records Hamming distances H_0..H_T, optional losses, the ergodic sum and its checkpoints."""
 
     def __init__(self, cfg: Config, q0: Tensor, w_star: Tensor) -> None:
         t, d = q0.shape
