@@ -241,10 +241,10 @@ def test_column_major_layout_is_used_and_gives_the_dense_outcomes(monkeypatch):
     """With room for every column, trials that need a full pass get all their columns copied
     (a blocked transpose) and later steps read the flipped columns from the copy; the outcomes
     stay those of the dense engine, bit for bit."""
-    from stelab.engine import fused
+    from stelab.engine import compiled
 
     copied_columns = []
-    fill = fused.fill_fresh
+    fill = compiled.fill_fresh
 
     def counting_fill(Zk, table, fresh, store):
         copied_columns.append(int(fresh[table[table >= 0]].sum()))
@@ -253,7 +253,7 @@ def test_column_major_layout_is_used_and_gives_the_dense_outcomes(monkeypatch):
         slots = table[table >= 0]
         assert np.array_equal(store[slots], Zk[:, table >= 0].T)
 
-    monkeypatch.setattr(fused, "fill_fresh", counting_fill)
+    monkeypatch.setattr(compiled, "fill_fresh", counting_fill)
     cfg = make_config(model={"d": 96}, train={"n": 400, "steps": 60},
                       noise={"kind": "flip", "level": 0.05}, run={"trials": 5, "seed": 11},
                       record={"loss_trajectory": True, "checkpoints": [5, 30]})

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from stelab.config import Config
-from stelab.engine import fused
+from stelab.engine import compiled
 from stelab.engine.decisions import DecisionRule
 from stelab.engine.kernels import (
     BagBuffers,
@@ -121,10 +121,10 @@ def full_forward(
 
 def compiled_decisions(rule: DecisionRule, Z3: Tensor) -> Callable[..., None] | None:
     """The compiled decision kernel for full passes where it applies ({0, 1}-valued surrogate,
-    float32 data on the CPU; :func:`stelab.engine.fused.refresh_kernel`), else None."""
+    float32 data on the CPU; :func:`stelab.engine.compiled.refresh_kernel`), else None."""
     if not rule.discrete or Z3.dtype != torch.float32 or Z3.device.type != "cpu":
         return None
-    return fused.refresh_kernel(rule.activation, rule.ste, rule.m)
+    return compiled.refresh_kernel(rule.activation, rule.ste, rule.m)
 
 
 def _decide_compiled(
@@ -133,7 +133,7 @@ def _decide_compiled(
 ) -> int:
     """Decisions, residuals and gradient sums of trials a..b-1 from their pre-activations ``h``
     by the compiled kernel (no columns to apply): the same values as DecisionRule.decide and
-    gradient_sums, bit for bit (tests/test_engine_fused.py). Returns the number of rows with a
+    gradient_sums, bit for bit (tests/test_engine_compiled.py). Returns the number of rows with a
     non-zero coefficient."""
     Z3 = problem.Z3[a:b]
     k, R, d = Z3.shape

@@ -21,7 +21,7 @@ identical, bit for bit. Supported: full batch, activation sign/step, surrogates 
 {0, 1} (identity, relu, clipped_relu, hardtanh), any noise, normalization, m and weight STE,
 float32 data on the CPU; ``run.engine = "auto"`` falls back to the dense engine elsewhere.
 
-One compiled kernel per trial and step (:func:`stelab.engine.fused.refresh_kernel`) updates h
+One compiled kernel per trial and step (:func:`stelab.engine.compiled.refresh_kernel`) updates h
 from the flipped columns, decides every row and writes the residuals and coefficients; a chain
 of torch operations doing the same costs more in launches than in arithmetic for the few
 thousand rows of a trial.
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from stelab.config import Config
-from stelab.engine import fused
+from stelab.engine import compiled
 from stelab.engine.decisions import DISCRETE_SURROGATES
 from stelab.engine.dense import PARALLEL_BYTES
 from stelab.engine.kernels import (
@@ -120,12 +120,12 @@ class ColumnCache:
     def assign(self, trials: Tensor, wanted: Tensor) -> None:
         """Give the ``wanted`` (t, d) columns of ``trials`` that are not cached a fresh slot each,
         while slots last."""
-        fused.assign_slots(trials.numpy(), wanted.numpy(), self.table.numpy(),
+        compiled.assign_slots(trials.numpy(), wanted.numpy(), self.table.numpy(),
                            self._free.numpy(), self._free_count, self.fresh.numpy())
 
     def fill(self, k: int) -> None:
         """Copy the columns of trial k whose slots are fresh (one strided read of its data)."""
-        fused.fill_fresh(self.Z3[k].numpy(), self.table[k].numpy(), self.fresh.numpy(),
+        compiled.fill_fresh(self.Z3[k].numpy(), self.table[k].numpy(), self.fresh.numpy(),
                          self.store.numpy())
 
     def release(self, k: int) -> None:
@@ -190,7 +190,7 @@ def run_incremental(
     # room for every column of every trial: the second, column-major layout of the data
     whole = capacity >= t * d
     copied = torch.zeros(t, dtype=torch.bool)
-    kernel = fused.refresh_kernel(cfg.model.activation, cfg.train.ste, m)
+    kernel = compiled.refresh_kernel(cfg.model.activation, cfg.train.ste, m)
     no_scale = np.ones(t, dtype=np.float64)
     no_flips = torch.zeros((t, d), dtype=torch.bool)
     h_np, y_np, err_np, residual_np = h.numpy(), y.numpy(), err.numpy(), residual.numpy()
@@ -246,7 +246,7 @@ def run_incremental(
         scale = model.preact_scale(q)
         everyone = torch.arange(t)
         chooser = _StepChooser(adaptive)
-        # per trial, updated by fused.plan_step after each step: whether it moved, whether it
+        # per trial, updated by compiled.plan_step after each step: whether it moved, whether it
         # is recomputed by a full pass, and the steps since it last moved
         flips = torch.zeros((t, d), dtype=torch.bool)
         moved = torch.zeros(t, dtype=torch.bool)
@@ -259,12 +259,12 @@ def run_incremental(
             if record.loss is not None:
                 record.loss[:, step] = loss_of(residual)
             latent_step(u, G, n, scale, eta, weight_derivative)
-            fused.take_signs(u.numpy(), q.numpy(), flips.numpy())  # q = sign(u), in place
+            compiled.take_signs(u.numpy(), q.numpy(), flips.numpy())  # q = sign(u), in place
             if traffic is not None:
                 traffic.add(flipped_columns=flips.sum())
             at_target = record.record(step, q)
             scale = model.preact_scale(q) if scale is not None else None
-            passes = fused.plan_step(flips.numpy(), cache.table.numpy(), err_np, per_update_np,
+            passes = compiled.plan_step(flips.numpy(), cache.table.numpy(), err_np, per_update_np,
                                      bound_np, COLD_MAX_FLIPS, RESET_FACTOR, moved.numpy(),
                                      full.numpy(), idle.numpy())
             full_pass = chooser.full_pass(2 * passes >= t)

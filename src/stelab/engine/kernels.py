@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stelab.engine import fused
+from stelab.engine import compiled
 from stelab.memory import release_free_memory
 
 Tensor = torch.Tensor
@@ -91,13 +91,13 @@ def preactivations(
 
 def exact_preactivations(rows: Tensor, q: Tensor) -> Tensor:
     """h = rows . q in float64 (rows (r, d) of the data, q (r, d) the matching weights); on the
-    CPU summed in order j = 0..d-1 by :func:`stelab.engine.fused.exact_rows`, as the fused
+    CPU summed in order j = 0..d-1 by :func:`stelab.engine.compiled.exact_rows`, as the compiled
     kernel of the incremental engine does, so both engines write the same values."""
     if rows.device.type != "cpu":
         return (rows.to(torch.float64) * q.to(torch.float64)).sum(dim=-1)
     out = torch.empty(rows.shape[0], dtype=torch.float64)
     if len(out):
-        fused.exact_rows(rows.contiguous().numpy(), q.contiguous().numpy(), out.numpy())
+        compiled.exact_rows(rows.contiguous().numpy(), q.contiguous().numpy(), out.numpy())
     return out
 
 

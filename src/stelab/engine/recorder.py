@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from stelab.config import Config
-from stelab.engine import fused
+from stelab.engine import compiled
 
 Tensor = torch.Tensor
 
@@ -88,7 +88,7 @@ class Recorder:
     def record(self, step: int, q: Tensor) -> bool:
         """Record iterate q_{step+1}; True when every trial sits at w* after it."""
         if q.device.type == "cpu":  # one compiled pass instead of four operations
-            away = fused.count_step(q.numpy(), self.w_star.numpy(),
+            away = compiled.count_step(q.numpy(), self.w_star.numpy(),
                                     self.hamming[:, step + 1].numpy(), self.q_sum.numpy())
         else:
             self.hamming[:, step + 1] = (q != self.w_star).sum(dim=1)

@@ -14,7 +14,7 @@ engine (same updates, same exact decisions), hence of the dense engine, bit for 
   full pass for its flips from step FILL_FROM_STEP on gets a column-major copy of its data (one
   per worker thread, reused), from which later updates read only the flipped columns. The order
   of the additions into h does not matter: every decision is exact (below).
-* decisions, residuals and coefficients: :func:`stelab.engine.fused._decide` and
+* decisions, residuals and coefficients: :func:`stelab.engine.compiled._decide` and
   ``_coefficients``, every entry within the error bound of a threshold decided on its exact
   float64 value (:mod:`stelab.engine.decisions`).
 * gradient sums G = sum_r c_r Z_r over the rows with c_r != 0, in row order, each term added
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from stelab.config import Config
-from stelab.engine import fused
+from stelab.engine import compiled
 from stelab.engine.decisions import DISCRETE_SURROGATES
 from stelab.engine.incremental import (
     COLD_MAX_FLIPS,
@@ -142,15 +142,15 @@ def _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, co
              upper, m):
     """Decide every row of h (exactly near a threshold), the residuals, the coefficients and
     G; inlined into a kernel with the constants compiled in."""
-    fused._decide(h, Zk, q, err, 1.0, sign, code, lower, upper, act, coeff)
-    fused._coefficients(act, y, m, residual, coeff)
+    compiled._decide(h, Zk, q, err, 1.0, sign, code, lower, upper, act, coeff)
+    compiled._coefficients(act, y, m, residual, coeff)
     counters[1] += gradient_sums(Zk, coeff, G, rows)
 
 
 @cache
 def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
     """The compiled trajectory of one trial for one (activation, surrogate), constants compiled
-    in (as :func:`stelab.engine.fused.refresh_kernel`; the closure refers to
+    in (as :func:`stelab.engine.compiled.refresh_kernel`; the closure refers to
     compiled functions as module globals only, so that numba's disk cache finds it again).
 
     ``kernel(Zk, y, u, w_star, m, clipped, bound, per_update, inv_n, eta, steps, checkpoints,
@@ -163,7 +163,7 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
     when ``copy_ok``).
     """
     sign = activation == "sign"
-    code = fused._SURROGATE_CODES[surrogate]
+    code = compiled._SURROGATE_CODES[surrogate]
     thresholds = {theta for theta in DISCRETE_SURROGATES[surrogate] if theta != 0.0}
     lower, upper = -1.0 in thresholds, 1.0 in thresholds
     cold_max, reset, fill_from, fill_end = COLD_MAX_FLIPS, RESET_FACTOR, FILL_FROM_STEP, \
@@ -222,8 +222,8 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                     err = bound
                     if copy_ok and not has_copy and uncached > cold_max and \
                             fill_from <= step < steps - fill_end:
-                        for start in range(0, R, fused.FILL_BLOCK):  # blocked transpose
-                            stop = min(start + fused.FILL_BLOCK, R)
+                        for start in range(0, R, compiled.FILL_BLOCK):  # blocked transpose
+                            stop = min(start + compiled.FILL_BLOCK, R)
                             for j in range(d):
                                 for r in range(start, stop):
                                     Zt[j, r] = Zk[r, j]
@@ -231,7 +231,7 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                         counters[3] += d
                 else:
                     if has_copy:
-                        fused._add_columns(h, Zt, flipped, weights, flips)
+                        compiled._add_columns(h, Zt, flipped, weights, flips)
                     else:
                         for p in range(flips):
                             j = flipped[p]

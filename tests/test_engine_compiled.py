@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stelab.engine import fused
+from stelab.engine import compiled
 from stelab.engine.decisions import DISCRETE_SURROGATES, DecisionRule
 from stelab.engine.incremental import ColumnCache
 from stelab.engine.kernels import bag_sums, exact_preactivations, gradient_sums
@@ -36,7 +36,7 @@ def _run_kernel(activation, surrogate, m, Z3, h, q, y, err, scale, flips=None, a
     cache = cache or ColumnCache(Z3, 0)
     flips = torch.zeros(t, d, dtype=torch.bool) if flips is None else flips
     apply = torch.zeros(t, dtype=torch.bool) if apply is None else apply
-    kernel = fused.refresh_kernel(activation, surrogate, m)
+    kernel = compiled.refresh_kernel(activation, surrogate, m)
     kernel(ks.numpy(), Z3.numpy(), h.numpy(), q.numpy(), y.numpy(), err.numpy(),
            (err * 0.01).numpy(), scale.numpy(), flips.numpy(), apply.numpy(),
            cache.table.numpy(), cache.fresh.numpy(), cache.store.numpy(), residual.numpy(),
@@ -148,7 +148,7 @@ def test_plan_step_matches_its_definition(seed):
     moved, full = torch.zeros(t, dtype=torch.bool), torch.zeros(t, dtype=torch.bool)
     idle = torch.randint(0, 5, (t,), generator=g)
     before = idle.clone()
-    count = fused.plan_step(flips.numpy(), table.numpy(), err.numpy(), per_update.numpy(),
+    count = compiled.plan_step(flips.numpy(), table.numpy(), err.numpy(), per_update.numpy(),
                             bound.numpy(), 2, 4.0, moved.numpy(), full.numpy(), idle.numpy())
     nflip = flips.sum(1)
     expected = ((flips & (table < 0)).sum(1) > 2) | (err + nflip * per_update > 4.0 * bound)
@@ -181,8 +181,8 @@ def test_dense_engine_gives_the_same_runs_with_and_without_the_compiled_decision
         cfg = make_config(run={"trials": 5, "seed": 3, "device": "cpu"}, **overrides)
         problem = build_problem(cfg, list(range(5)), torch.device("cpu"))
         assert dense.compiled_decisions(DecisionRule.from_config(cfg), problem.Z3) is not None
-        compiled = dense.run_dense(problem, cfg)
+        by_kernel = dense.run_dense(problem, cfg)
         with monkeypatch.context() as patch:
             patch.setattr(dense, "compiled_decisions", lambda rule, Z3: None)
             torch_path = dense.run_dense(problem, cfg)
-        _assert_same_outputs(compiled, torch_path)
+        _assert_same_outputs(by_kernel, torch_path)
