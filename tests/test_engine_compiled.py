@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from stelab.engine import compiled
 from stelab.engine.decisions import DISCRETE_SURROGATES, DecisionRule
 from stelab.engine.incremental import ColumnCache
-from stelab.engine.kernels import bag_sums, exact_preactivations, gradient_sums
+from stelab.engine.passes import bag_sums, exact_preactivations, gradient_sums
 
 
 def _grid_problem(seed: int, t: int, n: int, m: int, d: int):

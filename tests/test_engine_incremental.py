@@ -15,7 +15,7 @@ from stelab.engine import run_experiment, select_engine
 from stelab.engine.decisions import DecisionRule
 from stelab.engine.dense import run_dense
 from stelab.engine.incremental import incremental_unsupported, run_incremental
-from stelab.engine.kernels import gradient_sums
+from stelab.engine.passes import gradient_sums
 from stelab.engine.problem import build_problem
 from stelab.errors import ConfigError
 from tests.conftest import make_config
@@ -224,7 +224,7 @@ def test_dense_engine_reproduces_the_first_engine_on_continuous_data():
        seed=st.integers(0, 10_000))
 def test_gemv_bound_covers_the_float32_error(d, scale_range, seed):
     """|h_float32 - h_exact| <= bound for every row, also for entries of very different size."""
-    from stelab.engine.kernels import gemv_bound, preactivations
+    from stelab.engine.passes import gemv_bound, preactivations
 
     g = torch.Generator().manual_seed(seed)
     Z = torch.randn(3, 200, 1, d, generator=g) * torch.exp(

@@ -35,8 +35,8 @@ from stelab.config import Config, parse_config
 from stelab.engine import plan_run, run_chunk
 from stelab.engine.dense import run_dense
 from stelab.engine.incremental import run_incremental
-from stelab.engine.kernels import Workers
 from stelab.engine.problem import build_problem
+from stelab.engine.workers import Workers
 
 __all__ = ["Ratio", "bench_bandwidth", "bench_baseline", "bench_incremental", "run_all",
            "machine_description", "write_json", "write_payload", "warm_up_kernels", "BENCHMARKS"]

@@ -11,10 +11,10 @@ Read top-down (each file holds what its name says):
   whole sample), :mod:`~stelab.engine.incremental` (updates from the flipped columns, one step
   of all trials at a time) and :mod:`~stelab.engine.trialwise` (one compiled call per trial).
 * What they share: :mod:`~stelab.engine.decisions` (exact decisions, residuals, coefficients),
-  :mod:`~stelab.engine.kernels` (the torch passes over the data: pre-activations, error bound,
-  gradient sums; and the CPU thread pool), :mod:`~stelab.engine.compiled` (the numba kernels
-  of the batched engines),
-  :mod:`~stelab.engine.recorder` (the latent step and what is recorded along the iterates).
+  :mod:`~stelab.engine.passes` (the torch passes over the data: pre-activations, error bound,
+  gradient sums), :mod:`~stelab.engine.compiled` (the numba kernels of the batched engines),
+  :mod:`~stelab.engine.recorder` (the latent step and what is recorded along the iterates),
+  :mod:`~stelab.engine.workers` (the CPU thread pool).
 * Helpers: :mod:`~stelab.engine.traffic` (bytes read, for the bench),
   :mod:`~stelab.engine.prefetch` (a software prefetch for compiled loops).
 """

@@ -12,7 +12,7 @@ time. One loop per trial that reads each row once does the same arithmetic witho
 The results are those of the torch code, bit for bit (tested):
 
 * exact pre-activation of a row: h = sum_j Z_rj q_j in float64, summed in order j = 0..d-1
-  (each product of float32 numbers is exact in float64); :func:`stelab.engine.kernels.\
+  (each product of float32 numbers is exact in float64); :func:`stelab.engine.passes.\
 exact_preactivations` uses the same kernel on the CPU, so both engines write the same values;
 * decisions, residuals and coefficients (formulas in :mod:`stelab.engine.decisions`): an entry
   of h within the error bound of a threshold is decided on its exact value, every other entry
@@ -20,7 +20,7 @@ exact_preactivations` uses the same kernel on the CPU, so both engines write the
   operation rounded to the data dtype as the torch code rounds it (numba compiles without
   fast-math, so every product and quotient is rounded as written).
 
-The gradient sums G = sum_r c_r Z_r stay with ``embedding_bag`` (:func:`stelab.engine.kernels.\
+The gradient sums G = sum_r c_r Z_r stay with ``embedding_bag`` (:func:`stelab.engine.passes.\
 bag_sums`): its sums define the canonical G of both engines, and it reads the rows faster
 than a plain compiled loop (it prefetches).
 """
@@ -330,7 +330,7 @@ def refresh_kernel(activation: str, surrogate: str, m: int) -> Callable[..., Non
     3. writes residual[k] (n,) and the rows with a non-zero coefficient (module docstring) as
        the bag of the trial's gradient sum: rows k*n*m + r (``bag_rows``) with their
        coefficients (``bag_weights``), from bag_offsets[i] to bag_offsets[i+1] (the bags of
-       :func:`stelab.engine.kernels.bag_sums`, in row order).
+       :func:`stelab.engine.passes.bag_sums`, in row order).
 
     ``scale`` (t,) float64 holds s(q) with batch-norm statistics, else ones.
     """

@@ -10,7 +10,7 @@ statistics, scale s = sqrt(q^T Sigma q):
 For the surrogates with values in {0, 1} (``identity``, ``relu``, ``clipped_relu``,
 ``hardtanh``) sigma~'(h / s) is a set of comparisons of h with the thresholds theta * s
 (relu: h > 0; clipped_relu: 0 < h < s; hardtanh: -s <= h <= s; s = 1 without batch norm). Every
-comparison is decided from the exact h (see :mod:`stelab.engine.kernels`): entries closer to a
+comparison is decided from the exact h (see :mod:`stelab.engine.passes`): entries closer to a
 threshold than the float error bound of h are recomputed in float64 first. The coefficients of
 those surrogates are therefore the same, bit for bit, in every engine. Continuous surrogates
 (``approx_sign``, ``swish``) are evaluated on the float value of h / s: their coefficients carry

@@ -2,11 +2,11 @@
 
     u_{t+1} = u_t - eta * g(u_t),   q_t = sign(u_t),   eta = c sqrt(pi d / 2) m kappa
 
-Each step reads the data once per trial: h = Z q (:func:`kernels.preactivations`), then the
+Each step reads the data once per trial: h = Z q (:func:`passes.preactivations`), then the
 exact decisions, residuals and coefficients (:mod:`stelab.engine.decisions`), then the
-gradient sums G = sum_r c_r Z_r over the rows with c_r != 0 only (:func:`kernels.gradient_sums`;
+gradient sums G = sum_r c_r Z_r over the rows with c_r != 0 only (:func:`passes.gradient_sums`;
 without label noise most rows have zero residual after the first steps). The trials are split
-into one group per CPU thread torch was given (:class:`kernels.Workers`) when a step has at
+into one group per CPU thread torch was given (:class:`workers.Workers`) when a step has at
 least PARALLEL_BYTES of data, else they run on one thread. Full batch by default; with
 ``train.batch_size`` B each trial walks through its own random permutation of the sample, B rows
 a step, reshuffled every epoch (rows that do not fill a last batch wait for the next epoch).
@@ -25,18 +25,17 @@ import torch
 from stelab.config import Config
 from stelab.engine import compiled
 from stelab.engine.decisions import DecisionRule
-from stelab.engine.kernels import (
+from stelab.engine.passes import (
     BagBuffers,
-    Workers,
     bag_range_sums,
     exact_preactivations,
     gradient_sums,
     preactivations,
-    split_evenly,
 )
 from stelab.engine.problem import Problem
 from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
 from stelab.engine.traffic import Traffic
+from stelab.engine.workers import Workers, split_evenly
 from stelab.model import step_size_eta
 from stelab.quantizers import get_weight_ste
 from stelab.seeds import trial_rng

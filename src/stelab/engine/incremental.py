@@ -16,7 +16,7 @@ bound of h are recomputed in float64 (:mod:`stelab.engine.decisions`). Here the 
 of the last full pass plus 3 u max_r sum_j |Z_rj| per column added since (u = 2^-24); when it
 reaches RESET_FACTOR times the bound of a full pass, h is recomputed by a full pass (the periodic
 exact recomputation). The coefficients are then those of the dense engine, and G is the same
-sequential sum (:func:`kernels.gradient_sums`), so u, q and every recorded quantity are
+sequential sum (:func:`passes.gradient_sums`), so u, q and every recorded quantity are
 identical, bit for bit. Supported: full batch, activation sign/step, surrogates with values in
 {0, 1} (identity, relu, clipped_relu, hardtanh), any noise, normalization, m and weight STE,
 float32 data on the CPU; ``run.engine = "auto"`` falls back to the dense engine elsewhere.
@@ -44,17 +44,11 @@ from stelab.config import Config
 from stelab.engine import compiled
 from stelab.engine.decisions import DISCRETE_SURROGATES
 from stelab.engine.dense import PARALLEL_BYTES
-from stelab.engine.kernels import (
-    UNIT_ROUNDOFF,
-    BagBuffers,
-    Workers,
-    bag_range_sums,
-    preactivations,
-    split_evenly,
-)
+from stelab.engine.passes import UNIT_ROUNDOFF, BagBuffers, bag_range_sums, preactivations
 from stelab.engine.problem import Problem
 from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
 from stelab.engine.traffic import Traffic
+from stelab.engine.workers import Workers, split_evenly
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
 from stelab.quantizers import get_weight_ste

@@ -3,7 +3,7 @@ output), and the latent-weight update they share.
 
 The update is one function so that the dense and incremental engines apply the same float
 operations to the same gradient sums G (bit-identical between them, see
-:mod:`stelab.engine.kernels`):
+:mod:`stelab.engine.passes`):
 
     g = G * (Q~'(u) / n)   [/ s(q) with batch-norm statistics],    u <- u - eta * g
 """

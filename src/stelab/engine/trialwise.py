@@ -51,11 +51,12 @@ from stelab.engine.incremental import (
     RESET_FACTOR,
     incremental_unsupported,
 )
-from stelab.engine.kernels import UNIT_ROUNDOFF, Workers
+from stelab.engine.passes import UNIT_ROUNDOFF
 from stelab.engine.prefetch import prefetch
 from stelab.engine.problem import Problem
 from stelab.engine.recorder import ChunkOutput, loss_of
 from stelab.engine.traffic import Traffic
+from stelab.engine.workers import Workers
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
 
@@ -80,7 +81,7 @@ def trialwise_unsupported(cfg: Config) -> str | None:
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
 def preactivations(Zk: np.ndarray, q: np.ndarray, h: np.ndarray) -> None:
     """h = Z_k q in float32, summed in any order (the error bound of
-    :func:`stelab.engine.kernels.gemv_bound` holds for every order)."""
+    :func:`stelab.engine.passes.gemv_bound` holds for every order)."""
     for r in range(Zk.shape[0]):
         row = Zk[r]
         total = np.float32(0.0)
