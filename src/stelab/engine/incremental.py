@@ -42,7 +42,6 @@ import torch
 
 from stelab.config import Config
 from stelab.engine import compiled
-from stelab.engine.decisions import DISCRETE_SURROGATES
 from stelab.engine.dense import PARALLEL_BYTES
 from stelab.engine.passes import UNIT_ROUNDOFF, BagBuffers, bag_range_sums, preactivations
 from stelab.engine.problem import Problem
@@ -51,7 +50,7 @@ from stelab.engine.traffic import Traffic
 from stelab.engine.workers import Workers, split_evenly
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
-from stelab.quantizers import get_weight_ste
+from stelab.quantizers import SURROGATES, get_surrogate, get_weight_ste
 
 Tensor = torch.Tensor
 
@@ -80,8 +79,8 @@ def incremental_unsupported(cfg: Config) -> str | None:
     """Why the incremental engine cannot run ``cfg`` (one line naming the field), or None."""
     if cfg.train.batch_size is not None:
         return "train.batch_size: the incremental engine needs full batch (batch_size absent)"
-    if cfg.train.ste not in DISCRETE_SURROGATES:
-        allowed = ", ".join(DISCRETE_SURROGATES)
+    if not get_surrogate(cfg.train.ste).discrete:
+        allowed = ", ".join(name for name, s in SURROGATES.items() if s.discrete)
         return f"train.ste: {cfg.train.ste!r} is not supported by the incremental engine; " \
             f"allowed: {allowed}"
     if cfg.run.dtype != "float32":

@@ -43,7 +43,6 @@ import torch
 
 from stelab.config import Config
 from stelab.engine import compiled
-from stelab.engine.decisions import DISCRETE_SURROGATES
 from stelab.engine.incremental import (
     COLD_MAX_FLIPS,
     FILL_BEFORE_END,
@@ -139,11 +138,11 @@ def _ergodic_distance(q_sum: np.ndarray, w_star: np.ndarray, extra: int, q: np.n
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, code, lower,  # noqa: ANN001, ANN202
-             upper, m):
+def _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo, hi,  # noqa: ANN001, ANN202
+             closed, m):
     """Decide every row of h (exactly near a threshold), the residuals, the coefficients and
     G; inlined into a kernel with the constants compiled in."""
-    compiled._decide(h, Zk, q, err, 1.0, sign, code, lower, upper, act, coeff)
+    compiled._decide(h, Zk, q, err, 1.0, sign, lo, hi, closed, act, coeff)
     compiled._coefficients(act, y, m, residual, coeff)
     counters[1] += gradient_sums(Zk, coeff, G, rows)
 
@@ -164,9 +163,7 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
     when ``copy_ok``).
     """
     sign = activation == "sign"
-    code = compiled._SURROGATE_CODES[surrogate]
-    thresholds = {theta for theta in DISCRETE_SURROGATES[surrogate] if theta != 0.0}
-    lower, upper = -1.0 in thresholds, 1.0 in thresholds
+    lo, hi, closed = compiled.interval_constants(surrogate)
     cold_max, reset, fill_from, fill_end = COLD_MAX_FLIPS, RESET_FACTOR, FILL_FROM_STEP, \
         FILL_BEFORE_END
     @numba.njit(nogil=True, cache=True)
@@ -190,8 +187,8 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
         preactivations(Zk, q, h)
         counters[0] += R
         err = bound
-        _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, code, lower,
-                 upper, m)
+        _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo, hi,
+                 closed, m)
         has_copy = False
         for step in range(steps):
             # the latent step and the new signs, as recorder.latent_step / binary round them
@@ -241,8 +238,8 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                                 h[r] += v * Zk[r, j]
                     err += flips * per_update
                     counters[2] += flips
-                _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, code,
-                         lower, upper, m)
+                _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo,
+                         hi, closed, m)
             if distance == 0 and freeze:
                 # w* is an exact fixed point: the remaining iterates are w* itself
                 for i in range(checkpoints.shape[0]):
