@@ -25,23 +25,21 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from stelab.config import Config, parse_config
+from stelab.bench.common import Printer, Ratio, bench_config, stream_seconds, warm_up_kernels
+from stelab.bench.scale import bench_numpy as _bench_numpy_at_scale
+from stelab.config import Config
 from stelab.engine import plan_run, run_chunk
 from stelab.engine.dense import run_dense
 from stelab.engine.incremental import run_incremental
 from stelab.engine.problem import build_problem
-from stelab.engine.workers import Workers
 
 __all__ = ["Ratio", "bench_bandwidth", "bench_baseline", "bench_incremental", "run_all",
            "machine_description", "write_json", "write_payload", "warm_up_kernels", "BENCHMARKS"]
-
-Printer = Callable[[str], None]
 
 #: size -> benchmark -> (trials, repeats, overrides of the workload); "tiny" is for tests only
 SIZES: dict[str, dict[str, tuple[int, int, dict[str, int]]]] = {
@@ -57,67 +55,15 @@ def _size(quick: bool, tiny: bool) -> str:
     return "tiny" if tiny else ("quick" if quick else "full")
 
 
-@dataclass
-class Ratio:
-    """One benchmark: the median ratio over repeats, its spread and what it was measured on."""
-
-    name: str
-    description: str
-    values: list[float]
-    target: float
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-    @property
-    def passed(self) -> bool:
-        """Median at target, outcomes in agreement, and every part at its own target if any."""
-        parts = self.detail.get("each", [])
-        return (self.median >= self.target and self.detail.get("agree", True) is not False
-                and all(x >= self.detail.get("each_target", 0) for x in parts))
-
-    def line(self) -> str:
-        spread = f"[{min(self.values):.2f}, {max(self.values):.2f}]"
-        verdict = "ok" if self.passed else "BELOW TARGET"
-        if self.detail.get("tiny"):
-            verdict = "(tiny: not a measurement)"
-        return (f"{self.name:12s} {self.median:8.2f}  {spread:16s} target >= {self.target:<5g} "
-                f"{verdict}  {self.description}")
-
-
-def _config(**sections: dict[str, Any]) -> Config:
-    raw: dict[str, dict[str, Any]] = {"run": {"seed": 20260527, "device": "cpu"}}
-    for section, values in sections.items():
-        raw.setdefault(section, {}).update(values)
-    return parse_config(raw)
-
-
 def _workload(cfg: Config) -> str:
     return (f"d={cfg.model.d} n={cfg.train.n} m={cfg.model.m} T={cfg.train.steps}, "
             f"{cfg.run.trials} trials")
 
 
-def _stream_seconds(x: torch.Tensor) -> float:
-    """Seconds of one plain read of ``x``: the faster of torch's threaded sum and one thread
-    per part (the same thread pool the engine uses)."""
-    flat = x.reshape(-1)
-    began = time.perf_counter()
-    flat.sum()
-    threaded = time.perf_counter() - began
-    with Workers(x.device) as workers:
-        parts = list(flat.chunk(max(1, workers.count) * 8))
-        began = time.perf_counter()
-        workers.map(lambda part: part.sum(), parts)
-        pooled = time.perf_counter() - began
-    return min(threaded, pooled)
-
-
 def bench_bandwidth(quick: bool = False, say: Printer = print, tiny: bool = False) -> Ratio:
     """Dense engine effective bandwidth / streaming read (see the module docstring)."""
     trials, repeats, w = SIZES[_size(quick, tiny)]["bandwidth"]
-    cfg = _config(model={"d": w.get("d", 256)}, train={"n": w.get("n", 4096), "steps": 16},
+    cfg = bench_config(model={"d": w.get("d", 256)}, train={"n": w.get("n", 4096), "steps": 16},
                   run={"trials": trials})
     problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
     nbytes = problem.Z.numel() * problem.Z.element_size()
@@ -125,11 +71,11 @@ def bench_bandwidth(quick: bool = False, say: Printer = print, tiny: bool = Fals
     run_dense(problem, cfg, freeze=False)  # warm-up
     ratios, engine_bw, stream_bw = [], [], []
     for _ in range(repeats):
-        before = _stream_seconds(problem.Z)
+        before = stream_seconds(problem.Z)
         began = time.perf_counter()
         run_dense(problem, cfg, freeze=False)
         per_pass = (time.perf_counter() - began) / passes
-        stream = min(before, _stream_seconds(problem.Z))
+        stream = min(before, stream_seconds(problem.Z))
         ratios.append(stream / per_pass)
         engine_bw.append(nbytes / per_pass / 1e9)
         stream_bw.append(nbytes / stream / 1e9)
@@ -149,7 +95,7 @@ def bench_baseline(quick: bool = False, say: Printer = print, tiny: bool = False
     from stelab.bench.baseline import run_baseline
 
     trials, repeats, w = SIZES[_size(quick, tiny)]["baseline"]
-    cfg = _config(model={"d": w.get("d", 64)},
+    cfg = bench_config(model={"d": w.get("d", 64)},
                   train={"n": w.get("n", 181), "steps": w.get("steps", 300)},
                   run={"trials": trials})
     problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
@@ -186,7 +132,7 @@ def bench_baseline(quick: bool = False, say: Printer = print, tiny: bool = False
 def bench_incremental(quick: bool = False, say: Printer = print, tiny: bool = False) -> Ratio:
     """Dense engine time / incremental engine time, near-threshold noiseless E1 workload."""
     trials, repeats, w = SIZES[_size(quick, tiny)]["incremental"]
-    cfg = _config(model={"d": w.get("d", 256)},
+    cfg = bench_config(model={"d": w.get("d", 256)},
                   train={"n": w.get("n", 4096), "steps": w.get("steps", 300)},
                   run={"trials": trials})
     problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
@@ -215,27 +161,9 @@ def bench_incremental(quick: bool = False, say: Printer = print, tiny: bool = Fa
     )
 
 
-def warm_up_kernels() -> float:
-    """Seconds to load every engine's compiled kernels on a tiny problem: the first call of a
-    kernel in a process loads it (once per process, from numba's disk cache), which the
-    benchmarks time and report apart."""
-    from stelab.engine.trialwise import run_trialwise
-
-    small = _config(model={"d": 16}, train={"n": 64, "steps": 5}, run={"trials": 2})
-    began = time.perf_counter()
-    problem = build_problem(small, [0, 1], torch.device("cpu"))
-    run_dense(problem, small)
-    run_incremental(problem, small)  # the column cache
-    run_incremental(problem, small, cache_columns=2 * 16)  # the column-major layout
-    run_trialwise(problem, small)
-    return time.perf_counter() - began
-
-
 def bench_numpy(quick: bool = False, say: Printer = print, tiny: bool = False) -> Ratio:
     """Research numpy loop / engine at large d, with the floors (:mod:`stelab.bench.scale`)."""
-    from stelab.bench.scale import bench_numpy as run
-
-    return run(quick=quick, say=say, tiny=tiny)
+    return _bench_numpy_at_scale(quick=quick, say=say, tiny=tiny)
 
 
 BENCHMARKS: dict[str, Callable[..., Ratio]] = {

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from stelab.bench import Printer, Ratio, _config, _stream_seconds, warm_up_kernels
+from stelab.bench.common import Printer, Ratio, bench_config, stream_seconds, warm_up_kernels
 from stelab.engine import plan_run, run_chunk
 from stelab.engine.problem import Problem, build_problem
 from stelab.engine.traffic import Traffic
@@ -55,14 +55,14 @@ REPEATS = {"tiny": 1, "quick": 2, "full": 3}
 
 def _best_read_gbs(Z: torch.Tensor) -> float:
     """The machine's best read bandwidth over ``Z`` (GB/s): the fastest of a torch sum, a sum
-    per thread (:func:`stelab.bench._stream_seconds`) and numpy's sgemv with its threads."""
+    per thread (:func:`stelab.bench.common.stream_seconds`) and numpy's sgemv with its threads."""
     rows = Z.reshape(-1, Z.shape[-1]).numpy()
     q = np.ones(rows.shape[1], dtype=rows.dtype)
     rows @ q  # warm
     began = time.perf_counter()
     rows @ q
     gemv = time.perf_counter() - began
-    return Z.numel() * Z.element_size() / min(gemv, _stream_seconds(Z)) / 1e9
+    return Z.numel() * Z.element_size() / min(gemv, stream_seconds(Z)) / 1e9
 
 
 def _numpy_loop(problem: Problem, steps: int, threads: int | None) -> tuple[float, np.ndarray]:
@@ -82,7 +82,7 @@ def bench_numpy(quick: bool = False, say: Printer = print, tiny: bool = False) -
     threads: list[int | None] = []  # the baseline's BLAS threads, chosen on the first workload
     engine_s, numpy_s, details = [], [], []
     for index, (d, n, trials) in enumerate(WORKLOADS[size]):
-        cfg = _config(model={"d": d}, train={"n": n, "steps": steps}, run={"trials": trials})
+        cfg = bench_config(model={"d": d}, train={"n": n, "steps": steps}, run={"trials": trials})
         problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
         plan = plan_run(cfg, torch.device("cpu"))
         traffic = Traffic()
