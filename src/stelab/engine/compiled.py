@@ -1,6 +1,7 @@
 """Compiled CPU kernels (numba) for the per-trial work of a step: update the pre-activations
 from the flipped columns (incremental engine), decide every row exactly and build the residuals
-and gradient bags (both engines' full passes, where the surrogate is {0, 1}-valued), and the
+and gradient bags (both engines' full passes, where the surrogate is {0, 1}-valued: the
+kernels are compiled from the ends of its interval, :func:`interval_constants`), and the
 per-step bookkeeping (signs and flips, the recorder's counts, the incremental engine's plan and
 column cache).
 

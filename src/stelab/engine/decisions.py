@@ -10,9 +10,9 @@ statistics, scale s = sqrt(q^T Sigma q):
 For the surrogates with values in {0, 1} (``identity``, ``relu``, ``clipped_relu``,
 ``hardtanh``: those with an :class:`~stelab.quantizers.Interval` in
 :data:`stelab.quantizers.SURROGATES`) sigma~'(h / s) is a set of comparisons of h with the ends
-theta * s of the interval (relu: h > 0; clipped_relu: 0 < h < s; hardtanh: -s <= h <= s; s = 1
-without batch norm). Every
-comparison is decided from the exact h (see :mod:`stelab.engine.passes`): entries closer to a
+theta * s of the interval (relu: h > 0; clipped_relu: 0 < h < s; hardtanh: -s <= h <= s;
+s = 1 without batch norm). Every comparison is decided from the exact h (see
+:mod:`stelab.engine.passes`): entries closer to a
 threshold than the float error bound of h are recomputed in float64 first. The coefficients of
 those surrogates are therefore the same, bit for bit, in every engine. Continuous surrogates
 (``approx_sign``, ``swish``) are evaluated on the float value of h / s: their coefficients carry
