@@ -30,7 +30,7 @@ def run_legacy(problem: Problem, cfg: Config) -> np.ndarray:
 
 
 def run_legacy_outputs(problem: Problem, cfg: Config) -> dict[str, np.ndarray]:
-    """Every outcome the engines return (trajectory.ChunkOutput), from the same plain loop:
+    """Every outcome the engines return (recorder.ChunkOutput), from the same plain loop:
     Hamming H_0..H_T, losses L(q_0)..L(q_T) on the full sample, the ergodic Hamming of
     sign(q_1 + ... + q_T') at the checkpoints T' and at T, and u_T. Also ``u_mass``: the sum over
     the steps of eta |Z|^T |coeff| / n per coordinate, the scale of the float32 rounding of u_T

@@ -280,7 +280,7 @@ def test_return_growth_distinguishes_recurrent_absorbed_and_stopping():
 
 
 def test_per_horizon_at_full_horizon_matches_recorder():
-    from stelab.engine.recorder import trajectory_outcomes
+    from stelab.outcomes import trajectory_outcomes
 
     rng = np.random.default_rng(7)
     paths = rng.integers(0, 3, size=(6, 31)) * (rng.random((6, 31)) < 0.7)
@@ -413,3 +413,16 @@ def test_run_summary_gives_means_with_student_t_intervals():
     half = student_t.ppf(0.975, 2) * 2.0 / math.sqrt(3)  # t_{0.975, 2} s / sqrt(3), s = 2
     assert f"[{2 - half:.4g}, {2 + half:.4g}]" in text
     assert "2 / 3" in text
+
+
+def test_analysis_imports_nothing_from_the_engine():
+    """Analysis is a function of stored rows: importing it loads no engine module (the outcome
+    definitions it shares with the engine live in stelab.outcomes)."""
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, stelab.analysis; "
+         "print(sorted(m for m in sys.modules if m.startswith('stelab.engine')))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from stelab.engine.decisions import DISCRETE_SURROGATES, DecisionRule
-from stelab.quantizers import get_surrogate
+from stelab.engine.decisions import DecisionRule
+from stelab.quantizers import DISCRETE_SURROGATES, get_surrogate
 
 
 def _exact_derivative(ste: str, hs: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ def test_decide_matches_the_exact_rule(activation, ste, m, scaled):
         for r in range(n * m):
             near = abs(h64[i, r]) <= 1e-6 or any(
                 abs(h64[i, r] - theta * s[i]) <= 1e-6
-                for theta in DISCRETE_SURROGATES.get(ste, ()) if theta != 0.0)
+                for theta in get_surrogate(ste).thresholds if theta != 0.0)
             assert ((i, r) in fixed) == near, (i, r, h64[i, r])
     np.testing.assert_array_equal(dec.fixed_values.numpy(),
                                   h64[dec.fixed_rows[:, 0], dec.fixed_rows[:, 1]])

@@ -15,7 +15,7 @@ from stelab.engine import run_experiment, select_engine
 from stelab.engine.decisions import DecisionRule
 from stelab.engine.dense import run_dense
 from stelab.engine.incremental import incremental_unsupported, run_incremental
-from stelab.engine.kernels import gradient_sums
+from stelab.engine.passes import gradient_sums
 from stelab.engine.problem import build_problem
 from stelab.errors import ConfigError
 from tests.conftest import make_config
@@ -224,7 +224,7 @@ def test_dense_engine_reproduces_the_first_engine_on_continuous_data():
        seed=st.integers(0, 10_000))
 def test_gemv_bound_covers_the_float32_error(d, scale_range, seed):
     """|h_float32 - h_exact| <= bound for every row, also for entries of very different size."""
-    from stelab.engine.kernels import gemv_bound, preactivations
+    from stelab.engine.passes import gemv_bound, preactivations
 
     g = torch.Generator().manual_seed(seed)
     Z = torch.randn(3, 200, 1, d, generator=g) * torch.exp(
@@ -241,10 +241,10 @@ def test_column_major_layout_is_used_and_gives_the_dense_outcomes(monkeypatch):
     """With room for every column, trials that need a full pass get all their columns copied
     (a blocked transpose) and later steps read the flipped columns from the copy; the outcomes
     stay those of the dense engine, bit for bit."""
-    from stelab.engine import fused
+    from stelab.engine import compiled
 
     copied_columns = []
-    fill = fused.fill_fresh
+    fill = compiled.fill_fresh
 
     def counting_fill(Zk, table, fresh, store):
         copied_columns.append(int(fresh[table[table >= 0]].sum()))
@@ -253,7 +253,7 @@ def test_column_major_layout_is_used_and_gives_the_dense_outcomes(monkeypatch):
         slots = table[table >= 0]
         assert np.array_equal(store[slots], Zk[:, table >= 0].T)
 
-    monkeypatch.setattr(fused, "fill_fresh", counting_fill)
+    monkeypatch.setattr(compiled, "fill_fresh", counting_fill)
     cfg = make_config(model={"d": 96}, train={"n": 400, "steps": 60},
                       noise={"kind": "flip", "level": 0.05}, run={"trials": 5, "seed": 11},
                       record={"loss_trajectory": True, "checkpoints": [5, 30]})

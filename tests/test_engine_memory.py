@@ -127,7 +127,7 @@ PEAK_SCRIPT = textwrap.dedent("""
     import torch
     from stelab.config import parse_config
     from stelab.engine import run_chunk
-    from stelab.engine.kernels import exact_preactivations
+    from stelab.engine.passes import exact_preactivations
     from stelab.engine.problem import build_problem
 
     def status(key):

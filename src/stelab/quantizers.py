@@ -9,6 +9,8 @@ Forward functions
 
 Surrogate derivatives sigma~'(h) used in place of the true (zero almost everywhere) derivative
 -----------------------------------------------------------------------------------------------
+(docs/model.md, Surrogates)
+
 * ``identity``      : 1
 * ``relu``          : 1[h > 0]
 * ``clipped_relu``  : 1[0 < h < 1]
@@ -16,14 +18,20 @@ Surrogate derivatives sigma~'(h) used in place of the true (zero almost everywhe
 * ``approx_sign``   : (2 - 2|h|) 1[|h| < 1]                       (Bi-Real Net)
 * ``swish``         : beta (2 - beta h tanh(beta h / 2)) / (1 + cosh(beta h))  (SignSwish, beta>0)
 
+:data:`SURROGATES` is the one table of them: the torch path (``stelab.nn``, the dense engine's
+continuous surrogates) calls an entry's function; the engines' exact decisions and compiled
+kernels read the :class:`Interval` of a {0, 1}-valued entry (sigma~'(h) = 1[h in the interval]).
+Adding a surrogate is one entry: with an interval it runs on every engine, with a function only
+(continuous values) on the dense engine's torch path.
+
 Weight STE (derivative of Q(u) = sign(u) with respect to the latent weight u)
 --------------------------------------------------------------------------------
 * ``identity`` : 1
 * ``clipped``  : 1[|u| <= 1]
 
-The plain functions are used by the batched engine; :class:`SignSTE` / :class:`StepSTE` are torch
-autograd forms with the same forward and surrogate backward, used by ``stelab.nn`` and as the test
-oracle for the engine's closed-form coarse gradient.
+The plain functions are used by the batched engine; :func:`binary_ste` and
+:func:`weight_quantize` are torch autograd forms with the same forward and surrogate backward,
+used by ``stelab.nn`` and as the test oracle for the engine's closed-form coarse gradient.
 """
 
 from __future__ import annotations
@@ -53,20 +61,36 @@ def step(x: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------- surrogates
-def _identity(h: Tensor) -> Tensor:
-    return torch.ones_like(h)
+@dataclass(frozen=True)
+class Interval:
+    """Where a {0, 1}-valued surrogate derivative is 1: lo < h < hi, or lo <= h <= hi when
+    ``closed``; an end that is None is unbounded. The ends are the thresholds at which the
+    engines decide on the exact pre-activation (in units of the batch-norm scale s)."""
 
+    lo: float | None = None
+    hi: float | None = None
+    closed: bool = False
 
-def _relu(h: Tensor) -> Tensor:
-    return (h > 0).to(h.dtype)
+    @property
+    def ends(self) -> tuple[float, ...]:
+        """The finite ends, lower first."""
+        return tuple(end for end in (self.lo, self.hi) if end is not None)
 
+    def contains(self, h: Tensor, scale: Tensor | float = 1.0) -> Tensor:
+        """1[h in the interval scaled by s] as a bool tensor, comparing h with lo * s and
+        hi * s (s = ``scale``; with float64 h and s the comparisons are exact)."""
+        inside = torch.ones_like(h, dtype=torch.bool)
+        if self.lo is not None:
+            lo = 0.0 if self.lo == 0 else self.lo * scale
+            inside &= (h >= lo) if self.closed else (h > lo)
+        if self.hi is not None:
+            hi = 0.0 if self.hi == 0 else self.hi * scale
+            inside &= (h <= hi) if self.closed else (h < hi)
+        return inside
 
-def _clipped_relu(h: Tensor) -> Tensor:
-    return ((h > 0) & (h < 1)).to(h.dtype)
-
-
-def _hardtanh(h: Tensor) -> Tensor:
-    return (h.abs() <= 1).to(h.dtype)
+    def indicator(self, h: Tensor) -> Tensor:
+        """1[h in the interval] in the dtype of h (NaN is outside every bounded interval)."""
+        return self.contains(h).to(h.dtype)
 
 
 def _approx_sign(h: Tensor) -> Tensor:
@@ -80,39 +104,67 @@ def _swish(h: Tensor, beta: float = 5.0) -> Tensor:
 
 @dataclass(frozen=True)
 class Surrogate:
-    """A named surrogate derivative sigma~'(h) with its allowed parameters and defaults."""
+    """A named surrogate derivative sigma~'(h) with its allowed parameters and defaults.
+
+    Either {0, 1}-valued, given by its ``interval`` (the function is its indicator; the engines
+    decide it exactly and compile it, :mod:`stelab.engine.decisions`), or continuous, given by
+    its torch function ``fn`` (run by the dense engine on the float pre-activations)."""
 
     name: str
-    fn: Callable[..., Tensor]
     formula: str
+    interval: Interval | None = None
+    fn: Callable[..., Tensor] | None = None
     params: dict[str, float] = field(default_factory=dict)
     positive: tuple[str, ...] = ()  # parameters that must be > 0
 
+    def __post_init__(self) -> None:
+        if (self.interval is None) == (self.fn is None):
+            raise ValueError(f"surrogate {self.name!r}: give an interval or a function")
+
+    @property
+    def discrete(self) -> bool:
+        """Whether its values are in {0, 1} (an interval's indicator)."""
+        return self.interval is not None
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """The ends of its interval (where the engines decide exactly), () if continuous."""
+        return () if self.interval is None else self.interval.ends
+
     def __call__(self, h: Tensor, **params: Any) -> Tensor:
+        if self.interval is not None:
+            return self.interval.indicator(h)
+        assert self.fn is not None
         return self.fn(h, **{**self.params, **params})
 
 
+#: The surrogates, one entry each. An entry with an Interval is {0, 1}-valued: every engine runs
+#: it, the compiled kernels included (they are compiled from the interval's ends: no branch to
+#: add). An entry with fn= is continuous: the dense engine runs it on its torch path.
 SURROGATES: dict[str, Surrogate] = {
     s.name: s
     for s in [
-        Surrogate("identity", _identity, "1"),
-        Surrogate("relu", _relu, "1[h > 0]"),
-        Surrogate("clipped_relu", _clipped_relu, "1[0 < h < 1]"),
-        Surrogate("hardtanh", _hardtanh, "1[|h| <= 1]"),
-        Surrogate("approx_sign", _approx_sign, "(2 - 2|h|) 1[|h| < 1]"),
+        Surrogate("identity", "1", Interval()),
+        Surrogate("relu", "1[h > 0]", Interval(lo=0.0)),
+        Surrogate("clipped_relu", "1[0 < h < 1]", Interval(lo=0.0, hi=1.0)),
+        Surrogate("hardtanh", "1[|h| <= 1]", Interval(lo=-1.0, hi=1.0, closed=True)),
+        Surrogate("approx_sign", "(2 - 2|h|) 1[|h| < 1]", fn=_approx_sign),
         Surrogate(
             "swish",
-            _swish,
             "beta (2 - beta h tanh(beta h / 2)) / (1 + cosh(beta h))",
-            {"beta": 5.0},
-            ("beta",),
+            fn=_swish,
+            params={"beta": 5.0},
+            positive=("beta",),
         ),
     ]
 }
 
+#: the surrogates with values in {0, 1} (those the incremental and trial-wise engines run)
+DISCRETE_SURROGATES: tuple[str, ...] = tuple(s.name for s in SURROGATES.values() if s.discrete)
+
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"sign": sign, "step": step}
 
-#: kappa in the step-size convention eta = c * sqrt(pi d / 2) * m * kappa (PAPER.md)
+#: kappa in the step-size convention eta = c * sqrt(pi d / 2) * m * kappa (docs/model.md, Step size)
 ACTIVATION_KAPPA: dict[str, float] = {"sign": 1.0, "step": 2.0}
 
 

@@ -1,6 +1,6 @@
 """Recurrence of the optimum under label noise, from Hamming trajectories H_0..H_T.
 
-Per trial (iterates t = 1..T, as in :mod:`stelab.engine.recorder`):
+Per trial (iterates t = 1..T, as in :mod:`stelab.outcomes`):
 
 * excursion  : a completed run of H > 0 between two visits of H = 0 (length L steps)
 * return time: L + 1, the steps from the last visit before an excursion to the next visit
@@ -24,8 +24,8 @@ import pandas as pd
 
 from stelab.analysis.tables import _as_list, mean_ci
 from stelab.analysis.trajectories import _group_keys, horizon_stats, per_horizon, trajectories
-from stelab.engine.recorder import zero_visit_runs
 from stelab.errors import DataError
+from stelab.outcomes import zero_visit_runs
 from stelab.stats import wilson_interval
 
 KINDS = ("return_time", "excursion", "sojourn")

@@ -1,7 +1,7 @@
 """Statistics of recorded trajectories (H_0..H_T, loss_0..loss_T) at shorter horizons T' <= T.
 
 At horizon T' the iterates are t = 1..T' (t = 0 is the initialization), matching
-:mod:`stelab.engine.recorder`; at T' = T every statistic equals the recorder's column:
+:mod:`stelab.outcomes`; at T' = T every statistic equals the row's outcome column:
 
     last(T')       = 1[H_T' = 0]
     best(T')       = 1[min_{1<=t<=T'} H_t = 0]
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from stelab.errors import DataError
+from stelab.outcomes import zero_visit_runs
 
 TRAJECTORY_COLUMNS = ("hamming_trajectory", "loss_trajectory")
 
@@ -168,15 +169,14 @@ def at_checkpoints(rows: pd.DataFrame, keep_trajectories: bool = False) -> pd.Da
 
     From ``ergodic_hamming_at``: ergodic_hamming, success_ergodic. From ``hamming_trajectory``
     (when recorded; else these columns are absent): success_last, success_best, occupation,
-    first_hit_step, n_exits, n_returns, max_excursion, min_hamming, final_hamming, exactly as the
-    recorder defines them over t = 1..T'. final_loss comes from ``loss_trajectory`` when recorded.
+    first_hit_step, n_exits, n_returns, max_excursion, min_hamming, final_hamming, exactly as
+    :mod:`stelab.outcomes` defines them over t = 1..T'. final_loss comes from
+    ``loss_trajectory`` when recorded.
     ``absorbed`` (its window depends on the config) and wall_seconds are dropped. With identity
     STEs a run of T' steps gives the same rows (the iterates do not depend on the horizon), so
     :func:`~stelab.analysis.threshold.thresholds_by` with by=[..., "steps"] gives thresholds per
     horizon and :func:`~stelab.analysis.tables.success_by_steps` ergodic vs last success vs T.
     """
-    from stelab.engine.recorder import zero_visit_runs
-
     for column in ("checkpoint_steps", "ergodic_hamming_at"):
         if column not in rows:
             raise DataError(f"rows.{column}: column missing; run with [record] checkpoints = [...]")

@@ -16,8 +16,8 @@ import torch
 from stelab.config import Config, parse_config
 from stelab.engine.dense import run_dense
 from stelab.engine.incremental import run_incremental
-from stelab.engine.kernels import Workers
 from stelab.engine.problem import build_problem
+from stelab.engine.workers import Workers
 
 Printer = Callable[[str], None]
 

@@ -1,48 +1,34 @@
-"""Run an experiment: choose the engine, chunk the trials to fit the memory budget, run, make rows.
+"""The engine: STE-gradient runs over many trials at once, from a config to one row per trial.
 
-``run_experiment(cfg)`` is a pure function of (config, trial ids): the rows do not depend on the
-chunking, the device count, the process or the engine (dense and incremental give identical
-outcomes), except the timing column ``wall_seconds`` and the ``engine`` column that names the
-engine that ran.
+Read top-down (each file holds what its name says):
 
-Engines (``run.engine``): ``dense`` (:mod:`stelab.engine.dense`), ``incremental``
-(:mod:`stelab.engine.incremental`; full batch, {0, 1}-valued surrogates, float32, CPU) and
-``auto``: the incremental engine, adapting step by step
-(:class:`~stelab.engine.incremental._StepChooser`), where it is supported and a trial's data is
-large enough, else the dense engine (:func:`stelab.engine.budget.select_engine`).
-
-Memory: chunks and their layout are planned to the budget before anything is built
-(:mod:`stelab.engine.budget`, the one planner of runs and sweeps); a run whose single trial
-does not fit is refused with :class:`~stelab.errors.MemoryBudgetError`.
+* :mod:`~stelab.engine.run`: orchestration. ``run_experiment(cfg)`` plans the chunks, builds
+  each chunk's problem, runs it on the chosen engine, refuses non-finite values and makes the
+  rows (outcomes from :mod:`stelab.outcomes`).
+* :mod:`~stelab.engine.budget`: the memory plan (chunk size, data layout, engine for ``auto``).
+* :mod:`~stelab.engine.problem`: a chunk's random problem (teacher, sample, labels, u_0).
+* The engines, identical outputs bit for bit: :mod:`~stelab.engine.dense` (every step reads the
+  whole sample), :mod:`~stelab.engine.incremental` (updates from the flipped columns, one step
+  of all trials at a time) and :mod:`~stelab.engine.trialwise` (one compiled call per trial).
+* What they share: :mod:`~stelab.engine.decisions` (exact decisions, residuals, coefficients),
+  :mod:`~stelab.engine.passes` (the torch passes over the data: pre-activations, error bound,
+  gradient sums), :mod:`~stelab.engine.compiled` (the numba kernels of the batched engines),
+  :mod:`~stelab.engine.recorder` (the latent step and what is recorded along the iterates),
+  :mod:`~stelab.engine.workers` (the CPU thread pool).
+* Helpers: :mod:`~stelab.engine.traffic` (bytes read, for the bench),
+  :mod:`~stelab.engine.prefetch` (a software prefetch for compiled loops).
 """
 
-from __future__ import annotations
-
-import time
-from collections.abc import Callable, Sequence
-
-import numpy as np
-import pandas as pd
-import torch
-
-from stelab.config import Config
-from stelab.engine.budget import (
-    UNBOUNDED,
-    ChunkPlan,
+from stelab.engine.budget import default_memory_budget, select_engine
+from stelab.engine.run import (
     cache_bytes_per_trial,
-    cache_columns,
-    default_memory_budget,
-    plan_chunks,
-    run_budget,
-    select_engine,
+    estimate_peak_bytes,
+    plan_chunk_size,
+    plan_run,
+    resolve_device,
+    run_chunk,
+    run_experiment,
 )
-from stelab.engine.dense import ChunkOutput, run_dense
-from stelab.engine.incremental import run_incremental
-from stelab.engine.problem import Problem, build_problem
-from stelab.engine.recorder import trajectory_outcomes
-from stelab.engine.traffic import Traffic
-from stelab.engine.trialwise import run_trialwise
-from stelab.errors import ConfigError, NumericalError
 
 __all__ = [
     "run_experiment",
@@ -55,138 +41,3 @@ __all__ = [
     "run_chunk",
     "cache_bytes_per_trial",
 ]
-
-ProgressCallback = Callable[[int, int], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "run.device: 'cuda' requested but no CUDA device is available; allowed: auto, cpu"
-        )
-    return torch.device(name)
-
-
-def plan_run(cfg: Config, device: torch.device, engine: str | None = None) -> ChunkPlan:
-    """The chunk plan of ``cfg`` on ``device`` within its memory budget."""
-    budget, source = run_budget(cfg, device)
-    return plan_chunks(cfg, budget, source, engine=engine)
-
-
-def plan_chunk_size(cfg: Config, device: torch.device, engine: str | None = None) -> int:
-    """How many trials fit the memory budget at once (at least 1, else MemoryBudgetError)."""
-    return plan_run(cfg, device, engine).size
-
-
-def estimate_peak_bytes(cfg: Config, trials: int, engine: str | None = None) -> int:
-    """Estimated peak bytes of building and running a chunk of ``trials`` trials of ``cfg`` in
-    the layout the planner takes for chunks of that size (:mod:`stelab.engine.budget`)."""
-    return plan_chunks(cfg, UNBOUNDED, trials=trials, engine=engine).peak_bytes(trials)
-
-
-def run_chunk(cfg: Config, problem: Problem, engine: str, layout: str = "cache",
-              traffic: Traffic | None = None) -> ChunkOutput:
-    """Run one chunk's problem on ``engine`` (``auto`` runs the incremental engine adaptively);
-    ``layout`` (incremental engine): ``trialwise``, ``cache`` or ``columns``
-    (:mod:`stelab.engine.budget`);
-    ``traffic`` counts what the engine read (:mod:`stelab.engine.traffic`)."""
-    if engine == "incremental" and layout == "trialwise":
-        return run_trialwise(problem, cfg, traffic=traffic)
-    if engine == "incremental":
-        columns = cache_columns(cfg, layout, problem.Z.shape[0])
-        return run_incremental(problem, cfg, cache_columns=columns,
-                               adaptive=cfg.run.engine == "auto", traffic=traffic)
-    return run_dense(problem, cfg, traffic=traffic)
-
-
-def _rows(
-    cfg: Config, trials: Sequence[int], out: ChunkOutput, seconds: float, engine: str
-) -> list[dict]:
-    outcomes = trajectory_outcomes(out.hamming, out.ergodic_hamming, cfg.absorb_window)
-    base = cfg.flat()
-    rows = []
-    for i, trial in enumerate(trials):
-        row = {**base, "trial": int(trial), "engine": engine}
-        row.update({key: value[i].item() for key, value in outcomes.items()})
-        row["final_loss"] = float(out.final_loss[i])
-        row["wall_seconds"] = seconds / len(trials)
-        if cfg.record.trajectory:
-            row["hamming_trajectory"] = out.hamming[i].astype(np.int32)
-        if cfg.record.checkpoints:
-            row["checkpoint_steps"] = np.array(sorted(set(cfg.record.checkpoints)), dtype=np.int64)
-            row["ergodic_hamming_at"] = out.ergodic_at[i].astype(np.int64)
-        if cfg.record.loss_trajectory and out.loss is not None:
-            row["loss_trajectory"] = out.loss[i].astype(np.float32)
-        rows.append(row)
-    return rows
-
-
-def _refuse_non_finite(
-    cfg: Config, trials: Sequence[int], values: torch.Tensor | np.ndarray, what: str
-) -> None:
-    """NaN never becomes a sign: the engine's sign maps NaN to -1, so inputs that hold inf or
-    NaN, or latent weights that overflowed, are refused (NumericalError) instead of reported.
-    u stays non-finite once it is (inf - inf = NaN, NaN - x = NaN), so checking u_T suffices."""
-    finite = torch.isfinite(values) if isinstance(values, torch.Tensor) else np.isfinite(values)
-    if bool(finite.all()):
-        return
-    bad = (~finite).reshape(len(trials), -1).any(axis=1) if isinstance(finite, np.ndarray) else (
-        ~finite).reshape(len(trials), -1).any(dim=1).cpu().numpy()
-    trial = trials[int(np.argmax(bad))]
-    if what == "inputs":
-        raise NumericalError(
-            f"data.params: the inputs of trial {trial} hold inf or NaN (distribution "
-            f"{cfg.data.distribution!r}, params {cfg.data.params}, normalization "
-            f"{cfg.data.normalization!r}, {cfg.run.dtype}); choose parameters whose draws fit "
-            f"in {cfg.run.dtype}"
-        )
-    if what.startswith("initial"):
-        raise NumericalError(
-            f"train.init_scale: the {what} of trial {trial} overflow {cfg.run.dtype} "
-            f"(init_scale = {cfg.train.init_scale}); lower train.init_scale"
-        )
-    raise NumericalError(
-        f"train.step_size: the {what} of trial {trial} overflowed to inf or NaN "
-        f"(step_size = {cfg.train.step_size}, init_scale = {cfg.train.init_scale}, "
-        f"{cfg.run.dtype}"
-        + (f", train.ste_params = {cfg.train.ste_params}" if cfg.train.ste_params else "")
-        + "); lower train.step_size"
-        + (" or change train.ste_params" if cfg.train.ste_params else "")
-        + ", or use run.dtype = 'float64'"
-    )
-
-
-def run_experiment(
-    cfg: Config,
-    trials: Sequence[int] | None = None,
-    progress: ProgressCallback | None = None,
-    chunk_size: int | None = None,
-    plan: ChunkPlan | None = None,
-) -> pd.DataFrame:
-    """Run the trials of ``cfg`` (default ``range(cfg.run.trials)``); one row per trial.
-
-    ``plan`` (a sweep's, made for its worker's budget) replaces the run's own plan, and
-    ``chunk_size`` its chunk size; neither changes the results.
-    """
-    trial_ids = list(range(cfg.run.trials)) if trials is None else [int(k) for k in trials]
-    device = resolve_device(cfg.run.device)
-    plan = plan or plan_run(cfg, device)
-    engine = plan.engine
-    size = chunk_size or plan.size
-    rows: list[dict] = []
-    for start in range(0, len(trial_ids), size):
-        chunk = trial_ids[start : start + size]
-        began = time.perf_counter()
-        problem = build_problem(cfg, chunk, device)
-        _refuse_non_finite(cfg, chunk, problem.Z, "inputs")
-        _refuse_non_finite(cfg, chunk, problem.u0, "initial weights u_0")
-        out = run_chunk(cfg, problem, engine, plan.layout)
-        del problem
-        _refuse_non_finite(cfg, chunk, out.final_u, "latent weights u_T")
-        rows.extend(_rows(cfg, chunk, out, time.perf_counter() - began, engine))
-        if progress is not None:
-            progress(len(rows), len(trial_ids))
-    return pd.DataFrame(rows)

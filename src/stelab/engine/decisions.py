@@ -8,9 +8,11 @@ statistics, scale s = sqrt(q^T Sigma q):
     coefficient c_ij = res_i * sigma~'(h_ij / s) / m
 
 For the surrogates with values in {0, 1} (``identity``, ``relu``, ``clipped_relu``,
-``hardtanh``) sigma~'(h / s) is a set of comparisons of h with the thresholds theta * s
-(relu: h > 0; clipped_relu: 0 < h < s; hardtanh: -s <= h <= s; s = 1 without batch norm). Every
-comparison is decided from the exact h (see :mod:`stelab.engine.kernels`): entries closer to a
+``hardtanh``: those with an :class:`~stelab.quantizers.Interval` in
+:data:`stelab.quantizers.SURROGATES`) sigma~'(h / s) is a set of comparisons of h with the ends
+theta * s of the interval (relu: h > 0; clipped_relu: 0 < h < s; hardtanh: -s <= h <= s;
+s = 1 without batch norm). Every comparison is decided from the exact h (see
+:mod:`stelab.engine.passes`): entries closer to a
 threshold than the float error bound of h are recomputed in float64 first. The coefficients of
 those surrogates are therefore the same, bit for bit, in every engine. Continuous surrogates
 (``approx_sign``, ``swish``) are evaluated on the float value of h / s: their coefficients carry
@@ -28,14 +30,6 @@ from stelab.config import Config
 from stelab.quantizers import get_surrogate
 
 Tensor = torch.Tensor
-
-#: surrogate -> its thresholds, in units of the scale s (values of sigma~' are in {0, 1})
-DISCRETE_SURROGATES: dict[str, tuple[float, ...]] = {
-    "identity": (),
-    "relu": (0.0,),
-    "clipped_relu": (0.0, 1.0),
-    "hardtanh": (-1.0, 1.0),
-}
 
 ExactFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -57,9 +51,9 @@ class DecisionRule:
         self.activation = activation
         self.ste = ste
         self.m = m
-        self.discrete = ste in DISCRETE_SURROGATES
-        self.thresholds = DISCRETE_SURROGATES.get(ste, ())
         self._surrogate = get_surrogate(ste)
+        self.discrete = self._surrogate.discrete
+        self.thresholds = self._surrogate.thresholds
         self._params = dict(ste_params or {})
 
     @classmethod
@@ -126,8 +120,9 @@ class DecisionRule:
     def _derivative(
         self, h: Tensor, scale: Tensor | None, fixed: Tensor, values: Tensor, dtype: torch.dtype
     ) -> Tensor | None:
-        """sigma~'(h / s) as (k, R) in the data dtype, or None for the identity (all ones)."""
-        if self.ste == "identity":
+        """sigma~'(h / s) as (k, R) in the data dtype, or None for the identity (an interval
+        without ends: all ones)."""
+        if self.discrete and not self.thresholds:
             return None
         if not self.discrete:
             hs = h if scale is None else h / scale.to(h.dtype)[:, None]
@@ -144,15 +139,11 @@ class DecisionRule:
         return mask.to(dtype)
 
     def _mask(self, h: Tensor, s: Tensor | None) -> Tensor:
-        upper = 1.0 if s is None else s
-        if self.ste == "relu":
-            return h > 0
-        if self.ste == "clipped_relu":
-            return (h > 0) & (h.to(torch.float64) < upper)
-        if self.ste == "hardtanh":
-            h64 = h.to(torch.float64)
-            return (h64 >= -upper) & (h64 <= upper)
-        raise AssertionError(self.ste)  # pragma: no cover - guarded by self.discrete
+        """1[h in the surrogate's interval scaled by s]: exact comparisons (with the ends
+        themselves when s is None, which float32 holds exactly; else in float64)."""
+        interval = self._surrogate.interval
+        assert interval is not None  # guarded by self.discrete
+        return interval.contains(h, 1.0) if s is None else interval.contains(h.double(), s)
 
 
 def _fix(h: Tensor, near: Tensor, exact: ExactFn) -> tuple[Tensor, Tensor]:

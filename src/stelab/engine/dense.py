@@ -2,11 +2,11 @@
 
     u_{t+1} = u_t - eta * g(u_t),   q_t = sign(u_t),   eta = c sqrt(pi d / 2) m kappa
 
-Each step reads the data once per trial: h = Z q (:func:`kernels.preactivations`), then the
+Each step reads the data once per trial: h = Z q (:func:`passes.preactivations`), then the
 exact decisions, residuals and coefficients (:mod:`stelab.engine.decisions`), then the
-gradient sums G = sum_r c_r Z_r over the rows with c_r != 0 only (:func:`kernels.gradient_sums`;
+gradient sums G = sum_r c_r Z_r over the rows with c_r != 0 only (:func:`passes.gradient_sums`;
 without label noise most rows have zero residual after the first steps). The trials are split
-into one group per CPU thread torch was given (:class:`kernels.Workers`) when a step has at
+into one group per CPU thread torch was given (:class:`workers.Workers`) when a step has at
 least PARALLEL_BYTES of data, else they run on one thread. Full batch by default; with
 ``train.batch_size`` B each trial walks through its own random permutation of the sample, B rows
 a step, reshuffled every epoch (rows that do not fill a last batch wait for the next epoch).
@@ -23,20 +23,19 @@ import numpy as np
 import torch
 
 from stelab.config import Config
-from stelab.engine import fused
+from stelab.engine import compiled
 from stelab.engine.decisions import DecisionRule
-from stelab.engine.kernels import (
+from stelab.engine.passes import (
     BagBuffers,
-    Workers,
     bag_range_sums,
     exact_preactivations,
     gradient_sums,
     preactivations,
-    split_evenly,
 )
 from stelab.engine.problem import Problem
+from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
 from stelab.engine.traffic import Traffic
-from stelab.engine.trajectory import ChunkOutput, Trajectory, binary, latent_step, loss_of
+from stelab.engine.workers import Workers, split_evenly
 from stelab.model import step_size_eta
 from stelab.quantizers import get_weight_ste
 from stelab.seeds import trial_rng
@@ -121,10 +120,10 @@ def full_forward(
 
 def compiled_decisions(rule: DecisionRule, Z3: Tensor) -> Callable[..., None] | None:
     """The compiled decision kernel for full passes where it applies ({0, 1}-valued surrogate,
-    float32 data on the CPU; :func:`stelab.engine.fused.refresh_kernel`), else None."""
+    float32 data on the CPU; :func:`stelab.engine.compiled.refresh_kernel`), else None."""
     if not rule.discrete or Z3.dtype != torch.float32 or Z3.device.type != "cpu":
         return None
-    return fused.refresh_kernel(rule.activation, rule.ste, rule.m)
+    return compiled.refresh_kernel(rule.activation, rule.ste, rule.m)
 
 
 def _decide_compiled(
@@ -133,7 +132,7 @@ def _decide_compiled(
 ) -> int:
     """Decisions, residuals and gradient sums of trials a..b-1 from their pre-activations ``h``
     by the compiled kernel (no columns to apply): the same values as DecisionRule.decide and
-    gradient_sums, bit for bit (tests/test_engine_fused.py). Returns the number of rows with a
+    gradient_sums, bit for bit (tests/test_engine_compiled.py). Returns the number of rows with a
     non-zero coefficient."""
     Z3 = problem.Z3[a:b]
     k, R, d = Z3.shape
@@ -204,7 +203,7 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True,
 
     u = problem.u0.clone()
     q = binary(u)
-    record = Trajectory(cfg, q, problem.teacher)
+    record = Recorder(cfg, q, problem.teacher)
     residual = torch.zeros((t, n), dtype=Z.dtype, device=Z.device)
     G = torch.zeros((t, d), dtype=Z.dtype, device=Z.device)
     sampler = (

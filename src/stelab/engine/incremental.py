@@ -16,12 +16,12 @@ bound of h are recomputed in float64 (:mod:`stelab.engine.decisions`). Here the 
 of the last full pass plus 3 u max_r sum_j |Z_rj| per column added since (u = 2^-24); when it
 reaches RESET_FACTOR times the bound of a full pass, h is recomputed by a full pass (the periodic
 exact recomputation). The coefficients are then those of the dense engine, and G is the same
-sequential sum (:func:`kernels.gradient_sums`), so u, q and every recorded quantity are
+sequential sum (:func:`passes.gradient_sums`), so u, q and every recorded quantity are
 identical, bit for bit. Supported: full batch, activation sign/step, surrogates with values in
 {0, 1} (identity, relu, clipped_relu, hardtanh), any noise, normalization, m and weight STE,
 float32 data on the CPU; ``run.engine = "auto"`` falls back to the dense engine elsewhere.
 
-One compiled kernel per trial and step (:func:`stelab.engine.fused.refresh_kernel`) updates h
+One compiled kernel per trial and step (:func:`stelab.engine.compiled.refresh_kernel`) updates h
 from the flipped columns, decides every row and writes the residuals and coefficients; a chain
 of torch operations doing the same costs more in launches than in arithmetic for the few
 thousand rows of a trial.
@@ -41,23 +41,16 @@ import numpy as np
 import torch
 
 from stelab.config import Config
-from stelab.engine import fused
-from stelab.engine.decisions import DISCRETE_SURROGATES
+from stelab.engine import compiled
 from stelab.engine.dense import PARALLEL_BYTES
-from stelab.engine.kernels import (
-    UNIT_ROUNDOFF,
-    BagBuffers,
-    Workers,
-    bag_range_sums,
-    preactivations,
-    split_evenly,
-)
+from stelab.engine.passes import UNIT_ROUNDOFF, BagBuffers, bag_range_sums, preactivations
 from stelab.engine.problem import Problem
+from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
 from stelab.engine.traffic import Traffic
-from stelab.engine.trajectory import ChunkOutput, Trajectory, binary, latent_step, loss_of
+from stelab.engine.workers import Workers, split_evenly
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
-from stelab.quantizers import get_weight_ste
+from stelab.quantizers import SURROGATES, get_surrogate, get_weight_ste
 
 Tensor = torch.Tensor
 
@@ -86,8 +79,8 @@ def incremental_unsupported(cfg: Config) -> str | None:
     """Why the incremental engine cannot run ``cfg`` (one line naming the field), or None."""
     if cfg.train.batch_size is not None:
         return "train.batch_size: the incremental engine needs full batch (batch_size absent)"
-    if cfg.train.ste not in DISCRETE_SURROGATES:
-        allowed = ", ".join(DISCRETE_SURROGATES)
+    if not get_surrogate(cfg.train.ste).discrete:
+        allowed = ", ".join(name for name, s in SURROGATES.items() if s.discrete)
         return f"train.ste: {cfg.train.ste!r} is not supported by the incremental engine; " \
             f"allowed: {allowed}"
     if cfg.run.dtype != "float32":
@@ -120,12 +113,12 @@ class ColumnCache:
     def assign(self, trials: Tensor, wanted: Tensor) -> None:
         """Give the ``wanted`` (t, d) columns of ``trials`` that are not cached a fresh slot each,
         while slots last."""
-        fused.assign_slots(trials.numpy(), wanted.numpy(), self.table.numpy(),
+        compiled.assign_slots(trials.numpy(), wanted.numpy(), self.table.numpy(),
                            self._free.numpy(), self._free_count, self.fresh.numpy())
 
     def fill(self, k: int) -> None:
         """Copy the columns of trial k whose slots are fresh (one strided read of its data)."""
-        fused.fill_fresh(self.Z3[k].numpy(), self.table[k].numpy(), self.fresh.numpy(),
+        compiled.fill_fresh(self.Z3[k].numpy(), self.table[k].numpy(), self.fresh.numpy(),
                          self.store.numpy())
 
     def release(self, k: int) -> None:
@@ -162,63 +155,195 @@ def run_incremental(
         reason = "run.device: the incremental engine runs on the CPU; allowed: cpu"
     if reason is not None:
         raise ConfigError(reason)
-    Z3, Znp, rows, model, y = problem.Z3, problem.Znp, problem.rows, problem.model, problem.y
-    t, R, d = Z3.shape
-    n, m = problem.Z.shape[1], problem.Z.shape[2]
-    T = cfg.train.steps
-    eta = step_size_eta(cfg.train.step_size, d, m, cfg.model.activation)
-    weight_derivative = get_weight_ste(cfg.train.weight_ste)
-    noiseless = cfg.noise.kind == "none" or cfg.noise.level == 0
-    device = Z3.device
+    run = _IncrementalRun(problem, cfg, cache_columns, traffic)
+    with Workers(problem.Z3.device) as workers:
+        run.steps(workers, _StepChooser(adaptive), freeze and run.noiseless)
+    return run.record.output(loss_of(run.residual), run.u)
 
-    # error of h after an update by |F| columns: the float32 sum of the |F| terms 2 q_j Z_rj errs
-    # by at most (|F| - 1) u 2 A and adding it to h by u 3 A, A = max_r sum_j |Z_rj| =
-    # bound / (gamma_d * 1.01): in all at most 3 |F| u A, i.e. 3 u A per flipped column
-    unit = UNIT_ROUNDOFF[torch.float32]
-    gamma = d * unit / (1.0 - d * unit)
-    per_update = problem.bound * (3.0 * 1.01 * unit / gamma)
 
-    u = problem.u0.clone()
-    q = binary(u)
-    record = Trajectory(cfg, q, problem.teacher)
-    h = torch.empty((t, R), dtype=Z3.dtype, device=device)
-    err = problem.bound.clone()
-    residual = torch.zeros((t, n), dtype=Z3.dtype, device=device)
-    G = torch.zeros((t, d), dtype=Z3.dtype, device=device)
-    capacity = int(0.25 * t * d) if cache_columns is None else cache_columns
-    cache = ColumnCache(Z3, capacity)
-    # room for every column of every trial: the second, column-major layout of the data
-    whole = capacity >= t * d
-    copied = torch.zeros(t, dtype=torch.bool)
-    kernel = fused.refresh_kernel(cfg.model.activation, cfg.train.ste, m)
-    no_scale = np.ones(t, dtype=np.float64)
-    no_flips = torch.zeros((t, d), dtype=torch.bool)
-    h_np, y_np, err_np, residual_np = h.numpy(), y.numpy(), err.numpy(), residual.numpy()
-    per_update_np, bound_np = per_update.numpy(), problem.bound.numpy()
+class _IncrementalRun:
+    """The state of an incremental run over one chunk, and the phases of its steps.
 
-    bags = BagBuffers(R, Z3.dtype)
+    Per trial: the latent weights u and signs q, the pre-activations h = Z q with their error
+    bound ``err``, the residuals and the gradient sums G, the columns flipped by the last step
+    and the column cache. A step (:meth:`steps`) is: the latent step and the new signs
+    (:meth:`take_step`), which trials to bring up to date and how (:meth:`plan`), which
+    columns to cache (:meth:`assign_columns`), the refresh of those trials (:meth:`refresh_all`),
+    then the idle trials' columns given back (:meth:`release_idle`).
+    """
 
-    def refresh(ks: Tensor, flips: Tensor, full: Tensor, scale: Tensor | None) -> None:
+    def __init__(self, problem: Problem, cfg: Config, cache_columns: int | None,
+                 traffic: Traffic | None) -> None:
+        Z3 = problem.Z3
+        t, R, d = Z3.shape
+        m = problem.Z.shape[2]
+        self.problem, self.traffic = problem, traffic
+        self.t, self.R, self.d, self.n = t, R, d, problem.Z.shape[1]
+        self.T = cfg.train.steps
+        self.eta = step_size_eta(cfg.train.step_size, d, m, cfg.model.activation)
+        self.weight_derivative = get_weight_ste(cfg.train.weight_ste)
+        self.noiseless = cfg.noise.kind == "none" or cfg.noise.level == 0
+
+        # error of h after an update by |F| columns: the float32 sum of the |F| terms 2 q_j Z_rj
+        # errs by at most (|F| - 1) u 2 A and adding it to h by u 3 A, A = max_r sum_j |Z_rj| =
+        # bound / (gamma_d * 1.01): in all at most 3 |F| u A, i.e. 3 u A per flipped column
+        unit = UNIT_ROUNDOFF[torch.float32]
+        gamma = d * unit / (1.0 - d * unit)
+        self.per_update = problem.bound * (3.0 * 1.01 * unit / gamma)
+
+        self.u = problem.u0.clone()
+        self.q = binary(self.u)
+        self.record = Recorder(cfg, self.q, problem.teacher)
+        self.h = torch.empty((t, R), dtype=Z3.dtype, device=Z3.device)
+        self.err = problem.bound.clone()
+        self.residual = torch.zeros((t, self.n), dtype=Z3.dtype, device=Z3.device)
+        self.G = torch.zeros((t, d), dtype=Z3.dtype, device=Z3.device)
+        capacity = int(0.25 * t * d) if cache_columns is None else cache_columns
+        self.cache = ColumnCache(Z3, capacity)
+        # room for every column of every trial: the second, column-major layout of the data
+        self.whole = capacity >= t * d
+        self.copied = torch.zeros(t, dtype=torch.bool)
+        self.kernel = compiled.refresh_kernel(cfg.model.activation, cfg.train.ste, m)
+        self.no_scale = np.ones(t, dtype=np.float64)
+        # numpy views of the state the compiled kernels write (made once: a light step is short)
+        self.h_np, self.y_np = self.h.numpy(), problem.y.numpy()
+        self.err_np, self.residual_np = self.err.numpy(), self.residual.numpy()
+        self.per_update_np, self.bound_np = self.per_update.numpy(), problem.bound.numpy()
+        self.bags = BagBuffers(R, Z3.dtype)
+        # per trial, updated by compiled.plan_step after each step: the columns that flipped,
+        # whether it moved, whether it is recomputed by a full pass, the steps since it moved
+        self.flips = torch.zeros((t, d), dtype=torch.bool)
+        self.moved = torch.zeros(t, dtype=torch.bool)
+        self.full = torch.zeros(t, dtype=torch.bool)
+        self.idle = torch.zeros(t, dtype=torch.long)
+        self.workers: Workers | None = None
+        # set when a refresh runs on one thread: it still sums G on all of them
+        self.split_sums: Workers | None = None
+
+    def steps(self, workers: Workers, chooser: _StepChooser, freeze: bool) -> None:
+        """The first full pass, then the T steps (stopping early, with ``freeze``, once every
+        trial sits at w*: the remaining iterates are filled in by the recorder)."""
+        self.workers = workers
+        t = self.t
+        scale = self.problem.model.preact_scale(self.q)
+        everyone = torch.arange(t)
+        began = time.perf_counter()
+        self.refresh_all(everyone, torch.zeros((t, self.d), dtype=torch.bool),
+                         torch.ones(t, dtype=torch.bool), scale)
+        chooser.observe(True, time.perf_counter() - began)
+        for step in range(self.T):
+            at_target, scale = self.take_step(step, scale)
+            full_pass = chooser.full_pass(2 * self.plan() >= t)
+            if full_pass:
+                ks, full_ks = everyone, torch.ones(t, dtype=torch.bool)
+            else:
+                ks = torch.nonzero(self.moved).view(-1)
+                full_ks = self.full[ks]
+            if FILL_FROM_STEP <= step < self.T - FILL_BEFORE_END:
+                self.assign_columns(ks, full_ks)
+            began = time.perf_counter()
+            self.refresh_all(ks, self.flips, full_ks, scale)
+            chooser.observe(full_pass, time.perf_counter() - began)
+            if at_target and freeze:
+                self.record.freeze(step, self.q)
+                break
+            self.release_idle()
+
+    def take_step(self, step: int, scale: Tensor | None) -> tuple[bool, Tensor | None]:
+        """u <- u - eta g, q = sign(u) (in place, noting the flips), recorded; returns whether
+        every trial sits at w* and the batch-norm scale at the new q."""
+        if self.record.loss is not None:
+            self.record.loss[:, step] = loss_of(self.residual)
+        latent_step(self.u, self.G, self.n, scale, self.eta, self.weight_derivative)
+        compiled.take_signs(self.u.numpy(), self.q.numpy(), self.flips.numpy())
+        if self.traffic is not None:
+            self.traffic.add(flipped_columns=self.flips.sum())
+        at_target = self.record.record(step, self.q)
+        return at_target, (self.problem.model.preact_scale(self.q) if scale is not None else None)
+
+    def plan(self) -> int:
+        """Which trials moved, which need a full pass, their idle counts
+        (:func:`stelab.engine.compiled.plan_step`); returns the number of full passes needed."""
+        return compiled.plan_step(self.flips.numpy(), self.cache.table.numpy(), self.err_np,
+                                  self.per_update_np, self.bound_np, COLD_MAX_FLIPS, RESET_FACTOR,
+                                  self.moved.numpy(), self.full.numpy(), self.idle.numpy())
+
+    def assign_columns(self, ks: Tensor, full_ks: Tensor) -> None:
+        """Give cache slots to the columns worth caching for the trials ``ks`` about to be
+        refreshed (``full_ks``: those by a full pass)."""
+        t, d = self.t, self.d
+        if self.whole:
+            # a trial that needs a full pass (too many uncached flips) gets every column
+            # copied once, by a blocked transpose right after that pass: from then on its
+            # updates read the flipped columns only, however many flip
+            uncopied = full_ks & ~self.copied[ks]
+            if uncopied.any():
+                fresh_trials = ks[uncopied]
+                wanted = torch.zeros((t, d), dtype=torch.bool)
+                wanted[fresh_trials] = True
+                self.cache.assign(fresh_trials, wanted)
+                self.copied[fresh_trials] = True
+                if self.traffic is not None:
+                    self.traffic.add(copied_columns=d * len(fresh_trials))
+            return
+        # columns worth caching: the flipped ones of the trials updated from them, and for the
+        # trials recomputed in full those likely to flip next
+        wanted = self.flips
+        recompute = ks[full_ks]
+        if len(recompute):
+            wanted = self.flips.clone()
+            wanted[recompute] = _likely_to_flip(self.flips[recompute], self.u[recompute],
+                                                self.G[recompute])
+        self.cache.assign(ks, wanted)
+
+    def release_idle(self) -> None:
+        """Trials that stopped moving give their cached columns back (a cache that holds every
+        column has no one to give them to)."""
+        if self.whole:
+            return
+        for k in torch.nonzero(self.idle == COLD_AFTER_IDLE).view(-1).tolist():
+            self.cache.release(k)
+
+    def refresh_all(self, ks: Tensor, flips: Tensor, full: Tensor, scale: Tensor | None) -> None:
+        """:meth:`refresh` of trials ``ks``, split over the worker threads where that pays."""
+        workers = self.workers
+        assert workers is not None
+        # threads pay off for full passes (two or more per thread) and for light steps over
+        # many trials; a light step over a few trials is cheaper on one
+        passes = int(full.sum())
+        heavy = passes >= 2 * workers.count or len(ks) >= LIGHT_SPLIT_MIN
+        heavy = heavy and len(ks) * self.R * self.d * self.problem.Z3.element_size() \
+            >= PARALLEL_BYTES
+        parts = split_evenly(len(ks), workers.count if heavy else 1)
+        self.split_sums = workers if len(parts) == 1 and workers.count > 1 else None
+        workers.map(lambda p: self.refresh(ks[p[0] : p[1]], flips, full[p[0] : p[1]], scale),
+                    parts)
+
+    def refresh(self, ks: Tensor, flips: Tensor, full: Tensor, scale: Tensor | None) -> None:
         """Bring h, the residuals and G of trials ``ks`` up to the current q: the trials with
         ``full`` (bool, per entry of ks) by a full pass, then their fresh cache slots filled
         (their data is then partly in the CPU cache); the others from their ``flips`` (t, d)."""
+        problem, h, R = self.problem, self.h, self.R
         recompute = ks[full]
         for a, b in _runs(recompute.tolist()):
-            preactivations(Z3, Znp, q, a, b, out=h[a:b])
+            preactivations(problem.Z3, problem.Znp, self.q, a, b, out=h[a:b])
             for k in range(a, b):
-                cache.fill(k)
+                self.cache.fill(k)
         if len(recompute):
-            err[recompute] = problem.bound[recompute]
-        bag_rows, bag_weights, offsets = bags.get(len(ks))
-        kernel(
-            ks.numpy(), Znp, h_np, q.numpy(), y_np, err_np, per_update_np,
-            no_scale if scale is None else scale.to(torch.float64).numpy(), flips.numpy(),
-            (~full).numpy(), cache.table.numpy(), cache.fresh.numpy(), cache.store.numpy(),
-            residual_np, bag_rows.numpy(), bag_weights.numpy(), offsets.numpy(),
+            self.err[recompute] = problem.bound[recompute]
+        bag_rows, bag_weights, offsets = self.bags.get(len(ks))
+        self.kernel(
+            ks.numpy(), problem.Znp, self.h_np, self.q.numpy(), self.y_np, self.err_np,
+            self.per_update_np,
+            self.no_scale if scale is None else scale.to(torch.float64).numpy(), flips.numpy(),
+            (~full).numpy(), self.cache.table.numpy(), self.cache.fresh.numpy(),
+            self.cache.store.numpy(), self.residual_np, bag_rows.numpy(), bag_weights.numpy(),
+            offsets.numpy(),
         )
-        if traffic is not None:
-            traffic.add(pass_rows=R * len(recompute), gradient_rows=offsets[len(ks)],
-                        update_columns=flips[ks[~full]].sum())
+        if self.traffic is not None:
+            self.traffic.add(pass_rows=R * len(recompute), gradient_rows=offsets[len(ks)],
+                             update_columns=flips[ks[~full]].sum())
+        split_sums, G, rows = self.split_sums, self.G, problem.rows
         if split_sums is None or len(ks) < 2 * split_sums.count:
             G[ks] = bag_range_sums(rows, bag_rows, bag_weights, offsets, 0, len(ks))
             return
@@ -228,86 +353,6 @@ def run_incremental(
             G[ks[a:b]] = bag_range_sums(rows, bag_rows, bag_weights, offsets, a, b)
 
         split_sums.map(sums, split_evenly(len(ks), split_sums.count))
-
-    split_sums: Workers | None = None
-    with Workers(device) as workers:
-
-        def refresh_split(ks: Tensor, flips: Tensor, full: Tensor, scale: Tensor | None) -> None:
-            # threads pay off for full passes (two or more per thread) and for light steps over
-            # many trials; a light step over a few trials is cheaper on one
-            passes = int(full.sum())
-            heavy = passes >= 2 * workers.count or len(ks) >= LIGHT_SPLIT_MIN
-            heavy = heavy and len(ks) * R * d * Z3.element_size() >= PARALLEL_BYTES
-            parts = split_evenly(len(ks), workers.count if heavy else 1)
-            nonlocal split_sums  # a step on one thread still sums G on all of them
-            split_sums = workers if len(parts) == 1 and workers.count > 1 else None
-            workers.map(lambda p: refresh(ks[p[0] : p[1]], flips, full[p[0] : p[1]], scale), parts)
-
-        scale = model.preact_scale(q)
-        everyone = torch.arange(t)
-        chooser = _StepChooser(adaptive)
-        # per trial, updated by fused.plan_step after each step: whether it moved, whether it
-        # is recomputed by a full pass, and the steps since it last moved
-        flips = torch.zeros((t, d), dtype=torch.bool)
-        moved = torch.zeros(t, dtype=torch.bool)
-        full = torch.zeros(t, dtype=torch.bool)
-        idle = torch.zeros(t, dtype=torch.long)
-        began = time.perf_counter()
-        refresh_split(everyone, no_flips, torch.ones(t, dtype=torch.bool), scale)
-        chooser.observe(True, time.perf_counter() - began)
-        for step in range(T):
-            if record.loss is not None:
-                record.loss[:, step] = loss_of(residual)
-            latent_step(u, G, n, scale, eta, weight_derivative)
-            fused.take_signs(u.numpy(), q.numpy(), flips.numpy())  # q = sign(u), in place
-            if traffic is not None:
-                traffic.add(flipped_columns=flips.sum())
-            at_target = record.record(step, q)
-            scale = model.preact_scale(q) if scale is not None else None
-            passes = fused.plan_step(flips.numpy(), cache.table.numpy(), err_np, per_update_np,
-                                     bound_np, COLD_MAX_FLIPS, RESET_FACTOR, moved.numpy(),
-                                     full.numpy(), idle.numpy())
-            full_pass = chooser.full_pass(2 * passes >= t)
-            if full_pass:
-                ks, full_ks = everyone, torch.ones(t, dtype=torch.bool)
-            else:
-                ks = torch.nonzero(moved).view(-1)
-                full_ks = full[ks]
-            if whole and FILL_FROM_STEP <= step < T - FILL_BEFORE_END:
-                # a trial that needs a full pass (too many uncached flips) gets every column
-                # copied once, by a blocked transpose right after that pass: from then on its
-                # updates read the flipped columns only, however many flip
-                uncopied = full_ks & ~copied[ks]
-                if uncopied.any():
-                    fresh_trials = ks[uncopied]
-                    wanted = torch.zeros((t, d), dtype=torch.bool)
-                    wanted[fresh_trials] = True
-                    cache.assign(fresh_trials, wanted)
-                    copied[fresh_trials] = True
-                    if traffic is not None:
-                        traffic.add(copied_columns=d * len(fresh_trials))
-            elif FILL_FROM_STEP <= step < T - FILL_BEFORE_END:
-                # columns worth caching: the flipped ones of the trials updated from them, and
-                # for the trials recomputed in full those likely to flip next
-                wanted = flips
-                recompute = ks[full_ks]
-                if len(recompute):
-                    wanted = flips.clone()
-                    wanted[recompute] = _likely_to_flip(flips[recompute], u[recompute],
-                                                        G[recompute])
-                cache.assign(ks, wanted)
-            began = time.perf_counter()
-            refresh_split(ks, flips, full_ks, scale)
-            chooser.observe(full_pass, time.perf_counter() - began)
-            if at_target and noiseless and freeze:
-                record.freeze(step, q)
-                break
-            # trials that stopped moving give their cached columns back (a cache that holds
-            # every column has no one to give them to)
-            for k in ([] if whole else torch.nonzero(idle == COLD_AFTER_IDLE).view(-1).tolist()):
-                cache.release(k)
-    return record.output(loss_of(residual), u)
-
 
 def _likely_to_flip(flips: Tensor, u: Tensor, G: Tensor) -> Tensor:
     """Columns worth caching for trials that keep moving (k, d) bool: those that flipped now,

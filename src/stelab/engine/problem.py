@@ -16,7 +16,7 @@ import torch
 from stelab.config import Config
 from stelab.data import flip_mask, gaussian_label_noise, get_distribution, make_teacher
 from stelab.engine.decisions import DecisionRule
-from stelab.engine.kernels import exact_preactivations, gemv_bound, preactivations
+from stelab.engine.passes import exact_preactivations, gemv_bound, preactivations
 from stelab.memory import release_free_memory
 from stelab.model import BinaryTwoLayer
 from stelab.normalize import normalize_inputs_
@@ -36,7 +36,7 @@ class Problem:
     teacher: Tensor  # (t, d), w* in {-1, +1}
     u0: Tensor  # (t, d), initial latent weights
     model: BinaryTwoLayer
-    #: (t,) float64: error bound of a float pre-activation pass (kernels.gemv_bound); computed
+    #: (t,) float64: error bound of a float pre-activation pass (passes.gemv_bound); computed
     #: from Z when not given
     bound: Tensor | None = None
 

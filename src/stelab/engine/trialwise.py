@@ -14,13 +14,13 @@ engine (same updates, same exact decisions), hence of the dense engine, bit for 
   full pass for its flips from step FILL_FROM_STEP on gets a column-major copy of its data (one
   per worker thread, reused), from which later updates read only the flipped columns. The order
   of the additions into h does not matter: every decision is exact (below).
-* decisions, residuals and coefficients: :func:`stelab.engine.fused._decide` and
+* decisions, residuals and coefficients: :func:`stelab.engine.compiled._decide` and
   ``_coefficients``, every entry within the error bound of a threshold decided on its exact
   float64 value (:mod:`stelab.engine.decisions`).
 * gradient sums G = sum_r c_r Z_r over the rows with c_r != 0, in row order, each term added
   with one fused multiply-add: the rounding of ``embedding_bag``, the canonical G of the batched
   engines (tested bit for bit against it).
-* the latent step, as :func:`stelab.engine.trajectory.latent_step` rounds it in float32:
+* the latent step, as :func:`stelab.engine.recorder.latent_step` rounds it in float32:
   g = G (Q~'(u) fl(1/n)),  u <- u - fl(eta) g.
 * a trial that reaches w* without label noise stays there (g = 0 exactly): its remaining
   iterates are filled in, as the batched engines' freeze does for a whole chunk.
@@ -42,8 +42,7 @@ import numpy as np
 import torch
 
 from stelab.config import Config
-from stelab.engine import fused
-from stelab.engine.decisions import DISCRETE_SURROGATES
+from stelab.engine import compiled
 from stelab.engine.incremental import (
     COLD_MAX_FLIPS,
     FILL_BEFORE_END,
@@ -51,11 +50,12 @@ from stelab.engine.incremental import (
     RESET_FACTOR,
     incremental_unsupported,
 )
-from stelab.engine.kernels import UNIT_ROUNDOFF, Workers
+from stelab.engine.passes import UNIT_ROUNDOFF
 from stelab.engine.prefetch import prefetch
 from stelab.engine.problem import Problem
+from stelab.engine.recorder import ChunkOutput, loss_of
 from stelab.engine.traffic import Traffic
-from stelab.engine.trajectory import ChunkOutput, loss_of
+from stelab.engine.workers import Workers
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
 
@@ -80,7 +80,7 @@ def trialwise_unsupported(cfg: Config) -> str | None:
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
 def preactivations(Zk: np.ndarray, q: np.ndarray, h: np.ndarray) -> None:
     """h = Z_k q in float32, summed in any order (the error bound of
-    :func:`stelab.engine.kernels.gemv_bound` holds for every order)."""
+    :func:`stelab.engine.passes.gemv_bound` holds for every order)."""
     for r in range(Zk.shape[0]):
         row = Zk[r]
         total = np.float32(0.0)
@@ -138,19 +138,19 @@ def _ergodic_distance(q_sum: np.ndarray, w_star: np.ndarray, extra: int, q: np.n
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, code, lower,  # noqa: ANN001, ANN202
-             upper, m):
+def _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo, hi,  # noqa: ANN001, ANN202
+             closed, m):
     """Decide every row of h (exactly near a threshold), the residuals, the coefficients and
     G; inlined into a kernel with the constants compiled in."""
-    fused._decide(h, Zk, q, err, 1.0, sign, code, lower, upper, act, coeff)
-    fused._coefficients(act, y, m, residual, coeff)
+    compiled._decide(h, Zk, q, err, 1.0, sign, lo, hi, closed, act, coeff)
+    compiled._coefficients(act, y, m, residual, coeff)
     counters[1] += gradient_sums(Zk, coeff, G, rows)
 
 
 @cache
 def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
     """The compiled trajectory of one trial for one (activation, surrogate), constants compiled
-    in (as :func:`stelab.engine.fused.refresh_kernel`; the closure refers to
+    in (as :func:`stelab.engine.compiled.refresh_kernel`; the closure refers to
     compiled functions as module globals only, so that numba's disk cache finds it again).
 
     ``kernel(Zk, y, u, w_star, m, clipped, bound, per_update, inv_n, eta, steps, checkpoints,
@@ -163,9 +163,7 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
     when ``copy_ok``).
     """
     sign = activation == "sign"
-    code = fused._SURROGATE_CODES[surrogate]
-    thresholds = {theta for theta in DISCRETE_SURROGATES[surrogate] if theta != 0.0}
-    lower, upper = -1.0 in thresholds, 1.0 in thresholds
+    lo, hi, closed = compiled.interval_constants(surrogate)
     cold_max, reset, fill_from, fill_end = COLD_MAX_FLIPS, RESET_FACTOR, FILL_FROM_STEP, \
         FILL_BEFORE_END
     @numba.njit(nogil=True, cache=True)
@@ -189,11 +187,11 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
         preactivations(Zk, q, h)
         counters[0] += R
         err = bound
-        _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, code, lower,
-                 upper, m)
+        _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo, hi,
+                 closed, m)
         has_copy = False
         for step in range(steps):
-            # the latent step and the new signs, as trajectory.latent_step / binary round them
+            # the latent step and the new signs, as recorder.latent_step / binary round them
             flips = 0
             distance = 0
             for j in range(d):
@@ -222,8 +220,8 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                     err = bound
                     if copy_ok and not has_copy and uncached > cold_max and \
                             fill_from <= step < steps - fill_end:
-                        for start in range(0, R, fused.FILL_BLOCK):  # blocked transpose
-                            stop = min(start + fused.FILL_BLOCK, R)
+                        for start in range(0, R, compiled.FILL_BLOCK):  # blocked transpose
+                            stop = min(start + compiled.FILL_BLOCK, R)
                             for j in range(d):
                                 for r in range(start, stop):
                                     Zt[j, r] = Zk[r, j]
@@ -231,7 +229,7 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                         counters[3] += d
                 else:
                     if has_copy:
-                        fused._add_columns(h, Zt, flipped, weights, flips)
+                        compiled._add_columns(h, Zt, flipped, weights, flips)
                     else:
                         for p in range(flips):
                             j = flipped[p]
@@ -240,8 +238,8 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                                 h[r] += v * Zk[r, j]
                     err += flips * per_update
                     counters[2] += flips
-                _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, code,
-                         lower, upper, m)
+                _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo,
+                         hi, closed, m)
             if distance == 0 and freeze:
                 # w* is an exact fixed point: the remaining iterates are w* itself
                 for i in range(checkpoints.shape[0]):

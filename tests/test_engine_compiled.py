@@ -9,10 +9,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stelab.engine import fused
-from stelab.engine.decisions import DISCRETE_SURROGATES, DecisionRule
+from stelab.engine import compiled
+from stelab.engine.decisions import DecisionRule
 from stelab.engine.incremental import ColumnCache
-from stelab.engine.kernels import bag_sums, exact_preactivations, gradient_sums
+from stelab.engine.passes import bag_sums, exact_preactivations, gradient_sums
+from stelab.quantizers import DISCRETE_SURROGATES
 
 
 def _grid_problem(seed: int, t: int, n: int, m: int, d: int):
@@ -36,7 +37,7 @@ def _run_kernel(activation, surrogate, m, Z3, h, q, y, err, scale, flips=None, a
     cache = cache or ColumnCache(Z3, 0)
     flips = torch.zeros(t, d, dtype=torch.bool) if flips is None else flips
     apply = torch.zeros(t, dtype=torch.bool) if apply is None else apply
-    kernel = fused.refresh_kernel(activation, surrogate, m)
+    kernel = compiled.refresh_kernel(activation, surrogate, m)
     kernel(ks.numpy(), Z3.numpy(), h.numpy(), q.numpy(), y.numpy(), err.numpy(),
            (err * 0.01).numpy(), scale.numpy(), flips.numpy(), apply.numpy(),
            cache.table.numpy(), cache.fresh.numpy(), cache.store.numpy(), residual.numpy(),
@@ -148,7 +149,7 @@ def test_plan_step_matches_its_definition(seed):
     moved, full = torch.zeros(t, dtype=torch.bool), torch.zeros(t, dtype=torch.bool)
     idle = torch.randint(0, 5, (t,), generator=g)
     before = idle.clone()
-    count = fused.plan_step(flips.numpy(), table.numpy(), err.numpy(), per_update.numpy(),
+    count = compiled.plan_step(flips.numpy(), table.numpy(), err.numpy(), per_update.numpy(),
                             bound.numpy(), 2, 4.0, moved.numpy(), full.numpy(), idle.numpy())
     nflip = flips.sum(1)
     expected = ((flips & (table < 0)).sum(1) > 2) | (err + nflip * per_update > 4.0 * bound)
@@ -181,8 +182,41 @@ def test_dense_engine_gives_the_same_runs_with_and_without_the_compiled_decision
         cfg = make_config(run={"trials": 5, "seed": 3, "device": "cpu"}, **overrides)
         problem = build_problem(cfg, list(range(5)), torch.device("cpu"))
         assert dense.compiled_decisions(DecisionRule.from_config(cfg), problem.Z3) is not None
-        compiled = dense.run_dense(problem, cfg)
+        by_kernel = dense.run_dense(problem, cfg)
         with monkeypatch.context() as patch:
             patch.setattr(dense, "compiled_decisions", lambda rule, Z3: None)
             torch_path = dense.run_dense(problem, cfg)
-        _assert_same_outputs(compiled, torch_path)
+        _assert_same_outputs(by_kernel, torch_path)
+
+
+def test_a_new_interval_surrogate_is_one_entry_and_runs_alike_on_every_path(monkeypatch):
+    """A {0, 1}-valued surrogate added to quantizers.SURROGATES as one entry (an asymmetric
+    interval, ends -1 closed and 0.5, unlike any registered one) runs on the dense engine's torch
+    path, its compiled decisions and the incremental engine, with identical runs: the torch
+    mask and the compiled kernel both derive from the entry's interval."""
+    from stelab.engine import dense
+    from stelab.engine.incremental import run_incremental
+    from stelab.engine.problem import build_problem
+    from stelab.quantizers import SURROGATES, Interval, Surrogate
+    from tests.conftest import make_config
+    from tests.test_engine_incremental import _assert_same_outputs
+
+    window = Surrogate("window", "1[-1 <= h <= 0.5]", Interval(lo=-1.0, hi=0.5, closed=True))
+    monkeypatch.setitem(SURROGATES, "window", window)
+    h = torch.tensor([-1.5, -1.0, 0.0, 0.5, 0.75])
+    assert window(h).tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    for overrides in ({"noise": {"kind": "flip", "level": 0.05}},
+                      {"data": {"normalization": "batchnorm"}}):
+        cfg = make_config(model={"d": 24, "m": 2}, train={"n": 150, "steps": 30,
+                                                            "ste": "window"},
+                          run={"trials": 4, "seed": 5, "device": "cpu"}, **overrides)
+        problem = build_problem(cfg, list(range(4)), torch.device("cpu"))
+        assert dense.compiled_decisions(DecisionRule.from_config(cfg), problem.Z3) is not None
+        by_kernel = dense.run_dense(problem, cfg)
+        with monkeypatch.context() as patch:
+            patch.setattr(dense, "compiled_decisions", lambda rule, Z3: None)
+            torch_path = dense.run_dense(problem, cfg)
+        _assert_same_outputs(by_kernel, torch_path)
+        _assert_same_outputs(by_kernel, run_incremental(problem, cfg))
+        # the weights moved: the derivative was not 0 everywhere
+        assert not np.array_equal(by_kernel.final_u, problem.u0.numpy())

@@ -1,6 +1,7 @@
 """Compiled CPU kernels (numba) for the per-trial work of a step: update the pre-activations
 from the flipped columns (incremental engine), decide every row exactly and build the residuals
-and gradient bags (both engines' full passes, where the surrogate is {0, 1}-valued), and the
+and gradient bags (both engines' full passes, where the surrogate is {0, 1}-valued: the
+kernels are compiled from the ends of its interval, :func:`interval_constants`), and the
 per-step bookkeeping (signs and flips, the recorder's counts, the incremental engine's plan and
 column cache).
 
@@ -12,7 +13,7 @@ time. One loop per trial that reads each row once does the same arithmetic witho
 The results are those of the torch code, bit for bit (tested):
 
 * exact pre-activation of a row: h = sum_j Z_rj q_j in float64, summed in order j = 0..d-1
-  (each product of float32 numbers is exact in float64); :func:`stelab.engine.kernels.\
+  (each product of float32 numbers is exact in float64); :func:`stelab.engine.passes.\
 exact_preactivations` uses the same kernel on the CPU, so both engines write the same values;
 * decisions, residuals and coefficients (formulas in :mod:`stelab.engine.decisions`): an entry
   of h within the error bound of a threshold is decided on its exact value, every other entry
@@ -20,7 +21,7 @@ exact_preactivations` uses the same kernel on the CPU, so both engines write the
   operation rounded to the data dtype as the torch code rounds it (numba compiles without
   fast-math, so every product and quotient is rounded as written).
 
-The gradient sums G = sum_r c_r Z_r stay with ``embedding_bag`` (:func:`stelab.engine.kernels.\
+The gradient sums G = sum_r c_r Z_r stay with ``embedding_bag`` (:func:`stelab.engine.passes.\
 bag_sums`): its sums define the canonical G of both engines, and it reads the rows faster
 than a plain compiled loop (it prefetches).
 """
@@ -33,11 +34,11 @@ from functools import cache
 import numba
 import numpy as np
 
-from stelab.engine.decisions import DISCRETE_SURROGATES
+from stelab.quantizers import get_surrogate
 
 __all__ = [
-    "assign_slots", "count_step", "exact_rows", "fill_fresh", "plan_step", "refresh_kernel",
-    "take_signs",
+    "assign_slots", "count_step", "exact_rows", "fill_fresh", "interval_constants", "plan_step",
+    "refresh_kernel", "take_signs",
 ]
 
 _jit = numba.njit(nogil=True, cache=True)
@@ -69,7 +70,7 @@ def _copy_column(Zk: np.ndarray, j: int, out: np.ndarray) -> None:
 
 @_jit
 def take_signs(u: np.ndarray, q: np.ndarray, flips: np.ndarray) -> None:
-    """q = sign(u) in place, sign(0) = +1 (as trajectory.binary); flips[k, j]: q[k, j] changed."""
+    """q = sign(u) in place, sign(0) = +1 (as recorder.binary); flips[k, j]: q[k, j] changed."""
     for k in range(u.shape[0]):
         for j in range(u.shape[1]):
             new = q.dtype.type(1.0) if u[k, j] >= 0 else q.dtype.type(-1.0)
@@ -225,32 +226,54 @@ def _apply_flips(hk, Zk, qk, flips, table, fresh, store, slots, weights):  # noq
     return count
 
 
+def interval_constants(surrogate: str) -> tuple[float, float, bool]:
+    """(lo, hi, closed) of a {0, 1}-valued surrogate's interval
+    (:class:`stelab.quantizers.Interval`), an unbounded end as -inf or +inf: the constants a
+    kernel is compiled with. ValueError for a continuous surrogate (no compiled form)."""
+    interval = get_surrogate(surrogate).interval
+    if interval is None:
+        raise ValueError(f"surrogate {surrogate!r} is not {{0, 1}}-valued: no compiled form")
+    lo = -np.inf if interval.lo is None else interval.lo
+    hi = np.inf if interval.hi is None else interval.hi
+    return lo, hi, interval.closed
+
+
+# The kernels below are compiled with (lo, hi, closed) as constants: the tests on them fold
+# away, leaving per row the comparisons of that one surrogate.
 @_inline
-def _near(hv, x: float, bound32, bound: float, s: float, lower: bool, upper: bool) -> bool:  # noqa: ANN001
+def _near(hv, x: float, bound32, bound: float, s: float, lo: float, hi: float) -> bool:  # noqa: ANN001
     """Whether h (float hv, as float64 x) is within the error bound of 0 (float32 test, as
-    decisions.near_threshold) or of the surrogate threshold -s (lower) or +s (upper)."""
+    decisions.near_threshold) or of a finite, non-zero end lo * s or hi * s of the
+    surrogate's interval."""
     near = abs(hv) <= bound32
-    if upper:
-        near = near or abs(x - s) <= bound
-    if lower:
-        near = near or abs(x + s) <= bound
+    if hi != np.inf and hi != 0.0:
+        near = near or abs(x - hi * s) <= bound
+    if lo != -np.inf and lo != 0.0:
+        near = near or abs(x - lo * s) <= bound
     return near
 
 
 @_inline
-def _rule(x: float, s: float, sign: bool, surrogate: int, one, low):  # noqa: ANN001, ANN202
+def _inside(x: float, s: float, lo: float, hi: float, closed: bool) -> bool:
+    """x in (lo s, hi s), or [lo s, hi s] when closed; an infinite end is no bound (as
+    :meth:`stelab.quantizers.Interval.contains`)."""
+    inside = True
+    if lo != -np.inf:
+        lo_s = 0.0 if lo == 0.0 else lo * s
+        inside = x >= lo_s if closed else x > lo_s
+    if hi != np.inf:
+        hi_s = 0.0 if hi == 0.0 else hi * s
+        inside = inside and (x <= hi_s if closed else x < hi_s)
+    return inside
+
+
+@_inline
+def _rule(x: float, s: float, sign: bool, lo: float, hi: float, closed: bool, one, low):  # noqa: ANN001, ANN202
     """(sigma(h), sigma~'(h / s)) of a pre-activation x: the activation is sign (h >= 0 -> 1,
-    else -1) or step (h > 0 -> 1, else 0); the surrogate derivative is 1 for identity, h > 0
-    (relu), 0 < h < s (clipped_relu), -s <= h <= s (hardtanh), else 0."""
+    else -1) or step (h > 0 -> 1, else 0); the surrogate derivative is 1 inside its interval
+    (lo, hi, closed), else 0."""
     positive = x >= 0 if sign else x > 0
-    if surrogate == 0:
-        inside = True
-    elif surrogate == 1:
-        inside = x > 0
-    elif surrogate == 2:
-        inside = x > 0 and x < s
-    else:
-        inside = x >= -s and x <= s
+    inside = _inside(x, s, lo, hi, closed)
     return (one if positive else low), (one if inside else one - one)
 
 
@@ -261,7 +284,7 @@ def _round_up32(bound: float) -> np.float32:
 
 
 @_inline
-def _decide(hk, Zk, qk, bound, s, sign, code, lower, upper, act, derivative):  # noqa: ANN001, ANN202
+def _decide(hk, Zk, qk, bound, s, sign, lo, hi, closed, act, derivative):  # noqa: ANN001, ANN202
     """act[r] = sigma(h_r), derivative[r] = sigma~'(h_r / s) for every row of one trial: each on
     the float value of h_r, except the rows within the error bound of a threshold, decided on
     their exact value (written back into hk as float32)."""
@@ -272,17 +295,17 @@ def _decide(hk, Zk, qk, bound, s, sign, code, lower, upper, act, derivative):  #
     # first every row on its float value (no calls in the loop: it vectorizes) ...
     for r in range(hk.shape[0]):
         x = np.float64(hk[r])
-        near_rows += _near(hk[r], x, bound32, bound, s, lower, upper)
-        act[r], derivative[r] = _rule(x, s, sign, code, one, low)
+        near_rows += _near(hk[r], x, bound32, bound, s, lo, hi)
+        act[r], derivative[r] = _rule(x, s, sign, lo, hi, closed, one, low)
     if near_rows == 0:
         return
     # ... then the few rows near a threshold again, on their exact value
     for r in range(hk.shape[0]):
         x = np.float64(hk[r])
-        if _near(hk[r], x, bound32, bound, s, lower, upper):
+        if _near(hk[r], x, bound32, bound, s, lo, hi):
             x = _exact_dot(Zk[r], qk)
             hk[r] = x
-            act[r], derivative[r] = _rule(x, s, sign, code, one, low)
+            act[r], derivative[r] = _rule(x, s, sign, lo, hi, closed, one, low)
 
 
 @_inline
@@ -306,13 +329,10 @@ def _coefficients(act, y, m, residual, coeff):  # noqa: ANN001, ANN202
             coeff[r] = res * coeff[r] / units
 
 
-#: surrogate name -> its code in the kernels (the branches of :func:`_rule`)
-_SURROGATE_CODES = {"identity": 0, "relu": 1, "clipped_relu": 2, "hardtanh": 3}
-
-
 @cache
 def refresh_kernel(activation: str, surrogate: str, m: int) -> Callable[..., None]:
-    """The compiled refresh of trials for one (activation, surrogate, m): the constants are
+    """The compiled refresh of trials for one (activation, {0, 1}-valued surrogate, m): the
+    constants (the surrogate's interval: :func:`interval_constants`) are
     compiled into the loops (a kernel that reads them as arguments measured 4x slower per trial,
     its row loops keeping every case's branches). Compiled on first use, cached on disk.
 
@@ -330,16 +350,12 @@ def refresh_kernel(activation: str, surrogate: str, m: int) -> Callable[..., Non
     3. writes residual[k] (n,) and the rows with a non-zero coefficient (module docstring) as
        the bag of the trial's gradient sum: rows k*n*m + r (``bag_rows``) with their
        coefficients (``bag_weights``), from bag_offsets[i] to bag_offsets[i+1] (the bags of
-       :func:`stelab.engine.kernels.bag_sums`, in row order).
+       :func:`stelab.engine.passes.bag_sums`, in row order).
 
     ``scale`` (t,) float64 holds s(q) with batch-norm statistics, else ones.
     """
     sign = activation == "sign"
-    code = _SURROGATE_CODES[surrogate]
-    thresholds = {theta for theta in DISCRETE_SURROGATES[surrogate] if theta != 0.0}
-    if not thresholds <= {-1.0, 1.0}:  # pragma: no cover - the table has no others
-        raise ValueError(f"surrogate {surrogate!r}: thresholds {thresholds} not compiled")
-    lower, upper = -1.0 in thresholds, 1.0 in thresholds
+    lo, hi, closed = interval_constants(surrogate)
 
     @_jit
     def kernel(ks, Z3, h, q, y, err, per_update, scale, flips, apply, table, fresh, store,  # noqa: ANN001, ANN202
@@ -356,7 +372,7 @@ def refresh_kernel(activation: str, surrogate: str, m: int) -> Callable[..., Non
                 flipped = _apply_flips(h[k], Z3[k], q[k], flips[k], table[k], fresh, store,
                                        slots, weights)
                 err[k] += flipped * per_update[k]
-            _decide(h[k], Z3[k], q[k], err[k], scale[k], sign, code, lower, upper, act, coeff)
+            _decide(h[k], Z3[k], q[k], err[k], scale[k], sign, lo, hi, closed, act, coeff)
             _coefficients(act, y[k], m, residual[k], coeff)
             bag_offsets[i] = count
             for r in range(R):

@@ -1,5 +1,6 @@
-"""The passes over the data that both engines share, written so that their results do not depend
-on how the work is split (into chunks, groups of trials, threads, or engines).
+"""The torch passes over the data that the engines share, written so that their results do not
+depend on how the work is split (into chunks, groups of trials, threads (:mod:`stelab.engine.\
+workers`), or engines).
 
 Layout: the sample of a chunk is ``Z`` of shape (t, n, m, d), row-major, seen as ``t * n * m``
 rows of length d. Two passes read it:
@@ -28,15 +29,12 @@ for float32, would break it.)
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stelab.engine import fused
+from stelab.engine import compiled
 from stelab.memory import release_free_memory
 
 Tensor = torch.Tensor
@@ -91,13 +89,13 @@ def preactivations(
 
 def exact_preactivations(rows: Tensor, q: Tensor) -> Tensor:
     """h = rows . q in float64 (rows (r, d) of the data, q (r, d) the matching weights); on the
-    CPU summed in order j = 0..d-1 by :func:`stelab.engine.fused.exact_rows`, as the fused
+    CPU summed in order j = 0..d-1 by :func:`stelab.engine.compiled.exact_rows`, as the compiled
     kernel of the incremental engine does, so both engines write the same values."""
     if rows.device.type != "cpu":
         return (rows.to(torch.float64) * q.to(torch.float64)).sum(dim=-1)
     out = torch.empty(rows.shape[0], dtype=torch.float64)
     if len(out):
-        fused.exact_rows(rows.contiguous().numpy(), q.contiguous().numpy(), out.numpy())
+        compiled.exact_rows(rows.contiguous().numpy(), q.contiguous().numpy(), out.numpy())
     return out
 
 
@@ -161,60 +159,3 @@ class BagBuffers:
                     torch.empty(trials + 1, dtype=torch.long))
             self._local.buffers = held
         return held[0][:size], held[1][:size], held[2][: trials + 1]
-
-
-def split_evenly(t: int, parts: int) -> list[tuple[int, int]]:
-    """``parts`` (or fewer) contiguous ranges covering range(t), of nearly equal size."""
-    parts = max(1, min(parts, t))
-    edges = [round(i * t / parts) for i in range(parts + 1)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-
-
-class Workers(AbstractContextManager):
-    """Runs independent work units (groups of trials) on the CPU threads torch was given.
-
-    Inside the context, torch and BLAS run one thread each and the units are spread over a pool
-    of ``torch.get_num_threads()`` Python threads (torch and numpy release the GIL), which keeps
-    the two passes over a unit on one core's cache and does not stall when other processes share
-    the cores. On CUDA, or with one thread, units run inline. The previous thread settings are
-    restored on exit.
-    """
-
-    def __init__(self, device: torch.device, pool: bool = True) -> None:
-        self.count = torch.get_num_threads() if device.type == "cpu" and pool else 1
-        self._device_type = device.type
-        self._pool: ThreadPoolExecutor | None = None
-        self._saved_threads = torch.get_num_threads()
-        self._blas: Any = None
-
-    def __enter__(self) -> Workers:
-        if self._device_type != "cpu":
-            return self
-        # numpy's OpenBLAS runs the pre-activation pass: one thread per call, always (its own
-        # thread team spins and collapses when the cores are shared)
-        try:
-            from threadpoolctl import threadpool_limits
-
-            self._blas = threadpool_limits(limits=1, user_api="blas")
-        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-            self._blas = None
-        if self.count > 1:
-            torch.set_num_threads(1)
-            self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="stelab")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        if self._blas is not None:
-            self._blas.restore_original_limits()
-            self._blas = None
-        if torch.get_num_threads() != self._saved_threads:
-            torch.set_num_threads(self._saved_threads)
-
-    def map(self, fn: Any, items: list[Any]) -> list[Any]:
-        """[fn(item) for item in items], on the pool when there is one (exceptions propagate)."""
-        if self._pool is None or len(items) <= 1:
-            return [fn(item) for item in items]
-        return list(self._pool.map(fn, items))

@@ -1,0 +1,70 @@
+"""The CPU thread pool of the engines: independent groups of trials run on the threads torch was
+given, one BLAS thread each, so that a group's passes over its data stay on one core's cache.
+Results never depend on the split (:mod:`stelab.engine.passes`)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+
+__all__ = ["Workers", "split_evenly"]
+
+
+def split_evenly(t: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` (or fewer) contiguous ranges covering range(t), of nearly equal size."""
+    parts = max(1, min(parts, t))
+    edges = [round(i * t / parts) for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+class Workers(AbstractContextManager):
+    """Runs independent work units (groups of trials) on the CPU threads torch was given.
+
+    Inside the context, torch and BLAS run one thread each and the units are spread over a pool
+    of ``torch.get_num_threads()`` Python threads (torch and numpy release the GIL), which keeps
+    the two passes over a unit on one core's cache and does not stall when other processes share
+    the cores. On CUDA, or with one thread, units run inline. The previous thread settings are
+    restored on exit.
+    """
+
+    def __init__(self, device: torch.device, pool: bool = True) -> None:
+        self.count = torch.get_num_threads() if device.type == "cpu" and pool else 1
+        self._device_type = device.type
+        self._pool: ThreadPoolExecutor | None = None
+        self._saved_threads = torch.get_num_threads()
+        self._blas: Any = None
+
+    def __enter__(self) -> Workers:
+        if self._device_type != "cpu":
+            return self
+        # numpy's OpenBLAS runs the pre-activation pass: one thread per call, always (its own
+        # thread team spins and collapses when the cores are shared)
+        try:
+            from threadpoolctl import threadpool_limits
+
+            self._blas = threadpool_limits(limits=1, user_api="blas")
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            self._blas = None
+        if self.count > 1:
+            torch.set_num_threads(1)
+            self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="stelab")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None
+        if torch.get_num_threads() != self._saved_threads:
+            torch.set_num_threads(self._saved_threads)
+
+    def map(self, fn: Any, items: list[Any]) -> list[Any]:
+        """[fn(item) for item in items], on the pool when there is one (exceptions propagate)."""
+        if self._pool is None or len(items) <= 1:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, items))
