@@ -1,4 +1,4 @@
-"""The two-layer binary network of PAPER.md and its closed-form coarse (STE) gradient.
+"""The two-layer binary network of docs/model.md and its closed-form coarse (STE) gradient.
 
 Shapes are batched over trials: inputs Z (trials, n, m, d), binary weights q (trials, d).
 
@@ -33,8 +33,8 @@ Tensor = torch.Tensor
 
 
 def step_size_eta(c: float, d: int, m: int, activation: str) -> float:
-    """eta = c * sqrt(pi d / 2) * m * kappa, kappa = 1 (sign) or 2 (step): PAPER.md's convention,
-    under which one step moves a wrong coordinate of u by about 2c for Gaussian inputs."""
+    """eta = c * sqrt(pi d / 2) * m * kappa, kappa = 1 (sign) or 2 (step) (docs/model.md, Step
+    size): one step moves a wrong coordinate of u by about 2c for Gaussian inputs."""
     return c * math.sqrt(math.pi * d / 2.0) * m * ACTIVATION_KAPPA[activation]
 
 

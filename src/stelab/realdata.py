@@ -13,7 +13,7 @@ Models
   activation sign(h) (identity STE), fixed second layer v averaging the hidden units: one block of
   ``hidden_per_output`` units per output, f_c = mean_{j in block c} sign(h_j). Square loss
   (1/2) sum_c (f_c - Y_c)^2 with Y in {-1, +1} (one-hot for 10 classes); prediction sign(f)
-  (binary) or argmax_c f_c. Trained as in PAPER.md: full-batch STE gradient descent on U from a
+  (binary) or argmax_c f_c. Trained as in docs/model.md: full-batch STE gradient descent on U from a
   small random init (u0 ~ N(0, 1e-3^2)).
 * ``mlp``       : a small binary MLP (Larq-style recipe): d -> H -> H -> classes, the two hidden
   layers with binary weights (``ste_sign``: sign forward, 1[|x| <= 1] backward, latent weights
