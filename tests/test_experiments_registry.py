@@ -29,9 +29,10 @@ from stelab.report import plotting
 from stelab.report.markdown import interval, table
 from stelab.report.write import write_report
 from stelab.reproduction import reproduce
+from stelab.sweep import Execution
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "stelab"
-QUIET = {"progress": False, "log": lambda _msg: None}
+QUIET = {"execution": Execution("serial", progress=False), "log": lambda _msg: None}
 
 
 def _toy_cells(profile):
@@ -104,7 +105,7 @@ def toy(tmp_path):
 def test_a_registered_experiment_runs_through_reproduce_report_and_plot(toy, tmp_path):
     assert "toy" in cell_tables() and experiments()[-1] is TOY
     out = tmp_path / "run"
-    claims = reproduce(toy, out, executor="serial", **QUIET)
+    claims = reproduce(toy, out, **QUIET)
     assert claims == {"claims": []}  # the toy gives evidence for no claim
     rows = pd.read_parquet(out / "tables" / "toy.parquet")
     assert len(rows) == 6 and sorted(rows["n"].unique()) == [4, 64]
@@ -130,15 +131,15 @@ def test_a_registered_experiment_runs_through_reproduce_report_and_plot(toy, tmp
 
 def test_only_selects_experiments_or_tables_of_the_registry(toy, tmp_path):
     out = tmp_path / "only"
-    reproduce(toy, out, executor="serial", only=["toy_notes"], **QUIET)
+    reproduce(toy, out, only=["toy_notes"], **QUIET)
     assert sorted(p.name for p in (out / "tables").glob("*.parquet")) == ["toy_notes.parquet"]
     with pytest.raises(StelabError, match=r"--only: unknown table 'nope'; allowed: .*toy_notes"):
-        reproduce(toy, tmp_path / "x", executor="serial", only=["nope"], **QUIET)
+        reproduce(toy, tmp_path / "x", only=["nope"], **QUIET)
 
 
 def test_a_derived_table_not_declared_is_refused(toy, tmp_path):
     out = tmp_path / "run"
-    reproduce(toy, out, executor="serial", **QUIET)
+    reproduce(toy, out, **QUIET)
     register(replace(TOY, provides=()))
     with pytest.raises(TypeError, match="derive returned 'toy_success', which is not in"):
         write_report(out, log=lambda _msg: None)

@@ -16,6 +16,7 @@ from stelab.experiments import EXPERIMENTS
 from stelab.experiments.profile import load_profile
 from stelab.report.write import write_report
 from stelab.reproduction import reproduce
+from stelab.sweep import Execution
 
 TINY = Path(__file__).parent / "data" / "tiny_profile.toml"
 
@@ -23,7 +24,7 @@ TINY = Path(__file__).parent / "data" / "tiny_profile.toml"
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reproduce") / "tiny"
-    reproduce(TINY, out, executor="serial", progress=False, log=lambda _msg: None)
+    reproduce(TINY, out, Execution("serial", progress=False), log=lambda _msg: None)
     return out
 
 
@@ -74,7 +75,7 @@ def test_another_profile_is_refused_in_the_same_folder(tiny_run: Path, tmp_path:
     other = tmp_path / "other.toml"
     other.write_text(TINY.read_text().replace("seed = 7", "seed = 8"))
     with pytest.raises(StelabError, match="holds results of another profile"):
-        reproduce(other, tiny_run, executor="serial", progress=False, log=lambda _msg: None)
+        reproduce(other, tiny_run, Execution("serial", progress=False), log=lambda _msg: None)
 
 
 def test_embedded_profiles_build():

@@ -135,6 +135,7 @@ def reproduce(
     Rerunning the same command resumes: finished cells are read back from DIR/store.
     """
     from stelab.reproduction import reproduce as run_reproduce
+    from stelab.sweep import Execution
 
     if quick and full:
         raise StelabError("--quick/--full: choose one")
@@ -142,8 +143,7 @@ def reproduce(
         raise StelabError("--profile: give either --profile or --quick/--full")
     chosen: str | Path = profile if profile is not None else ("full" if full else "quick")
     try:
-        claims = run_reproduce(chosen, out, executor=executor, workers=workers,
-                               scheduler=scheduler, only=only,
+        claims = run_reproduce(chosen, out, Execution(executor, workers, scheduler), only=only,
                                log=lambda message: console.print(message, markup=False))
     except KeyboardInterrupt as stop:  # typer would turn it into a silent exit 130
         message = getattr(stop, "message", "interrupted: finished cells are stored; run the "

@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stelab.errors import ConfigError, StelabError
 from stelab.experiments import Experiment, Table, experiments
@@ -30,6 +30,9 @@ from stelab.provenance import code_version, environment
 from stelab.report.folder import TABLES, write_text
 from stelab.report.write import write_report
 from stelab.results import write_table
+
+if TYPE_CHECKING:  # the sweep machinery loads the engine: imported only when running
+    from stelab.sweep import Execution
 
 
 def _names() -> list[str]:
@@ -115,16 +118,14 @@ def _check_profile(out: Path, text: str) -> None:
 def run_tables(
     profile: dict[str, Any],
     out: Path,
-    executor: str = "local",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    progress: bool = True,
+    execution: Execution | None = None,
     only: list[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, float]:
-    """Produce every selected table of ``profile`` (engine cells through the sweep store, or the
-    experiment's own runner) into ``out/tables``; return the seconds each took."""
-    from stelab.sweep import run_cells  # the sweep machinery loads the engine: only when running
+    """Produce every selected table of ``profile`` (engine cells through the sweep store, where
+    ``execution`` says, default the local pool; or the experiment's own runner) into
+    ``out/tables``; return the seconds each took."""
+    from stelab.sweep import run_cells
 
     seconds: dict[str, float] = {}
     for _exp, tables in selected(profile, only):
@@ -133,10 +134,7 @@ def run_tables(
             if table.cells is not None:
                 cells = table.cells(profile)
                 log(f"[{table.name}] {table.description}: {len(cells)} cells")
-                rows = run_cells(
-                    cells, out / "store" / table.name, executor=executor, workers=workers,
-                    scheduler=scheduler, progress=progress,
-                )
+                rows = run_cells(cells, out / "store" / table.name, execution=execution)
             else:
                 log(f"[{table.name}] {table.description}")
                 rows = table.run(profile)
@@ -148,14 +146,13 @@ def run_tables(
 def reproduce(
     profile_name: str | Path,
     out: str | Path,
-    executor: str = "local",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    progress: bool = True,
+    execution: Execution | None = None,
     only: list[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the profile's experiments into ``out`` and write figures, claims and the report."""
+    """Run the profile's experiments (``quick``, ``full`` or a profile TOML) into ``out`` and
+    write figures, claims and the report; return the claims. ``execution``: where the engine
+    cells run (:class:`stelab.sweep.Execution`; default the local pool with progress)."""
     out = Path(out)
     profile = load_profile(profile_name)  # first: it turns unreadable files into one line
     text = profile_text(profile_name)
@@ -163,7 +160,7 @@ def reproduce(
     _check_profile(out, text)
     write_text(out / "profile.toml", text)
     began = time.perf_counter()
-    seconds = run_tables(profile, out, executor, workers, scheduler, progress, only, log)
+    seconds = run_tables(profile, out, execution, only, log)
     manifest = {
         "profile": str(profile_name),
         "code": code_version(),

@@ -19,9 +19,8 @@ Read top-down (each file holds what its name says):
   :mod:`~stelab.engine.prefetch` (a software prefetch for compiled loops).
 """
 
-from stelab.engine.budget import default_memory_budget, select_engine
+from stelab.engine.budget import cache_bytes_per_trial, default_memory_budget, select_engine
 from stelab.engine.run import (
-    cache_bytes_per_trial,
     estimate_peak_bytes,
     plan_chunk_size,
     plan_run,

@@ -30,12 +30,9 @@ from stelab.config import Config
 from stelab.engine.budget import (
     UNBOUNDED,
     ChunkPlan,
-    cache_bytes_per_trial,
     cache_columns,
-    default_memory_budget,
     plan_chunks,
     run_budget,
-    select_engine,
 )
 from stelab.engine.dense import ChunkOutput, run_dense
 from stelab.engine.incremental import run_incremental
@@ -44,18 +41,6 @@ from stelab.engine.traffic import Traffic
 from stelab.engine.trialwise import run_trialwise
 from stelab.errors import ConfigError, NumericalError
 from stelab.outcomes import trajectory_outcomes
-
-__all__ = [
-    "run_experiment",
-    "resolve_device",
-    "plan_run",
-    "plan_chunk_size",
-    "default_memory_budget",
-    "select_engine",
-    "estimate_peak_bytes",
-    "run_chunk",
-    "cache_bytes_per_trial",
-]
 
 ProgressCallback = Callable[[int, int], None]
 
