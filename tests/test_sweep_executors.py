@@ -86,15 +86,16 @@ kind = "flip"
 level = [0.0, 0.05, 0.1, 0.2, 0.3]
 [train]
 n = [48, 64, 96, 128]
-steps = 1000
+steps = 10000
 [run]
-trials = 2
+trials = 8
 device = "cpu"
 [sweep]
 axes = ["model.m", "noise.level", "train.n"]
-"""  # 80 small cells: ~2.5 s of computing after the third one on 2 cores, the window in
-# which the tests below interrupt the sweep (with 20 steps it was ~0.5 s, and a loaded machine
-# sometimes let the sweep finish before the signal took effect)
+"""  # 80 small cells: ~2.8 s of writing cells after the third one on 2 idle cores (measured
+# from the cell files' times), the window in which the tests below interrupt the sweep. With
+# 1000 steps and 2 trials the engine's speed-ups had shrunk it to ~0.4 s, and a pause of the
+# test process inside a long suite let the sweep finish before its SIGINT (exit 0)
 
 
 def env() -> dict[str, str]:
