@@ -131,6 +131,11 @@ def guarded(say: Callable[[str, int], None], log_option: str = "out") -> Callabl
         def run(*args: Any, **kwargs: Any) -> Any:
             main_thread = threading.current_thread() is threading.main_thread()
             previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+            if main_thread:  # Ctrl-C always stops a command cleanly, even when the process
+                # inherited SIGINT ignored or blocked (a background job of a non-interactive
+                # shell, or a parent that blocked it around the fork)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             try:
                 return command(*args, **kwargs)
             except (typer.Exit, typer.Abort):
