@@ -170,23 +170,32 @@ def test_exact_preactivations_sum_in_order_in_float64():
     assert np.array_equal(exact_preactivations(rows, q).numpy(), expected)
 
 
+def _dense_by_kernel_and_by_torch(problem, cfg, monkeypatch):
+    """A dense run decided by the compiled kernel, checked identical to the same run decided by
+    the torch path (DecisionRule.decide and gradient_sums); returns the kernel's run."""
+    from stelab.engine import dense
+    from tests.test_engine_incremental import _assert_same_outputs
+
+    assert dense.compiled_decisions(DecisionRule.from_config(cfg), problem.Z3) is not None
+    by_kernel = dense.run_dense(problem, cfg)
+    with monkeypatch.context() as patch:
+        patch.setattr(dense, "compiled_decisions", lambda rule, Z3: None)
+        torch_path = dense.run_dense(problem, cfg)
+    _assert_same_outputs(by_kernel, torch_path)
+    return by_kernel
+
+
 def test_dense_engine_gives_the_same_runs_with_and_without_the_compiled_decisions(monkeypatch):
     """Whole dense runs, decisions by the compiled kernel vs by DecisionRule.decide and
     gradient_sums (the torch path the dense engine keeps for other configs): identical."""
-    from stelab.engine import dense
     from stelab.engine.problem import build_problem
     from tests.conftest import make_config
-    from tests.test_engine_incremental import CASES, _assert_same_outputs
+    from tests.test_engine_incremental import CASES
 
     for overrides in CASES:
         cfg = make_config(run={"trials": 5, "seed": 3, "device": "cpu"}, **overrides)
         problem = build_problem(cfg, list(range(5)), torch.device("cpu"))
-        assert dense.compiled_decisions(DecisionRule.from_config(cfg), problem.Z3) is not None
-        by_kernel = dense.run_dense(problem, cfg)
-        with monkeypatch.context() as patch:
-            patch.setattr(dense, "compiled_decisions", lambda rule, Z3: None)
-            torch_path = dense.run_dense(problem, cfg)
-        _assert_same_outputs(by_kernel, torch_path)
+        _dense_by_kernel_and_by_torch(problem, cfg, monkeypatch)
 
 
 def test_a_new_interval_surrogate_is_one_entry_and_runs_alike_on_every_path(monkeypatch):
@@ -194,7 +203,6 @@ def test_a_new_interval_surrogate_is_one_entry_and_runs_alike_on_every_path(monk
     interval, ends -1 closed and 0.5, unlike any registered one) runs on the dense engine's torch
     path, its compiled decisions and the incremental engine, with identical runs: the torch
     mask and the compiled kernel both derive from the entry's interval."""
-    from stelab.engine import dense
     from stelab.engine.incremental import run_incremental
     from stelab.engine.problem import build_problem
     from stelab.quantizers import SURROGATES, Interval, Surrogate
@@ -211,12 +219,7 @@ def test_a_new_interval_surrogate_is_one_entry_and_runs_alike_on_every_path(monk
                                                             "ste": "window"},
                           run={"trials": 4, "seed": 5, "device": "cpu"}, **overrides)
         problem = build_problem(cfg, list(range(4)), torch.device("cpu"))
-        assert dense.compiled_decisions(DecisionRule.from_config(cfg), problem.Z3) is not None
-        by_kernel = dense.run_dense(problem, cfg)
-        with monkeypatch.context() as patch:
-            patch.setattr(dense, "compiled_decisions", lambda rule, Z3: None)
-            torch_path = dense.run_dense(problem, cfg)
-        _assert_same_outputs(by_kernel, torch_path)
+        by_kernel = _dense_by_kernel_and_by_torch(problem, cfg, monkeypatch)
         _assert_same_outputs(by_kernel, run_incremental(problem, cfg))
         # the weights moved: the derivative was not 0 everywhere
         assert not np.array_equal(by_kernel.final_u, problem.u0.numpy())

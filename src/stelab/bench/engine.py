@@ -40,7 +40,7 @@ def bench_bandwidth(quick: bool = False, say: Printer = print, tiny: bool = Fals
     """Dense engine effective bandwidth / streaming read (see the module docstring)."""
     trials, repeats, w = SIZES[_size(quick, tiny)]["bandwidth"]
     cfg = bench_config(model={"d": w.get("d", 256)}, train={"n": w.get("n", 4096), "steps": 16},
-                  run={"trials": trials})
+                       run={"trials": trials})
     problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
     nbytes = problem.Z.numel() * problem.Z.element_size()
     passes = cfg.train.steps + 1
@@ -72,8 +72,8 @@ def bench_baseline(quick: bool = False, say: Printer = print, tiny: bool = False
 
     trials, repeats, w = SIZES[_size(quick, tiny)]["baseline"]
     cfg = bench_config(model={"d": w.get("d", 64)},
-                  train={"n": w.get("n", 181), "steps": w.get("steps", 300)},
-                  run={"trials": trials})
+                       train={"n": w.get("n", 181), "steps": w.get("steps", 300)},
+                       run={"trials": trials})
     problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
     plan = plan_run(cfg, torch.device("cpu"))  # the engine and layout a run of cfg takes
     engine = f"{plan.engine}/{plan.layout}"
@@ -109,8 +109,8 @@ def bench_incremental(quick: bool = False, say: Printer = print, tiny: bool = Fa
     """Dense engine time / incremental engine time, near-threshold noiseless E1 workload."""
     trials, repeats, w = SIZES[_size(quick, tiny)]["incremental"]
     cfg = bench_config(model={"d": w.get("d", 256)},
-                  train={"n": w.get("n", 4096), "steps": w.get("steps", 300)},
-                  run={"trials": trials})
+                       train={"n": w.get("n", 4096), "steps": w.get("steps", 300)},
+                       run={"trials": trials})
     problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
     load_s = warm_up_kernels()
     ratios, agree = [], True
