@@ -17,6 +17,7 @@ from stelab.config import Config
 from stelab.data import flip_mask, gaussian_label_noise, get_distribution, make_teacher
 from stelab.engine.decisions import DecisionRule
 from stelab.engine.passes import exact_preactivations, gemv_bound, preactivations
+from stelab.engine.workers import Workers
 from stelab.memory import release_free_memory
 from stelab.model import BinaryTwoLayer
 from stelab.normalize import normalize_inputs_
@@ -77,10 +78,13 @@ def bytes_per_trial(cfg: Config) -> int:
 
 def build_peak_extra(cfg: Config) -> int:
     """Bytes needed once per chunk on top of the trials' share: the raw draw of one trial (its
-    sampler may hold two arrays of that size) and the float64 d x d work of whitening."""
+    sampler may hold two arrays of that size; none where the draw is made in place, see
+    :func:`draw_inputs`) and the float64 d x d work of whitening."""
     n, m, d = cfg.train.n, cfg.model.m, cfg.model.d
     whiten = 4 * 8 * d * d if cfg.data.normalization in ("whiten", "batchnorm") else 0
-    return 2 * 4 * n * m * d + whiten
+    in_place = get_distribution(cfg.data.distribution).filler is not None and \
+        cfg.run.dtype == "float32"
+    return (0 if in_place else 2 * 4 * n * m * d) + whiten
 
 
 def _labels(cfg: Config, model: BinaryTwoLayer, Z: Tensor, bound: Tensor, teacher: Tensor,
@@ -123,16 +127,25 @@ def _initial_weights(cfg: Config, trials: list[int]) -> np.ndarray:
 
 def draw_inputs(cfg: Config, trials: list[int]) -> Tensor:
     """The raw inputs of ``trials`` as one preallocated (t, n, m, d) CPU tensor of the run's dtype,
-    filled trial by trial (no stacked copy of the whole draw)."""
+    filled trial by trial (no stacked copy of the whole draw). A distribution that draws in
+    place (:meth:`stelab.data.Distribution.sample_into`) fills each trial's slice directly, the
+    trials spread over the CPU threads (each has its own stream, so the split changes nothing);
+    the others draw one trial at a time through a temporary, the peak that
+    :func:`build_peak_extra` plans for."""
     dtype = getattr(torch, cfg.run.dtype)
     d, m, n = cfg.model.d, cfg.model.m, cfg.train.n
     dist = get_distribution(cfg.data.distribution)
     Z = torch.empty((len(trials), n, m, d), dtype=dtype)
-    for i, k in enumerate(trials):
-        raw = dist.sample(trial_rng(cfg.run.seed, k, "inputs"), (n, m, d), cfg.data.params)
-        Z[i].copy_(torch.from_numpy(raw))
-        del raw
-        release_free_memory()
+    in_place = dist.filler is not None and dtype == torch.float32
+
+    def draw(i: int) -> None:
+        rng = trial_rng(cfg.run.seed, trials[i], "inputs")
+        dist.sample_into(rng, Z[i].numpy(), cfg.data.params)
+        if not in_place:
+            release_free_memory()
+
+    with Workers(torch.device("cpu"), pool=in_place) as workers:
+        workers.map(draw, list(range(len(trials))))
     return Z
 
 
