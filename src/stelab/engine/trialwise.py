@@ -10,9 +10,9 @@ engine (same updates, same exact decisions), hence of the dense engine, bit for 
 * h = Z q is kept and updated from the flipped columns, h += 2 q_j Z[:, j]; a full pass
   recomputes it when more than COLD_MAX_FLIPS columns flipped and the trial has no
   column-major copy, or when its error bound (that of a full pass, plus 3 u max_r sum_j |Z_rj|
-  per column added since) would exceed RESET_FACTOR times a full pass's. A trial that needs a
-  full pass for its flips from step FILL_FROM_STEP on gets a column-major copy of its data (one
-  per worker thread, reused), from which later updates read only the flipped columns. The order
+  per column added since) would exceed RESET_FACTOR times a full pass's. A trial that has taken
+  COPY_AFTER_PASSES full passes for its flips gets a column-major copy of its data (one per
+  worker thread, reused), from which later updates read only the flipped columns. The order
   of the additions into h does not matter: every decision is exact (below).
 * decisions, residuals and coefficients: :func:`stelab.engine.compiled._decide` and
   ``_coefficients``, every entry within the error bound of a threshold decided on its exact
@@ -46,7 +46,6 @@ from stelab.engine import compiled
 from stelab.engine.incremental import (
     COLD_MAX_FLIPS,
     FILL_BEFORE_END,
-    FILL_FROM_STEP,
     RESET_FACTOR,
     incremental_unsupported,
 )
@@ -60,6 +59,15 @@ from stelab.errors import ConfigError
 from stelab.model import step_size_eta
 
 __all__ = ["run_trialwise", "trialwise_unsupported", "trial_kernel", "gradient_sums"]
+
+#: a trial gets its column-major copy once it has taken this many full passes for its flips, and
+#: not before: the copy costs a few passes (more where its pages are touched the first time), so
+#: a trial that stops flipping soon, as most do above the threshold, is better off without it
+#: (ski rental: at most this many passes are spent before buying). Seconds a trial at T = 1000,
+#: after 3 / 16 / 32 / never: d = 1024 m = 1 n = 131072 0.29 / 0.20 / 0.19 / 0.21, n = 32768
+#: 0.56 / 0.57 / 0.57 / 2.59; d = 512 m = 4 n = 65536 0.29 / 0.18 / 0.17 / 0.17, n = 4096 0.48 /
+#: 0.45 / 0.47 / 0.85 (one thread)
+COPY_AFTER_PASSES = 16
 
 #: the counters a trial returns (as :class:`stelab.engine.traffic.Traffic` names them)
 COUNTERS = ("pass_rows", "gradient_rows", "update_columns", "copied_columns", "flipped_columns")
@@ -164,7 +172,7 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
     """
     sign = activation == "sign"
     lo, hi, closed = compiled.interval_constants(surrogate)
-    cold_max, reset, fill_from, fill_end = COLD_MAX_FLIPS, RESET_FACTOR, FILL_FROM_STEP, \
+    cold_max, reset, copy_after, fill_end = COLD_MAX_FLIPS, RESET_FACTOR, COPY_AFTER_PASSES, \
         FILL_BEFORE_END
     @numba.njit(nogil=True, cache=True)
     def kernel(Zk, y, u, w_star, m, clipped, bound, per_update, inv_n, eta, steps,  # noqa: ANN001, ANN202
@@ -190,6 +198,7 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
         _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo, hi,
                  closed, m)
         has_copy = False
+        flip_passes = 0  # full passes taken because too many uncached columns flipped
         for step in range(steps):
             # the latent step and the new signs, as recorder.latent_step / binary round them
             flips = 0
@@ -218,8 +227,9 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                     preactivations(Zk, q, h)
                     counters[0] += R
                     err = bound
-                    if copy_ok and not has_copy and uncached > cold_max and \
-                            fill_from <= step < steps - fill_end:
+                    flip_passes += uncached > cold_max
+                    if copy_ok and not has_copy and flip_passes >= copy_after and \
+                            uncached > cold_max and step < steps - fill_end:
                         for start in range(0, R, compiled.FILL_BLOCK):  # blocked transpose
                             stop = min(start + compiled.FILL_BLOCK, R)
                             for j in range(d):
