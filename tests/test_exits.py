@@ -147,6 +147,25 @@ def test_the_simulator_refuses_overflowing_weights_instead_of_reporting_signs():
         run_experiment(make_config(train={"n": 16, "steps": 5, "init_scale": 1e300}))
 
 
+def test_the_simulator_refuses_inputs_that_hold_inf_or_nan():
+    from stelab.engine import run_experiment
+    from stelab.engine.problem import build_problem
+    from stelab.engine.run import _input_witness
+
+    # student t with df = 0.001: draws beyond float32's range become inf
+    cfg = make_config(data={"distribution": "student_t", "params": {"df": 1e-3}},
+                      train={"n": 64, "steps": 5}, run={"trials": 2})
+    with pytest.raises(NumericalError, match=r"^data\.params: the inputs of trial 0 hold inf"):
+        run_experiment(cfg)
+    # the check reads the error bounds, not the data: they are non-finite exactly where a
+    # trial's inputs are (NaN, +inf, -inf, in any row block)
+    cfg = make_config(model={"d": 8}, train={"n": 3000, "steps": 5}, run={"trials": 4})
+    inputs = torch.randn(4, 3000, 1, 8)
+    inputs[1, 2999, 0, 7], inputs[2, 0, 0, 0], inputs[3, 1500, 0, 3] = NAN, math.inf, -math.inf
+    problem = build_problem(cfg, [0, 1, 2, 3], torch.device("cpu"), inputs=inputs)
+    assert torch.isfinite(_input_witness(problem)).tolist() == [True, False, False, False]
+
+
 # ------------------------------------------------------------------------- diagnose
 def test_diagnose_is_the_same_at_any_scale():
     X = np.random.default_rng(0).standard_normal((200, 6)) + np.array([3, 0, 0, 0, 0, 1.0])
