@@ -26,7 +26,7 @@ def test_the_compiled_loop_is_in_use_here() -> None:
 @pytest.mark.parametrize("trial", [0, 1, 7])
 def test_long_streams_give_numpys_values_and_state(trial: int) -> None:
     ours, theirs = trial_rng(11, trial, "inputs"), trial_rng(11, trial, "inputs")
-    values = standard_normal32(ours, (700, 3, 1000))  # ~20 000 wedge and ~600 tail draws
+    values = standard_normal32(ours, (700, 3, 1000))  # ~31 000 wedge and ~500 tail draws
     np.testing.assert_array_equal(values, _numpy(theirs, (700, 3, 1000)))
     assert ours.bit_generator.state == theirs.bit_generator.state
     assert ours.random() == theirs.random()  # and the stream goes on alike
@@ -74,6 +74,13 @@ def test_every_box_boundary_is_decided_as_numpy_decides_it() -> None:
                     np.testing.assert_array_equal(standard_normal32(ours, (2,)),
                                                   _numpy(theirs, (2,)))
                     assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+def test_empty_draws_leave_the_generator_where_numpy_leaves_it() -> None:
+    ours, theirs = np.random.default_rng(9), np.random.default_rng(9)
+    for shape in ((0,), (0, 5), (3, 0, 2)):
+        assert standard_normal32(ours, shape).shape == _numpy(theirs, shape).shape
+        assert ours.bit_generator.state == theirs.bit_generator.state
 
 
 def test_other_bit_generators_draw_with_numpy() -> None:

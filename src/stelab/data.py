@@ -37,14 +37,6 @@ from stelab.ziggurat import fill_standard_normal32, standard_normal32
 Shape = tuple[int, ...]
 
 
-def _gaussian(rng: np.random.Generator, shape: Shape) -> np.ndarray:
-    return standard_normal32(rng, shape)
-
-
-def _fill_gaussian(rng: np.random.Generator, out: np.ndarray) -> None:
-    fill_standard_normal32(rng, out)
-
-
 def _rademacher(rng: np.random.Generator, shape: Shape) -> np.ndarray:
     return (rng.integers(0, 2, size=shape, dtype=np.int8) * 2 - 1).astype(np.float32)
 
@@ -144,7 +136,7 @@ _INF = float("inf")
 DISTRIBUTIONS: dict[str, Distribution] = {
     dist.name: dist
     for dist in [
-        Distribution("gaussian", _gaussian, filler=_fill_gaussian),
+        Distribution("gaussian", standard_normal32, filler=fill_standard_normal32),
         Distribution("rademacher", _rademacher),
         Distribution("uniform", _uniform),
         Distribution("uniform01", _uniform01),

@@ -76,15 +76,20 @@ def bytes_per_trial(cfg: Config) -> int:
     return item * n * m * d + 24 * n * m + covariance + 64 * d
 
 
+def draws_in_place(cfg: Config) -> bool:
+    """Whether the inputs are drawn straight into the data tensor (the distribution has a filler
+    and the data are float32): no temporary, and the trials can be drawn in parallel."""
+    return get_distribution(cfg.data.distribution).filler is not None and \
+        cfg.run.dtype == "float32"
+
+
 def build_peak_extra(cfg: Config) -> int:
     """Bytes needed once per chunk on top of the trials' share: the raw draw of one trial (its
     sampler may hold two arrays of that size; none where the draw is made in place, see
     :func:`draw_inputs`) and the float64 d x d work of whitening."""
     n, m, d = cfg.train.n, cfg.model.m, cfg.model.d
     whiten = 4 * 8 * d * d if cfg.data.normalization in ("whiten", "batchnorm") else 0
-    in_place = get_distribution(cfg.data.distribution).filler is not None and \
-        cfg.run.dtype == "float32"
-    return (0 if in_place else 2 * 4 * n * m * d) + whiten
+    return (0 if draws_in_place(cfg) else 2 * 4 * n * m * d) + whiten
 
 
 def _labels(cfg: Config, model: BinaryTwoLayer, Z: Tensor, bound: Tensor, teacher: Tensor,
@@ -136,7 +141,7 @@ def draw_inputs(cfg: Config, trials: list[int]) -> Tensor:
     d, m, n = cfg.model.d, cfg.model.m, cfg.train.n
     dist = get_distribution(cfg.data.distribution)
     Z = torch.empty((len(trials), n, m, d), dtype=dtype)
-    in_place = dist.filler is not None and dtype == torch.float32
+    in_place = draws_in_place(cfg)
 
     def draw(i: int) -> None:
         rng = trial_rng(cfg.run.seed, trials[i], "inputs")

@@ -149,8 +149,8 @@ def _input_witness(problem: Problem) -> torch.Tensor:
     """Values that are all finite exactly when the chunk's inputs are: for float32 data the
     error bounds (per trial, the largest row sum of |Z| in float64: a NaN or inf entry makes it
     NaN or inf, and float32 values cannot overflow a float64 sum), which are already computed,
-    so the check costs no pass over the data (a full isfinite pass cost ~a quarter of drawing
-    the inputs); else the inputs themselves."""
+    so the check costs no pass over the data (a full isfinite pass took 0.57 s a trial at
+    d = 1024, n = 128 d, more than drawing the inputs); else the inputs themselves."""
     if problem.Z.dtype == torch.float32 and problem.bound is not None:
         return problem.bound
     return problem.Z

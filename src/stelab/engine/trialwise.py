@@ -223,13 +223,14 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                     ergodic_at[i] = _ergodic_distance(q_sum, w_star, 0, q)
             if flips > 0:
                 uncached = 0 if has_copy else flips
-                if uncached > cold_max or err + flips * per_update > reset * bound:
+                for_flips = uncached > cold_max
+                if for_flips or err + flips * per_update > reset * bound:
                     preactivations(Zk, q, h)
                     counters[0] += R
                     err = bound
-                    flip_passes += uncached > cold_max
-                    if copy_ok and not has_copy and flip_passes >= copy_after and \
-                            uncached > cold_max and step < steps - fill_end:
+                    flip_passes += for_flips
+                    if copy_ok and not has_copy and for_flips and flip_passes >= copy_after and \
+                            step < steps - fill_end:
                         for start in range(0, R, compiled.FILL_BLOCK):  # blocked transpose
                             stop = min(start + compiled.FILL_BLOCK, R)
                             for j in range(d):
