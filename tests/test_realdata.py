@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stelab.errors import ConfigError
@@ -62,6 +63,22 @@ def test_run_digits_gives_tidy_rows_and_summary():
         assert (rec.test_accuracy, rec.ci_low, rec.ci_high) == pytest.approx(
             (values.mean(), low, high), rel=1e-9)
         assert rec.seeds == 2
+
+
+def test_rows_do_not_depend_on_the_worker_processes():
+    """Two worker processes (each network on one thread, from its seed) give the rows of one
+    process, in the same order; only the timing differs."""
+    kwargs = dict(seeds=[3, 0], tasks=["binary"], models=["two_layer", "mlp"], settings=FAST,
+                  normalizations=["none", "standardize"])
+    seen: list[tuple[int, int]] = []
+    alone = run_digits(workers=1, **kwargs)
+    pooled = run_digits(workers=2, progress=lambda done, total: seen.append((done, total)),
+                        **kwargs)
+    assert seen == [(k, 8) for k in range(1, 9)]
+    pd.testing.assert_frame_equal(alone.drop(columns="wall_seconds"),
+                                  pooled.drop(columns="wall_seconds"))
+    with pytest.raises(ConfigError, match="^workers:"):
+        run_digits(workers=0, **kwargs)
 
 
 def test_mean_ci_is_a_t_interval():

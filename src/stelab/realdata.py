@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,7 @@ from stelab.config import NORMALIZATIONS
 from stelab.errors import ConfigError
 from stelab.nn import QuantLinear, Scale, attach_weight_clip
 from stelab.quantizers import get_quantizer
+from stelab.sweep.executors import LocalExecutor, available_cores
 
 Tensor = torch.Tensor
 
@@ -301,11 +303,15 @@ def run_digits(
     normalizations: Sequence[str] = NETWORK_NORMALIZATIONS,
     settings: DigitsSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Tidy rows, one per (task, model, normalization, seed), with ``test_accuracy``.
 
     ``seeds``: a count (seeds 0..k-1) or explicit seeds. ``quick`` picks the training budget
-    (:meth:`DigitsSettings.preset`) unless ``settings`` is given.
+    (:meth:`DigitsSettings.preset`) unless ``settings`` is given. ``workers``: processes that
+    train networks side by side (default one per core; 1: in this process). Each network
+    trains on one thread from its own seed, so the rows (all but ``wall_seconds``) do not
+    depend on ``workers``.
     """
     _check_choice("task", tasks, TASKS)
     _check_choice("model", models, MODELS)
@@ -317,15 +323,41 @@ def run_digits(
     combos = [
         (t, m, z, s) for t in tasks for m in models for z in normalizations for s in seed_list
     ]
-    rows = []
-    with _single_thread():
-        for i, (task, model, norm, seed) in enumerate(combos):
-            rows.append(train_and_evaluate(task, model, norm, seed, settings))
+    jobs = [(*combo, settings) for combo in combos]
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers: {workers} is not allowed; allowed: >= 1")
+    workers = min(workers or available_cores(), len(jobs))
+    rows: list[dict | None] = [None] * len(jobs)
+    if workers == 1:
+        results: Iterable[tuple[int, Any]] = ((i, _train_job(job)) for i, job in enumerate(jobs))
+        pool = None
+    else:
+        # the sweep's process pool: Ctrl-C stops it, a worker that dies has its job rerun
+        pool = LocalExecutor(workers)
+        results = pool.map_unordered(_train_job, jobs)
+    try:
+        for done, (i, row) in enumerate(results, 1):
+            if isinstance(row, BaseException):
+                raise row
+            rows[i] = row
             if progress is not None:
-                progress(i + 1, len(combos))
+                progress(done, len(jobs))
+    except BaseException:
+        if pool is not None:
+            pool.abort()
+        raise
+    if pool is not None:
+        pool.close()
     frame = pd.DataFrame(rows)
     frame.attrs["settings"] = asdict(settings)
     return frame
+
+
+def _train_job(job: tuple[str, str, str, int, DigitsSettings]) -> dict:
+    """:func:`train_and_evaluate` of one (task, model, normalization, seed, settings) tuple, on
+    one thread."""
+    with _single_thread():
+        return train_and_evaluate(*job)
 
 
 class _single_thread:
