@@ -7,7 +7,7 @@ import pytest
 from stelab.config import parse_config
 from stelab.errors import ConfigError
 from stelab.sweep import Cell, default_block_trials, expand_grid, make_cells, parse_sweep
-from stelab.sweep.grid import TARGET_CELL_FLOPS, trial_flops
+from stelab.sweep.grid import MAX_CELL_FLOPS, MIN_CELL_VALUES, TARGET_CELL_FLOPS, trial_flops
 
 
 def raw(**sweep):
@@ -147,8 +147,29 @@ def test_default_block_follows_the_work_not_the_machine():
     big = parse_config({"model": {"d": 512}, "train": {"n": 200000, "steps": 500},
                         "run": {"trials": 50}})
     assert trial_flops(big) > TARGET_CELL_FLOPS and default_block_trials(big) == 1
-    mid = parse_config({"model": {"d": 128}, "train": {"n": 8192, "steps": 500},
+    mid = parse_config({"model": {"d": 128}, "train": {"n": 8192, "steps": 50},
                         "run": {"trials": 1000}})
     block = default_block_trials(mid)
     assert 1 < block < 1000 and block & (block - 1) == 0
     assert block * trial_flops(mid) <= TARGET_CELL_FLOPS < 2 * block * trial_flops(mid)
+
+
+def test_default_block_holds_enough_data_to_pay_for_the_cell():
+    """Trials that are long on paper but small in data (most stop early) are grouped until a
+    cell holds MIN_CELL_VALUES input values: the smallest power of two that reaches it."""
+    cfg = parse_config({"model": {"d": 256}, "train": {"n": 8192, "steps": 2000},
+                        "run": {"trials": 100}})
+    values = 256 * 8192
+    assert 2 * trial_flops(cfg) > TARGET_CELL_FLOPS  # the flops rule alone: one trial a cell
+    block = default_block_trials(cfg)
+    assert block & (block - 1) == 0
+    assert block * values >= MIN_CELL_VALUES > block // 2 * values
+    assert default_block_trials(cfg.model_copy(update={"run": cfg.run.model_copy(
+        update={"trials": 5})})) == 5  # never more than the config's trials
+    assert [c.stop - c.start for c in make_cells([cfg])] == [16] * 6 + [4]
+    # long trials of small data: grouped only up to MAX_CELL_FLOPS of dense work a cell
+    long = parse_config({"model": {"d": 128}, "train": {"n": 4096, "steps": 50000},
+                         "run": {"trials": 64}})
+    block = default_block_trials(long)
+    assert 1 < block and block * 128 * 4096 < MIN_CELL_VALUES
+    assert block * trial_flops(long) <= MAX_CELL_FLOPS < 2 * block * trial_flops(long)
