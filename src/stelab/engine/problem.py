@@ -17,7 +17,7 @@ from stelab.config import Config
 from stelab.data import flip_mask, gaussian_label_noise, get_distribution, make_teacher
 from stelab.engine.decisions import DecisionRule
 from stelab.engine.passes import exact_preactivations, gemv_bound, preactivations
-from stelab.engine.workers import Workers
+from stelab.engine.workers import Workers, single_threaded_blas
 from stelab.memory import release_free_memory
 from stelab.model import BinaryTwoLayer
 from stelab.normalize import normalize_inputs_
@@ -193,7 +193,8 @@ def build_problem(
         preact_cov=covariance,
     )
     w_star = sign(torch.from_numpy(teacher).to(device=device, dtype=dtype))
-    y = _labels(cfg, model, Z, bound, w_star, trials)
+    with single_threaded_blas():  # as in the run: no spinning BLAS threads left behind
+        y = _labels(cfg, model, Z, bound, w_star, trials)
     u0 = torch.from_numpy(_initial_weights(cfg, trials)).to(device=device, dtype=dtype)
     release_free_memory()
     return Problem(

@@ -5,13 +5,13 @@ Results never depend on the split (:mod:`stelab.engine.passes`)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from typing import Any
 
 import torch
 
-__all__ = ["Workers", "split_evenly"]
+__all__ = ["Workers", "single_threaded_blas", "split_evenly"]
 
 
 @cache
@@ -31,6 +31,14 @@ def split_evenly(t: int, parts: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, t))
     edges = [round(i * t / parts) for i in range(parts + 1)]
     return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def single_threaded_blas() -> AbstractContextManager:
+    """A context in which numpy's BLAS runs on one thread. Outside the engines' pool too: after
+    a call on several threads, OpenBLAS's idle threads keep spinning for ~0.1 s of CPU
+    (measured here), which the trials that follow then compete with."""
+    controller = _blas_controller()
+    return nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
 
 
 class Workers(AbstractContextManager):
@@ -55,8 +63,7 @@ class Workers(AbstractContextManager):
             return self
         # numpy's OpenBLAS runs the pre-activation pass: one thread per call, always (its own
         # thread team spins and collapses when the cores are shared)
-        controller = _blas_controller()
-        self._blas = None if controller is None else controller.limit(limits=1, user_api="blas")
+        self._blas = single_threaded_blas()
         if self.count > 1:
             torch.set_num_threads(1)
             self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="stelab")
@@ -67,7 +74,7 @@ class Workers(AbstractContextManager):
             self._pool.shutdown(wait=True)
             self._pool = None
         if self._blas is not None:
-            self._blas.restore_original_limits()
+            self._blas.__exit__(None, None, None)
             self._blas = None
         if torch.get_num_threads() != self._saved_threads:
             torch.set_num_threads(self._saved_threads)
