@@ -58,6 +58,25 @@ def test_local_pool_and_dask_give_the_serial_rows(tmp_path):
     assert len(serial) == 8 * 3
 
 
+def _worker_threads(_: int) -> tuple[int, list[int]]:
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), [i["num_threads"] for i in threadpool_info()
+                                     if i["user_api"] == "blas"]
+
+
+def test_local_workers_give_torch_and_blas_their_share_of_the_cores():
+    """Each of k local workers runs torch and numpy's BLAS on cores // k threads: a BLAS with a
+    thread per core in every worker would oversubscribe them (and spin after each call)."""
+    pool = LocalExecutor(workers=2)
+    share = pool.threads_per_slot()
+    with pool:
+        results = [r for _, r in pool.map_unordered(_worker_threads, [0, 1])]
+    for torch_threads, blas_threads in results:
+        assert torch_threads == share
+        assert blas_threads and set(blas_threads) == {share}
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_error_inside_a_worker_is_recorded_with_the_cell_config(tmp_path):
     raw = {
