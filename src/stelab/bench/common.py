@@ -53,6 +53,18 @@ class Ratio:
                 f"{verdict}  {self.description}")
 
 
+#: pause before a timed run: after a call on several threads, OpenBLAS's idle threads keep
+#: spinning for ~0.1 s of CPU (measured here), so without it one contender's leftovers would
+#: run during the other's timing (the engine timed right after the numpy loop lost 0.02-0.03 s
+#: of 0.35 s at d = 1024, n = 3549)
+SETTLE_SECONDS = 0.3
+
+
+def settle() -> None:
+    """Wait until the threads of the previous timed run have gone idle."""
+    time.sleep(SETTLE_SECONDS)
+
+
 def bench_config(**sections: dict[str, Any]) -> Config:
     raw: dict[str, dict[str, Any]] = {"run": {"seed": 20260527, "device": "cpu"}}
     for section, values in sections.items():

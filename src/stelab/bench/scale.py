@@ -12,7 +12,8 @@ steps and tens of coordinates flip at every step.
 * Engine: :func:`stelab.engine.run_chunk` with the engine and layout the memory planner takes
   for the run (:mod:`stelab.engine.budget`).
 * Ratio: baseline time / engine time, per n and on the sum over the three d = 1024 workloads
-  (targets: >= 3 each, >= 5 on the sum).
+  (targets: >= 3 each, >= 5 on the sum). Each timed run starts after a pause
+  (:func:`stelab.bench.common.settle`), so that neither pays for the other's spinning threads.
 * Floors, per trial-step (t x T): bytes the engine read (:class:`stelab.engine.traffic.Traffic`),
   one pass over Z (h, residual and r^T Z from one read of each row; the two-GEMV loop reads Z
   twice), and the incremental floor (the rows with a non-zero residual plus the columns of the
@@ -32,7 +33,14 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from stelab.bench.common import Printer, Ratio, bench_config, stream_seconds, warm_up_kernels
+from stelab.bench.common import (
+    Printer,
+    Ratio,
+    bench_config,
+    settle,
+    stream_seconds,
+    warm_up_kernels,
+)
 from stelab.engine import plan_run, run_chunk
 from stelab.engine.problem import Problem, build_problem
 from stelab.engine.traffic import Traffic
@@ -69,6 +77,7 @@ def _numpy_loop(problem: Problem, steps: int, threads: int | None) -> tuple[floa
     from stelab.bench.numpy_loop import run_numpy_loop
 
     with threadpool_limits(limits=threads, user_api="blas"):
+        settle()
         began = time.perf_counter()
         out = run_numpy_loop(problem, steps, 0.5)
         return time.perf_counter() - began, out
@@ -86,6 +95,7 @@ def bench_numpy(quick: bool = False, say: Printer = print, tiny: bool = False) -
         problem = build_problem(cfg, list(range(trials)), torch.device("cpu"))
         plan = plan_run(cfg, torch.device("cpu"))
         traffic = Traffic()
+        settle()
         began = time.perf_counter()
         out = run_chunk(cfg, problem, plan.engine, plan.layout, traffic=traffic)
         engine_times = [time.perf_counter() - began]
@@ -100,6 +110,7 @@ def bench_numpy(quick: bool = False, say: Printer = print, tiny: bool = False) -
             base_s, base = _numpy_loop(problem, steps, threads[0])
         numpy_times = [base_s]
         for _ in range(REPEATS[size] - 1):
+            settle()
             began = time.perf_counter()
             run_chunk(cfg, problem, plan.engine, plan.layout)
             engine_times.append(time.perf_counter() - began)
