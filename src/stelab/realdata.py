@@ -42,9 +42,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,7 +56,7 @@ from stelab.config import NORMALIZATIONS
 from stelab.errors import ConfigError
 from stelab.nn import QuantLinear, Scale, attach_weight_clip
 from stelab.quantizers import get_quantizer
-from stelab.sweep.executors import LocalExecutor, available_cores
+from stelab.sweep.executors import LocalExecutor, SerialExecutor, available_cores
 
 Tensor = torch.Tensor
 
@@ -328,26 +327,20 @@ def run_digits(
         raise ConfigError(f"workers: {workers} is not allowed; allowed: >= 1")
     workers = min(workers or available_cores(), len(jobs))
     rows: list[dict | None] = [None] * len(jobs)
-    if workers == 1:
-        results: Iterable[tuple[int, Any]] = ((i, _train_job(job)) for i, job in enumerate(jobs))
-        pool = None
-    else:
-        # the sweep's process pool: Ctrl-C stops it, a worker that dies has its job rerun
-        pool = LocalExecutor(workers)
-        results = pool.map_unordered(_train_job, jobs)
+    # the sweep's executors: in this process, or a process pool that Ctrl-C stops and that
+    # reruns the job of a worker that died
+    pool = SerialExecutor() if workers == 1 else LocalExecutor(workers)
     try:
-        for done, (i, row) in enumerate(results, 1):
+        for done, (i, row) in enumerate(pool.map_unordered(_train_job, jobs), 1):
             if isinstance(row, BaseException):
                 raise row
             rows[i] = row
             if progress is not None:
                 progress(done, len(jobs))
     except BaseException:
-        if pool is not None:
-            pool.abort()
+        pool.abort()
         raise
-    if pool is not None:
-        pool.close()
+    pool.close()
     frame = pd.DataFrame(rows)
     frame.attrs["settings"] = asdict(settings)
     return frame
