@@ -105,14 +105,19 @@ def default_block_trials(cfg: Config) -> int:
     flops = max(trial_flops(cfg), 1.0)
     by_work = _power_of_two_at_most(TARGET_CELL_FLOPS // flops)
     values = cfg.train.n * cfg.model.m * cfg.model.d
-    by_data = 1 << (-(-MIN_CELL_VALUES // values) - 1).bit_length()
-    by_data = min(by_data, _power_of_two_at_most(MAX_CELL_FLOPS // flops))
+    by_data = min(_power_of_two_at_least(-(-MIN_CELL_VALUES // values)),
+                  _power_of_two_at_most(MAX_CELL_FLOPS // flops))
     return min(cfg.run.trials, max(by_work, by_data))
 
 
 def _power_of_two_at_most(x: float) -> int:
     """The largest power of two <= x, and 1 when x < 2."""
     return 1 << (max(1, int(x)).bit_length() - 1)
+
+
+def _power_of_two_at_least(k: int) -> int:
+    """The smallest power of two >= k (k >= 1)."""
+    return 1 << (k - 1).bit_length()
 
 
 def make_cells(
