@@ -5,7 +5,7 @@ Results never depend on the split (:mod:`stelab.engine.passes`)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from functools import cache
 from typing import Any
 
@@ -56,14 +56,15 @@ class Workers(AbstractContextManager):
         self._device_type = device.type
         self._pool: ThreadPoolExecutor | None = None
         self._saved_threads = torch.get_num_threads()
-        self._blas: Any = None
+        self._blas: ExitStack | None = None
 
     def __enter__(self) -> Workers:
         if self._device_type != "cpu":
             return self
         # numpy's OpenBLAS runs the pre-activation pass: one thread per call, always (its own
         # thread team spins and collapses when the cores are shared)
-        self._blas = single_threaded_blas()
+        self._blas = ExitStack()
+        self._blas.enter_context(single_threaded_blas())
         if self.count > 1:
             torch.set_num_threads(1)
             self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="stelab")
@@ -74,7 +75,7 @@ class Workers(AbstractContextManager):
             self._pool.shutdown(wait=True)
             self._pool = None
         if self._blas is not None:
-            self._blas.__exit__(None, None, None)
+            self._blas.close()
             self._blas = None
         if torch.get_num_threads() != self._saved_threads:
             torch.set_num_threads(self._saved_threads)
