@@ -9,8 +9,14 @@ The public API (each name is imported on first use, so ``import stelab`` and the
     rows = stelab.run_sweep("examples/sweep_small.toml", "runs/small")   # resumable grid
     claims = stelab.reproduce("quick", "runs/quick")          # the paper's experiments + report
     report = stelab.diagnose(X)                                # STE health of a data matrix
+    res = stelab.load("runs/small")                            # any run/sweep/reproduce folder
 
-The model and its conventions: docs/model.md; how the package is laid out: docs/architecture.md.
+    from stelab import analysis, figures                       # the report's statistics, figures
+    analysis.thresholds_by(res.rows, by=("d", "noise_level"))  # n50 with bootstrap CIs
+    fig = figures.success_curves(res.rows[res.rows.noise_level == 0])   # a matplotlib Figure
+
+Notebook use (loading, analysis, figures): docs/notebooks.md. The model and its conventions:
+docs/model.md; how the package is laid out: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ _API = {
     "write_report": "stelab.report.write",
     "diagnose": "stelab.diagnosis",
     "load_data": "stelab.diagnosis",
+    "load": "stelab.loading",
+    "Results": "stelab.loading",
+    "ResultsFolderError": "stelab.loading",
+    "success_array": "stelab.loading",
     "StelabError": "stelab.errors",
     "ConfigError": "stelab.errors",
 }
