@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from stelab.analysis import (
@@ -24,11 +25,11 @@ from stelab.report import plotting
 
 def plot_success_heatmap(
     rows: pd.DataFrame,
-    path: str | Path,
+    path: str | Path | None,
     success: str | Sequence[str] = ("success_last", "success_ergodic"),
     x: str = "d",
     y: str = "n",
-) -> Path:
+) -> Path | Figure:
     """Success rate over the (d, n) grid, one panel per success notion.
 
     A rectangular grid is drawn as annotated cells; otherwise each (d, n) point is a coloured
@@ -66,11 +67,11 @@ def plot_success_heatmap(
 
 def plot_success_curves(
     rows: pd.DataFrame,
-    path: str | Path,
+    path: str | Path | None,
     success: str = "success_last",
     by: str | Sequence[str] = "d",
     link: str = "logit",
-) -> Path:
+) -> Path | Figure:
     """Success rate vs n (Wilson 95% bars) per group, with the fitted P = F(a + b log n) and n50.
 
     The curve is the Firth-penalized fit of :func:`stelab.analysis.fit_threshold` (no bootstrap
@@ -112,13 +113,13 @@ def plot_success_curves(
 
 def plot_n50_scaling(
     rows: pd.DataFrame,
-    path: str | Path,
+    path: str | Path | None,
     success: str | Sequence[str] = ("success_last", "success_ergodic"),
     thresholds: pd.DataFrame | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     references: Sequence[str] = ("d^2", "d^4"),
-) -> Path:
+) -> Path | Figure:
     """n50 vs d on log-log axes with bootstrap 95% CIs, the fitted power law per success notion,
     and the *shapes* of the reference bounds (d^2, d^4) drawn through the smallest-d point.
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from stelab import analysis
@@ -60,12 +61,12 @@ def derive(tables: Frames, n_boot: int) -> Frames:
 
 def plot_trajectories(
     rows: pd.DataFrame,
-    path: str | Path,
+    path: str | Path | None,
     columns: str | Sequence[str] = ("hamming_trajectory", "loss_trajectory"),
     by: str | Sequence[str] = "n",
     per_d: bool = True,
     quantiles: tuple[float, float] = (0.1, 0.9),
-) -> Path:
+) -> Path | Figure:
     """Median (line) and quantile band across trials vs iteration t, one line per group and one
     panel per recorded trajectory column (Hamming as bit error H_t/d when ``per_d``)."""
     by = plotting.as_list(by)
@@ -94,10 +95,10 @@ def plot_trajectories(
 
 def plot_success_vs_horizon(
     rows: pd.DataFrame,
-    path: str | Path,
+    path: str | Path | None,
     by: str | Sequence[str] = (),
     mode: str = "auto",
-) -> Path:
+) -> Path | Figure:
     """Ergodic vs last-iterate success against the horizon T (Wilson 95% bands).
 
     mode "checkpoints": ergodic and last iterate at the run's ergodic checkpoints

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from stelab import analysis
 from stelab.analysis import mean_ci_by, return_time_distribution, returns_vs_horizon, trajectories
@@ -53,10 +54,10 @@ def derive(tables: Frames, n_boot: int) -> Frames:
 
 def plot_recurrence_paths(
     rows: pd.DataFrame,
-    path: str | Path,
+    path: str | Path | None,
     by: str = "noise_level",
     n_paths: int = 3,
-) -> Path:
+) -> Path | Figure:
     """Sample paths of H_t (the first ``n_paths`` trials), one panel per value of ``by``."""
     plotting.need(rows, by, "hamming_trajectory")
     groups = list(plotting.groups(rows, [by]))
@@ -75,9 +76,9 @@ def plot_recurrence_paths(
 
 def plot_returns_vs_horizon(
     rows: pd.DataFrame,
-    path: str | Path,
+    path: str | Path | None,
     by: str | Sequence[str] = "noise_level",
-) -> Path:
+) -> Path | Figure:
     """Mean number of returns to H = 0 up to T (95% t band across trials) vs T."""
     by = plotting.as_list(by)
     table = returns_vs_horizon(rows, by=by)
@@ -99,10 +100,10 @@ def plot_returns_vs_horizon(
 
 def plot_return_time_histogram(
     rows: pd.DataFrame,
-    path: str | Path,
+    path: str | Path | None,
     by: str = "noise_level",
     kind: str = "return_time",
-) -> Path:
+) -> Path | Figure:
     """Histogram (log-spaced bins, per-group frequency) of pooled return times, excursion or
     sojourn lengths; groups without any are listed in the title."""
     dist = return_time_distribution(rows, by)
@@ -138,11 +139,11 @@ def plot_return_time_histogram(
 
 def plot_occupation_vs_noise(
     rows: pd.DataFrame,
-    path: str | Path,
+    path: str | Path | None,
     x: str = "noise_level",
     value: str = "occupation",
     by: str | Sequence[str] = (),
-) -> Path:
+) -> Path | Figure:
     """Mean occupation fraction (share of iterations at w*) vs noise level, 95% t CIs."""
     by = plotting.as_list(by)
     table = mean_ci_by(rows, value, [*by, x])

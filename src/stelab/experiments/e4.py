@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from stelab import analysis
 from stelab.config import NORMALIZATIONS, Config
@@ -57,12 +58,12 @@ def derive(tables: Frames, n_boot: int) -> Frames:
 
 def plot_e4_heatmap(
     rows: pd.DataFrame,
-    path: str | Path,
+    path: str | Path | None,
     success: str = "success_last",
     row: str = "distribution",
     col: str = "normalization",
     panel: str = "teacher_balance",
-) -> Path:
+) -> Path | Figure:
     """Success rate for each (distribution, normalization), one panel per teacher balance;
     cells show the rate and its Wilson 95% interval, grey where there is no data."""
     plotting.need(rows, row, col, panel, success)

@@ -72,8 +72,12 @@ def legend(ax, fontsize: int) -> None:
         ax.legend(fontsize=fontsize)
 
 
-def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG at :data:`DPI` (creating the folder); return the path."""
+def save(fig: Figure, path: str | Path | None) -> Path | Figure:
+    """Write ``fig`` as a PNG at :data:`DPI` (creating the folder); return the path. With
+    ``path=None``, return ``fig`` unsaved (how :mod:`stelab.figures` hands figures to a
+    notebook)."""
+    if path is None:
+        return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
