@@ -74,9 +74,9 @@ analysis.success_table(rows)  # success rates with Wilson 95% intervals
 # `stelab sweep`, docs/sweeps.md). Its folder is resumable: running this cell again reads the
 # finished cells back instead of recomputing them.
 #
-# The cells run on the serial executor here: it needs no worker processes, which keeps the
-# notebook independent of how a process pool starts its workers from a kernel. On a many-core
-# machine use `stelab.Execution("local", workers=...)` or Dask (docs/sweeps.md).
+# The cells run one after another in this kernel (the serial executor): for a sweep this small,
+# starting worker processes, each of which imports torch, costs more than the cells. For a larger
+# sweep use the process pool, `stelab.Execution("local", workers=...)`, or Dask (docs/sweeps.md).
 
 # %%
 SWEEP = {

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 import stelab
+from stelab.cli import app
 from stelab.loading import ResultsFolderError, load, success_array
-from stelab.results import write_run_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = {
@@ -65,13 +66,25 @@ def test_sweep_to_xarray_matches_the_rows(sweep_folder: Path) -> None:
     assert np.all((low >= 0) & (low <= arr["rate"].values) & (high <= 1))
 
 
-def test_fresh_run_folder(tmp_path: Path) -> None:
-    cfg = stelab.parse_config({"model": {"d": 8}, "train": {"n": 40, "steps": 10},
-                               "run": {"trials": 5, "device": "cpu"}})
-    write_run_results(stelab.run_experiment(cfg), tmp_path, cfg)
-    res = load(tmp_path)
-    assert res.kind == "run" and res.axes == () and len(res.rows) == 5
-    assert (res.rows["alpha"] == 5.0).all()
+def test_fresh_cli_run_and_sweep_folders(tmp_path: Path) -> None:
+    """Folders written by the commands themselves, as a user gets them."""
+    (tmp_path / "run.toml").write_text(
+        '[model]\nd = 8\n[train]\nn = 40\nsteps = 10\n[run]\ntrials = 5\ndevice = "cpu"\n')
+    (tmp_path / "sweep.toml").write_text(
+        '[model]\nd = [8, 16]\n[train]\nn = 32\nsteps = 10\n[run]\ntrials = 3\n'
+        'device = "cpu"\n[sweep]\naxes = ["model.d"]\n')
+    runner = CliRunner()
+    done = runner.invoke(app, ["run", str(tmp_path / "run.toml"), "--out", str(tmp_path / "r")])
+    assert done.exit_code == 0, done.output
+    done = runner.invoke(app, ["sweep", str(tmp_path / "sweep.toml"), "--out",
+                               str(tmp_path / "s"), "--executor", "serial"])
+    assert done.exit_code == 0, done.output
+    run = load(tmp_path / "r")
+    assert run.kind == "run" and run.axes == () and len(run.rows) == 5
+    assert (run.rows["alpha"] == 5.0).all()
+    sweep = load(tmp_path / "s")
+    assert sweep.kind == "sweep" and sweep.axes == ("d",)
+    assert sorted(sweep.rows["alpha"].unique()) == [2.0, 4.0]
 
 
 @pytest.mark.parametrize("name", ["quick", "full"])
