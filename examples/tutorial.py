@@ -99,7 +99,7 @@ stelab.run_sweep(SWEEP, OUT / "sweep", execution=stelab.Execution("serial", prog
 
 # %%
 res = stelab.load(OUT / "sweep")
-print(res.kind, res.axes, len(res.rows), "rows")
+print(res)
 res.rows[["d", "n", "alpha", "trial", "success_last", "success_ergodic", "occupation"]].head()
 
 # %%

@@ -49,6 +49,8 @@ def test_fresh_sweep_folder(sweep_folder: Path) -> None:
     assert len(res.rows) == 2 * 2 * 2 * 6
     np.testing.assert_array_equal(res.rows["alpha"], res.rows["n"] / res.rows["d"])
     assert res.derived == {}
+    assert repr(res) == (f"Results(kind='sweep', folder='{sweep_folder}', "
+                         "tables={results: 48 rows}, axes=('n', 'd', 'noise_level'))")
 
 
 def test_sweep_to_xarray_matches_the_rows(sweep_folder: Path) -> None:

@@ -48,7 +48,7 @@ class ResultsFolderError(StelabError, ValueError):
     it cannot be read."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Results:
     """The contents of a results folder (returned by :func:`load`).
 
@@ -77,6 +77,12 @@ class Results:
     derived: dict[str, pd.DataFrame] = field(default_factory=dict)
     axes: tuple[str, ...] = ()
     manifest: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        tables = ", ".join(f"{name}: {len(t)} rows" for name, t in self.tables.items())
+        derived = f", derived=[{', '.join(self.derived)}]" if self.derived else ""
+        return (f"Results(kind={self.kind!r}, folder='{self.folder}', tables={{{tables}}}"
+                f"{derived}, axes={self.axes})")
 
     @cached_property
     def rows(self) -> pd.DataFrame:
