@@ -1,12 +1,16 @@
-"""Crash-safe file writes: a reader sees the old file or the new one, never a torn one."""
+"""Crash-safe file writes: a reader sees the old file or the new one, never a torn one; each
+file is stored with its checksum (:mod:`stelab.integrity`)."""
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+from stelab.integrity import write_with_checksum
 
 
 def _fsync_dir(path: Path) -> None:
@@ -23,8 +27,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write ``path`` through ``write(fh)`` into a temporary file, fsync it, rename it over."""
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None], checksum: bool = True) -> Path:
+    """Write ``path`` through ``write(fh)`` into a temporary file, fsync it, rename it over;
+    with ``checksum``, also its sidecar ``path.sha256``
+    (:func:`stelab.integrity.write_with_checksum`; the bytes are gathered in memory first)."""
+    if not checksum:
+        return _replace(path, write)
+    buffer = io.BytesIO()
+    write(buffer)
+    return write_with_checksum(path, buffer.getvalue(),
+                               lambda p, data: _replace(p, lambda fh: fh.write(data)))
+
+
+def _replace(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -168,6 +168,22 @@ def plot(
 
 @app.command()
 @command
+def verify(
+    folder: Path = typer.Argument(
+        ..., help="a folder of stelab run, sweep or reproduce, or a packed model file"),
+) -> None:
+    """Check every stored file against the checksum written with it; exit 1 on damage."""
+    from stelab.verify import verify_path
+
+    report = verify_path(folder)
+    for line in report.lines():
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    if report.damaged:
+        raise typer.Exit(1)
+
+
+@app.command()
+@command
 def bench(
     which: str | None = typer.Argument(
         None, help="'pack': packed 1-bit inference vs torch float32 (default: engine benchmarks)"

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from stelab.errors import ConfigError, StelabError
 from stelab.experiments import Experiment, Table, experiments
 from stelab.experiments.profile import load_profile, profile_text
+from stelab.integrity import read_checked
 from stelab.provenance import code_version, environment
 from stelab.report.folder import TABLES, write_text
 from stelab.report.write import write_report
@@ -108,7 +109,7 @@ def _check_profile(out: Path, text: str) -> None:
             f"--out: {out} holds the results of a 'stelab run' or 'stelab sweep' "
             f"({foreign[0]}); refusing to write a reproduce run into it; choose another --out"
         )
-    if stored.exists() and stored.read_text() != text:
+    if stored.exists() and read_checked(stored).decode(errors="replace") != text:
         raise StelabError(
             f"--out: {out} holds results of another profile ({stored}); "
             "choose another --out, or pass the same profile to resume"

@@ -17,6 +17,7 @@ from rich.table import Table
 from stelab.analysis.tables import mean_ci, success_table
 from stelab.atomic import atomic_write
 from stelab.errors import MachineError, OutputError
+from stelab.integrity import IntegrityError, read_checked
 
 if TYPE_CHECKING:
     from stelab.config import Config
@@ -77,10 +78,10 @@ def prepare_output_folder(out: Path) -> Path:
 
 def stored_run_config(path: Path) -> str | None:
     """The config (canonical JSON) a ``stelab run`` table was written with; None when the file
-    is not such a table (another writer, or unreadable)."""
+    is not such a table (another writer, unreadable, or its checksum does not match)."""
     try:
-        meta = pq.read_metadata(path)
-    except (OSError, pa.ArrowException):
+        meta = pq.read_metadata(pa.BufferReader(read_checked(path)))
+    except (OSError, pa.ArrowException, IntegrityError):
         return None
     stamp = (meta.metadata or {}).get(RUN_META_KEY)
     try:
@@ -110,8 +111,8 @@ def check_run_output(out: Path, cfg: Config, overwrite: bool) -> Literal["new", 
     stored = stored_run_config(path)
     if stored == cfg.canonical_json():
         try:  # the rows themselves must decode, not only the footer
-            rows = pq.read_table(path).num_rows
-        except (OSError, pa.ArrowException):
+            rows = pq.read_table(pa.BufferReader(read_checked(path))).num_rows
+        except (OSError, pa.ArrowException, IntegrityError):
             rows = -1
         if rows == cfg.run.trials:
             return "same"
@@ -137,8 +138,9 @@ def write_run_results(rows: pd.DataFrame, out: Path, cfg: Config) -> Path:
 
 
 def read_run_results(out: Path) -> pd.DataFrame:
-    """The rows of ``out/results.parquet``."""
-    return pd.read_parquet(Path(out) / RESULTS)
+    """The rows of ``out/results.parquet``, verified against its checksum
+    (:class:`~stelab.integrity.IntegrityError`, one line naming the file, on a mismatch)."""
+    return pd.read_parquet(pa.BufferReader(read_checked(Path(out) / RESULTS)))
 
 
 def summarize(rows: pd.DataFrame, title: str = "summary") -> Table:

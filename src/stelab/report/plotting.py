@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from stelab.atomic import atomic_write
 from stelab.errors import DataError
 
 DPI = 120
@@ -73,11 +74,11 @@ def legend(ax, fontsize: int) -> None:
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG at :data:`DPI` (creating the folder); return the path."""
+    """Write ``fig`` as a PNG at :data:`DPI` (creating the folder), atomically and with its
+    checksum (:func:`stelab.atomic.atomic_write`); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return path
+    return atomic_write(path, lambda fh: fig.savefig(fh, dpi=DPI, format="png"))
 
 
 def colors(count: int) -> list:
