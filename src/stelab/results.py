@@ -1,9 +1,10 @@
 """Result tables: atomic Parquet writes and the run summary (success rates with Wilson CIs,
-means with Student-t CIs)."""
+means with bootstrap CIs, inside each quantity's range)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.table import Table
 
-from stelab.analysis.tables import mean_ci, success_table
+from stelab.analysis.tables import MIN_SAMPLE, mean_ci, success_table
 from stelab.atomic import atomic_write
 from stelab.errors import MachineError, OutputError
 from stelab.integrity import IntegrityError, read_checked
@@ -144,7 +145,8 @@ def read_run_results(out: Path) -> pd.DataFrame:
 
 
 def summarize(rows: pd.DataFrame, title: str = "summary") -> Table:
-    """A rich table of success rates (95% Wilson CI) and mean trajectory statistics (95% t CI)."""
+    """A rich table of success rates (95% Wilson CI) and mean trajectory statistics (95%
+    bootstrap CI, inside the statistic's range; "too few trials" below ``MIN_SAMPLE``)."""
     table = Table(title=title)
     for name in ("metric", "rate", "95% CI", "successes / trials"):
         table.add_column(name)
@@ -154,6 +156,7 @@ def summarize(rows: pd.DataFrame, title: str = "summary") -> Table:
     for column in ("occupation", "final_hamming", "n_returns", "final_loss"):
         if column in rows and len(rows):
             mean, low, high = mean_ci(rows[column].to_numpy())
-            table.add_row(f"mean {column}", f"{mean:.4g}", f"[{low:.4g}, {high:.4g}]",
-                          f"{len(rows)} trials")
+            ci = (f"[{low:.4g}, {high:.4g}]" if math.isfinite(low) and math.isfinite(high)
+                  else f"too few trials for an interval (< {MIN_SAMPLE})")
+            table.add_row(f"mean {column}", f"{mean:.4g}", ci, f"{len(rows)} trials")
     return table
