@@ -161,9 +161,13 @@ def plot(
     folder: Path = typer.Argument(..., help="a folder written by 'stelab reproduce'"),
 ) -> None:
     """Redraw every figure, claims.json and report.md from the stored tables (no rerun)."""
+    from stelab.report.folder import check_reproduce_folder
     from stelab.report.write import write_report
+    from stelab.reproduction import folder_lock
 
-    write_report(folder, log=console.print)
+    check_reproduce_folder(folder)  # before the lock file is made: a wrong folder stays as it was
+    with folder_lock(folder, "plot"):
+        write_report(folder, log=console.print)
 
 
 @app.command()

@@ -28,7 +28,6 @@ import errno
 import hashlib
 import json
 import os
-import socket
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import pyarrow.parquet as pq
 from stelab.atomic import atomic_write
 from stelab.errors import MachineError, StelabError
 from stelab.integrity import IntegrityError, read_checked, sidecar
+from stelab.locking import hold_lock
 from stelab.provenance import code_label, code_version, environment
 from stelab.sweep.grid import Cell
 
@@ -51,7 +51,6 @@ CELLS = "cells"
 ERRORS = "errors"
 QUARANTINE = "quarantine"
 RESULTS = "results.parquet"
-LOCK = ".lock"
 META_KEY = b"stelab.cell"
 
 
@@ -131,28 +130,10 @@ class SweepStore:
             ) from None
 
     def _lock(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # not on POSIX: no lock, documented
-            return
-        fh = open(self.root / LOCK, "a+")  # noqa: SIM115 - held for the store's lifetime
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise SweepStoreError(
-                f"--out: {self.root} is in use by another stelab sweep ({holder}); "
-                "wait for it to finish or choose another folder"
-            ) from None
-        except OSError:
-            pass  # a file system without flock (some NFS): run unlocked
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
-        fh.flush()
-        self._lock_fh = fh
+        self._lock_fh = hold_lock(
+            self.root, SweepStoreError,
+            f"--out: {self.root} is in use by another stelab sweep ({{holder}}); "
+            "wait for it to finish or choose another folder")
 
     def open(
         self, cells: Sequence[Cell], sweep_config: dict[str, Any] | None = None, dry: bool = False
