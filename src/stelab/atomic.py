@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from stelab.integrity import write_with_checksum
+from stelab.integrity import is_sidecar, write_with_checksum
 
 
 def _fsync_dir(path: Path) -> None:
@@ -35,20 +35,28 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None], checksum: bool 
         return _replace(path, write)
     buffer = io.BytesIO()
     write(buffer)
-    return write_with_checksum(path, buffer.getvalue(),
-                               lambda p, data: _replace(p, lambda fh: fh.write(data)))
+    return write_with_checksum(path, buffer.getvalue(), _store)
 
 
-def _replace(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+def _store(path: Path, data: bytes) -> None:
+    # a sidecar is renamed into place without its own fsyncs: the fsync of the folder after
+    # the file's rename commits it too, and a sidecar lost to a power cut reads as damaged
+    # (the file is then recomputed or refused, never served unchecked)
+    _replace(path, lambda fh: fh.write(data), sync=not is_sidecar(path))
+
+
+def _replace(path: Path, write: Callable[[IO[bytes]], None], sync: bool = True) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if sync:
+        _fsync_dir(path.parent)
     return path
