@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from stelab.atomic import atomic_write
-from stelab.errors import PackError, StelabError
+from stelab.errors import OutputError, PackError, StelabError
 from stelab.integrity import IntegrityError, check_file, read_checked, sidecar
 from stelab.report.write import write_report
 from stelab.reproduction import reproduce
-from stelab.results import read_run_results, write_run_results
+from stelab.results import check_run_output, read_run_results, write_run_results
 from stelab.sweep import Execution, drop_timing, execute_sweep, parse_sweep, run_cells, sweep_cells
 from stelab.verify import verify_path
 from tests.conftest import make_config
@@ -192,6 +192,8 @@ def test_sweep_manifest_and_run_results_are_refused(tmp_path):
     flip(tmp_path / "run" / "results.parquet", random.Random(6))
     with pytest.raises(IntegrityError, match="results.parquet: checksum"):
         read_run_results(tmp_path / "run")
+    with pytest.raises(OutputError, match="holds a damaged table"):  # never 'the same results'
+        check_run_output(tmp_path / "run", make_config(), overwrite=False)
 
 
 def test_a_packed_model_with_a_flipped_bit_is_refused(packed):

@@ -17,9 +17,10 @@ the file is renamed over the old one (:func:`stelab.atomic.atomic_write`), then 
 the new digest alone. A crash at any moment leaves a file whose bytes one of the listed digests
 matches; a new file never exists without its sidecar.
 
-A file without a sidecar (a folder written before stelab 0.x added them, or whose sidecar was
-deleted) is **unchecked**: it is read as before and ``stelab verify`` lists it as
-"unchecked (no checksum)". A mismatch raises :class:`IntegrityError`, one line naming the file.
+A file without a sidecar (a folder written before checksums were added, such as the committed
+``results/quick``, or one whose sidecar was deleted) is **unchecked**: it is read as before and
+``stelab verify`` lists it as "unchecked (no checksum)". A mismatch raises
+:class:`IntegrityError`, one line naming the file.
 """
 
 from __future__ import annotations

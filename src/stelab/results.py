@@ -123,12 +123,24 @@ def check_run_output(out: Path, cfg: Config, overwrite: bool) -> Literal["new", 
         what = "this config's results, but incomplete or unreadable"
     elif stored is not None:
         what = "results of another config"
+    elif _damaged(path):
+        what = "a damaged table (its bytes differ from the checksum written with it)"
     else:
         what = "a table stelab run did not write (or an unreadable one)"
     raise OutputError(
         f"--out: {path} already holds {what}; refusing to replace it. "
         "Pass --overwrite to replace it, or choose another --out"
     )
+
+
+def _damaged(path: Path) -> bool:
+    try:
+        read_checked(path)
+    except IntegrityError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def write_run_results(rows: pd.DataFrame, out: Path, cfg: Config) -> Path:
