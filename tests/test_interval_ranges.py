@@ -118,3 +118,59 @@ def test_too_small_a_sample_has_no_interval(size):
     mean, low, high = mean_ci(np.arange(size, dtype=float))
     assert mean == pytest.approx((size - 1) / 2)
     assert math.isnan(low) == (size < MIN_SAMPLE) and math.isnan(high) == (size < MIN_SAMPLE)
+
+
+#: estimate column of each interval in the derived tables, and its range
+_ESTIMATES = {
+    "": (("rate", 0, 1), ("mean", 0, math.inf), ("mean_of_trial_means", 0, math.inf),
+         ("test_accuracy", 0, 1)),
+    "returns_": (("returns_mean", 0, math.inf),),
+    "early_rate_": (("early_rate", 0, math.inf),),
+    "late_rate_": (("late_rate", 0, math.inf),),
+    "share_": (("share_returning_late", 0, 1),),
+    "occupation_": (("occupation_mean", 0, 1),),
+}
+
+
+def test_every_stored_interval_of_a_reproduce_run_is_in_range(tmp_path):
+    """E2 and E3 of the tiny profile end to end: every interval of the derived tables (success
+    rates, returns, rates, occupation, return times) and of claims.json is in range."""
+    import json
+
+    from stelab.reproduction import reproduce
+    from stelab.sweep import Execution
+    from tests.soak import TINY
+
+    out = tmp_path / "r"
+    reproduce(TINY, out, Execution("serial", progress=False), only=["e2", "e3"],
+              log=lambda _m: None)
+    checked = 0
+    for path in sorted((out / "tables").glob("summary_*.parquet")):
+        frame = pd.read_parquet(path)
+        for prefix, candidates in _ESTIMATES.items():
+            if f"{prefix}ci_low" not in frame:
+                continue
+            est, lo, hi = next(c for c in candidates if c[0] in frame)
+            for rec in frame.itertuples():
+                low, high = getattr(rec, f"{prefix}ci_low"), getattr(rec, f"{prefix}ci_high")
+                if math.isfinite(low) and math.isfinite(high):
+                    assert lo <= low <= getattr(rec, est) <= high <= hi, (path.name, rec)
+                    checked += 1
+    assert checked > 20
+    bounds = {"occupation_ci": (0, 1), "absorbed_ci": (0, 1), "late_rate_ci": (0, math.inf)}
+    seen = _claims_intervals(json.loads((out / "claims.json").read_text()))
+    for key, (low, high) in seen:
+        lo, hi = bounds.get(key, (-math.inf, math.inf))
+        assert lo <= low <= high <= hi, (key, low, high)
+    assert {key for key, _ in seen} >= {"occupation_ci", "absorbed_ci", "late_rate_ci"}
+
+
+def _claims_intervals(node, key: str = "") -> list[tuple[str, tuple[float, float]]]:
+    """Every finite [low, high] under a key ending in 'ci' in claims.json."""
+    if isinstance(node, dict):
+        return [pair for k, v in node.items() for pair in _claims_intervals(v, k)]
+    if isinstance(node, list):
+        if key.endswith("ci") and len(node) == 2 and all(isinstance(x, float) for x in node):
+            return [(key, (node[0], node[1]))]
+        return [pair for v in node for pair in _claims_intervals(v, key)]
+    return []
