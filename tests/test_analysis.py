@@ -259,9 +259,9 @@ def test_return_growth_distinguishes_recurrent_absorbed_and_stopping():
     stopping = periodic.copy()
     stopping[T // 3:] = 1
     rows = pd.concat([
-        traj_rows([periodic] * 4, noise_level=0.1),
-        traj_rows([absorbed] * 4, noise_level=0.0),
-        traj_rows([stopping] * 4, noise_level=0.2),
+        traj_rows([periodic] * 6, noise_level=0.1),
+        traj_rows([absorbed] * 6, noise_level=0.0),
+        traj_rows([stopping] * 6, noise_level=0.2),
     ], ignore_index=True)
     g = A.return_growth(rows).set_index("noise_level")
     assert g.loc[0.1, "late_rate"] == pytest.approx(0.25, abs=0.01)
@@ -270,7 +270,7 @@ def test_return_growth_distinguishes_recurrent_absorbed_and_stopping():
     assert g.loc[0.2, "late_rate"] == 0 and g.loc[0.2, "early_rate"] > 0.1
     assert g.loc[0.1, "returns_mean"] == 49  # visits at t=4..200 step 4: 50 visits, 49 returns
     table = A.recurrence_table(rows)
-    assert list(table.loc[table.noise_level == 0.1, "n_returns"]) == [49] * 4
+    assert list(table.loc[table.noise_level == 0.1, "n_returns"]) == [49] * 6
     assert (table.loc[table.noise_level == 0.1, "median_return_time"] == 4).all()
     summary = A.return_time_summary(rows).set_index(["noise_level", "kind"])
     assert summary.loc[(0.1, "return_time"), "median"] == 4
@@ -310,8 +310,15 @@ def test_success_vs_horizon_and_mean_ci():
     t = A.success_vs_horizon(rows, horizons=[5, 8]).set_index(["T", "metric"])
     assert t.loc[(5, "success_last"), "rate"] == 1.0
     assert t.loc[(8, "success_last"), "rate"] == 0.5
-    mean, low, high = A.mean_ci(np.array([1.0, 2.0, 3.0]))
-    assert mean == 2.0 and high - mean == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    mean, low, high = A.mean_ci(np.array([1.0, 2.0, 3.0]))  # too few values for an interval
+    assert mean == 2.0 and math.isnan(low) and math.isnan(high)
+    mean, low, high = A.mean_ci(np.array([1.0, 2.0, 3.0]), method="t")
+    assert mean == 2.0 and math.isnan(low)
+    values = np.arange(1.0, 7.0)
+    mean, low, high = A.mean_ci(values, method="t")  # t: for unbounded quantities only
+    assert high - mean == pytest.approx(2.570582 * values.std(ddof=1) / math.sqrt(6), rel=1e-5)
+    mean, low, high = A.mean_ci(values)
+    assert 1.0 <= low < mean == 3.5 < high <= 6.0
     occ = A.mean_ci_by(traj_rows([H], noise_level=0.1, occupation=0.5), "occupation")
     assert occ.loc[0, "mean"] == 0.5 and math.isnan(occ.loc[0, "ci_low"])
 
@@ -399,20 +406,21 @@ def test_plots_write_png_files(tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_run_summary_gives_means_with_student_t_intervals():
+def test_run_summary_gives_means_with_bootstrap_intervals_in_range():
     from rich.console import Console
 
     from stelab.results import summarize
 
-    rows = pd.DataFrame({"success_last": [True, False, True], "final_hamming": [0, 2, 4]})
+    rows = pd.DataFrame({"success_last": [True, False, True] * 2, "final_hamming": [0, 2, 4] * 2})
     console = Console(width=120, record=True)
     console.print(summarize(rows))
     text = console.export_text()
-    from scipy.stats import t as student_t
-
-    half = student_t.ppf(0.975, 2) * 2.0 / math.sqrt(3)  # t_{0.975, 2} s / sqrt(3), s = 2
-    assert f"[{2 - half:.4g}, {2 + half:.4g}]" in text
-    assert "2 / 3" in text
+    low, high = A.mean_ci(rows["final_hamming"].to_numpy())[1:]
+    assert 0 <= low < 2 < high <= 4  # a t interval would be [0.7, 3.3]; this one is in [0, 4]
+    assert f"[{low:.4g}, {high:.4g}]" in text
+    assert "4 / 6" in text
+    console.print(summarize(rows.iloc[:3]))
+    assert "too few trials for an interval" in console.export_text()
 
 
 def test_analysis_imports_nothing_from_the_engine():

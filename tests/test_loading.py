@@ -162,3 +162,20 @@ def test_unknown_table_lists_the_known_ones() -> None:
     with pytest.raises(ResultsFolderError) as err:
         res.table("e9")
     assert "available: e1, " in _one_line(err)
+
+
+
+def test_a_table_whose_bytes_changed_is_refused_by_load(tmp_path: Path) -> None:
+    """stelab.load reads through the checksums: a run's table with one bit flipped (which may
+    still decode) is refused in one line naming the file, never served."""
+    (tmp_path / "run.toml").write_text(
+        '[model]\nd = 8\n[train]\nn = 40\nsteps = 10\n[run]\ntrials = 5\ndevice = "cpu"\n')
+    done = CliRunner().invoke(app, ["run", str(tmp_path / "run.toml"), "--out", str(tmp_path / "r")])
+    assert done.exit_code == 0, done.output
+    table = tmp_path / "r" / "results.parquet"
+    data = bytearray(table.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    table.write_bytes(bytes(data))
+    with pytest.raises(ResultsFolderError, match="results.parquet.*checksum mismatch") as err:
+        load(tmp_path / "r")
+    assert "\n" not in str(err.value)

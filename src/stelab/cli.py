@@ -161,9 +161,29 @@ def plot(
     folder: Path = typer.Argument(..., help="a folder written by 'stelab reproduce'"),
 ) -> None:
     """Redraw every figure, claims.json and report.md from the stored tables (no rerun)."""
+    from stelab.report.folder import check_reproduce_folder
     from stelab.report.write import write_report
+    from stelab.reproduction import folder_lock
 
-    write_report(folder, log=console.print)
+    check_reproduce_folder(folder)  # before the lock file is made: a wrong folder stays as it was
+    with folder_lock(folder, "plot"):
+        write_report(folder, log=console.print)
+
+
+@app.command()
+@command
+def verify(
+    folder: Path = typer.Argument(
+        ..., help="a folder of stelab run, sweep or reproduce, or a packed model file"),
+) -> None:
+    """Check every stored file against the checksum written with it; exit 1 on damage."""
+    from stelab.verify import verify_path
+
+    report = verify_path(folder)
+    for line in report.lines():
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    if report.damaged:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
+import pyarrow as pa
 
 from stelab.analysis.tables import success_table
 from stelab.config import parse_config
 from stelab.errors import StelabError
+from stelab.integrity import IntegrityError, read_checked
 from stelab.report.folder import SUMMARY, TABLES, load_tables
 from stelab.results import RESULTS
 from stelab.sweep.store import FORMAT, MANIFEST
@@ -241,7 +243,9 @@ def _read_rows(path: Path) -> pd.DataFrame:
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads(read_checked(folder / MANIFEST))
+    except IntegrityError as err:
+        raise ResultsFolderError(str(err)) from None
     except (OSError, ValueError) as err:
         raise ResultsFolderError(f"{folder / MANIFEST}: unreadable ({err})") from None
     if not isinstance(manifest, dict):
@@ -290,7 +294,9 @@ def _load_reproduce(folder: Path) -> Results:
 
 def _read_table(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(pa.BufferReader(read_checked(path)))
+    except IntegrityError as err:
+        raise ResultsFolderError(str(err)) from None
     except Exception as err:  # pyarrow raises several types for a damaged file
         first = (str(err).splitlines() or [type(err).__name__])[0][:200]
         raise ResultsFolderError(f"{path}: not a readable Parquet table ({first})") from None

@@ -30,7 +30,8 @@ Normalizations
   ``batchnorm`` of :mod:`stelab.normalize` (centre, divide h by its standard deviation).
 
 ``run_digits`` returns tidy rows (one per task, model, normalization, seed) with the test
-accuracy; ``summarize_digits`` gives the mean over seeds with a 95% t interval.
+accuracy; ``summarize_digits`` gives the mean over seeds with a 95% bootstrap interval (none for
+fewer than 6 seeds).
 
 ``digits_teacher_recovery`` is E4 on real inputs: the paper's exact-recovery experiment (m = 1,
 random binary teacher w*, labels sign(x . w*), STE-gradient method of the engine) with the digit
@@ -366,14 +367,13 @@ class _single_thread:
 
 # --------------------------------------------------------------------------------- summary
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): the Student-t interval of :func:`stelab.analysis.mean_ci`; for a
-    single value low = high = mean."""
-    mean, low, high = analysis_mean_ci(np.asarray(values, dtype=np.float64), confidence)
-    return (mean, mean, mean) if len(values) < 2 else (mean, low, high)
+    """(mean, low, high): the bootstrap interval of :func:`stelab.analysis.mean_ci`, inside
+    [0, 1] for accuracies; nan ends for fewer than ``MIN_SAMPLE`` (6) seeds (too few)."""
+    return analysis_mean_ci(np.asarray(values, dtype=np.float64), confidence)
 
 
 def summarize_digits(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (task, model, normalization): mean test accuracy over seeds with a t interval,
+    """Per (task, model, normalization): mean test accuracy over seeds with a bootstrap interval,
     its standard deviation, the number of seeds and chance."""
     records = []
     for (task, model, norm), group in rows.groupby(["task", "model", "normalization"], sort=False):

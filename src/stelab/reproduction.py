@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stelab.errors import ConfigError, StelabError
 from stelab.experiments import Experiment, Table, experiments
 from stelab.experiments.profile import load_profile, profile_text
+from stelab.integrity import read_checked
+from stelab.locking import hold_lock
 from stelab.provenance import code_version, environment
 from stelab.report.folder import TABLES, write_text
 from stelab.report.write import write_report
@@ -108,7 +111,7 @@ def _check_profile(out: Path, text: str) -> None:
             f"--out: {out} holds the results of a 'stelab run' or 'stelab sweep' "
             f"({foreign[0]}); refusing to write a reproduce run into it; choose another --out"
         )
-    if stored.exists() and stored.read_text() != text:
+    if stored.exists() and read_checked(stored).decode(errors="replace") != text:
         raise StelabError(
             f"--out: {out} holds results of another profile ({stored}); "
             "choose another --out, or pass the same profile to resume"
@@ -158,15 +161,32 @@ def reproduce(
     text = profile_text(profile_name)
     _check_tables(profile, only)
     _check_profile(out, text)
-    write_text(out / "profile.toml", text)
-    began = time.perf_counter()
-    seconds = run_tables(profile, out, execution, only, log)
-    manifest = {
-        "profile": str(profile_name),
-        "code": code_version(),
-        "environment": environment(),
-        "seconds_per_table": seconds,
-        "seconds_total": time.perf_counter() - began,
-    }
-    write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
-    return write_report(out, log=log)
+    with folder_lock(out, "reproduce"):
+        _check_profile(out, text)  # again, now that no other process can write it
+        write_text(out / "profile.toml", text)
+        began = time.perf_counter()
+        seconds = run_tables(profile, out, execution, only, log)
+        manifest = {
+            "profile": str(profile_name),
+            "code": code_version(),
+            "environment": environment(),
+            "seconds_per_table": seconds,
+            "seconds_total": time.perf_counter() - began,
+        }
+        write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
+        return write_report(out, log=log)
+
+
+@contextmanager
+def folder_lock(out: Path, command: str) -> Iterator[None]:
+    """Hold ``out``'s lock while ``command`` (reproduce, plot) writes it: a second reproduce
+    or plot on the same folder is refused with one line (:mod:`stelab.locking`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    fh = hold_lock(out, StelabError,
+                   f"--out: {out} is in use by another stelab reproduce or plot ({{holder}}); "
+                   f"wait for it to finish or choose another folder (this was {command})")
+    try:
+        yield
+    finally:
+        if fh is not None:
+            fh.close()

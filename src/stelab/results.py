@@ -1,9 +1,10 @@
 """Result tables: atomic Parquet writes and the run summary (success rates with Wilson CIs,
-means with Student-t CIs)."""
+means with bootstrap CIs, inside each quantity's range)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -14,9 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.table import Table
 
-from stelab.analysis.tables import mean_ci, success_table
+from stelab.analysis.tables import MIN_SAMPLE, mean_ci, success_table
 from stelab.atomic import atomic_write
 from stelab.errors import MachineError, OutputError
+from stelab.integrity import IntegrityError, read_checked
 
 if TYPE_CHECKING:
     from stelab.config import Config
@@ -77,10 +79,10 @@ def prepare_output_folder(out: Path) -> Path:
 
 def stored_run_config(path: Path) -> str | None:
     """The config (canonical JSON) a ``stelab run`` table was written with; None when the file
-    is not such a table (another writer, or unreadable)."""
+    is not such a table (another writer, unreadable, or its checksum does not match)."""
     try:
-        meta = pq.read_metadata(path)
-    except (OSError, pa.ArrowException):
+        meta = pq.read_metadata(pa.BufferReader(read_checked(path)))
+    except (OSError, pa.ArrowException, IntegrityError):
         return None
     stamp = (meta.metadata or {}).get(RUN_META_KEY)
     try:
@@ -110,8 +112,8 @@ def check_run_output(out: Path, cfg: Config, overwrite: bool) -> Literal["new", 
     stored = stored_run_config(path)
     if stored == cfg.canonical_json():
         try:  # the rows themselves must decode, not only the footer
-            rows = pq.read_table(path).num_rows
-        except (OSError, pa.ArrowException):
+            rows = pq.read_table(pa.BufferReader(read_checked(path))).num_rows
+        except (OSError, pa.ArrowException, IntegrityError):
             rows = -1
         if rows == cfg.run.trials:
             return "same"
@@ -121,12 +123,24 @@ def check_run_output(out: Path, cfg: Config, overwrite: bool) -> Literal["new", 
         what = "this config's results, but incomplete or unreadable"
     elif stored is not None:
         what = "results of another config"
+    elif _damaged(path):
+        what = "a damaged table (its bytes differ from the checksum written with it)"
     else:
         what = "a table stelab run did not write (or an unreadable one)"
     raise OutputError(
         f"--out: {path} already holds {what}; refusing to replace it. "
         "Pass --overwrite to replace it, or choose another --out"
     )
+
+
+def _damaged(path: Path) -> bool:
+    try:
+        read_checked(path)
+    except IntegrityError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def write_run_results(rows: pd.DataFrame, out: Path, cfg: Config) -> Path:
@@ -137,12 +151,14 @@ def write_run_results(rows: pd.DataFrame, out: Path, cfg: Config) -> Path:
 
 
 def read_run_results(out: Path) -> pd.DataFrame:
-    """The rows of ``out/results.parquet``."""
-    return pd.read_parquet(Path(out) / RESULTS)
+    """The rows of ``out/results.parquet``, verified against its checksum
+    (:class:`~stelab.integrity.IntegrityError`, one line naming the file, on a mismatch)."""
+    return pd.read_parquet(pa.BufferReader(read_checked(Path(out) / RESULTS)))
 
 
 def summarize(rows: pd.DataFrame, title: str = "summary") -> Table:
-    """A rich table of success rates (95% Wilson CI) and mean trajectory statistics (95% t CI)."""
+    """A rich table of success rates (95% Wilson CI) and mean trajectory statistics (95%
+    bootstrap CI, inside the statistic's range; "too few trials" below ``MIN_SAMPLE``)."""
     table = Table(title=title)
     for name in ("metric", "rate", "95% CI", "successes / trials"):
         table.add_column(name)
@@ -152,6 +168,7 @@ def summarize(rows: pd.DataFrame, title: str = "summary") -> Table:
     for column in ("occupation", "final_hamming", "n_returns", "final_loss"):
         if column in rows and len(rows):
             mean, low, high = mean_ci(rows[column].to_numpy())
-            table.add_row(f"mean {column}", f"{mean:.4g}", f"[{low:.4g}, {high:.4g}]",
-                          f"{len(rows)} trials")
+            ci = (f"[{low:.4g}, {high:.4g}]" if math.isfinite(low) and math.isfinite(high)
+                  else f"too few trials for an interval (< {MIN_SAMPLE})")
+            table.add_row(f"mean {column}", f"{mean:.4g}", ci, f"{len(rows)} trials")
     return table

@@ -110,8 +110,9 @@ def return_time_summary(
     by: str | list[str] | tuple[str, ...] = ("noise_level",),
     confidence: float = 0.95,
 ) -> pd.DataFrame:
-    """Per group and kind: count, trials_with_any, mean (with a t CI over the per-trial means,
-    so correlated lengths within a trial are not counted as independent), median, q90, max."""
+    """Per group and kind: count, trials_with_any, mean (with a bootstrap CI over the per-trial
+    means, so correlated lengths within a trial are not counted as independent), median, q90,
+    max."""
     by = _as_list(by)
     dist = return_time_distribution(rows, by)
     trials_per_group = {k: len(g) for k, g in _group_keys(rows, by)}
@@ -143,7 +144,8 @@ def returns_vs_horizon(
     by: str | list[str] | tuple[str, ...] = ("noise_level",),
     confidence: float = 0.95,
 ) -> pd.DataFrame:
-    """Mean number of returns (and occupation) up to each horizon T, with t CIs across trials.
+    """Mean number of returns (and occupation) up to each horizon T, with bootstrap CIs across
+    trials (inside the range of each).
 
     Columns: the ``by`` columns, T, trials, returns_mean, returns_ci_low, returns_ci_high,
     occupation_mean, occupation_ci_low, occupation_ci_high, share_hit (best-iterate success).
@@ -181,8 +183,9 @@ def return_growth(
 ) -> pd.DataFrame:
     """Do returns keep happening as T grows? Per group: the rate of returns (slope of R(t))
     in the early part (t <= (1 - window) T) and in the late window (the last ``window`` share of
-    the steps), each averaged over trials with a t CI, and the share of trials with at least one
-    return in the late window (Wilson CI). ``keeps_returning`` = the late rate's CI is above 0.
+    the steps), each averaged over trials with a bootstrap CI, and the share of trials with at
+    least one return in the late window (Wilson CI). ``keeps_returning`` = the late rate's CI
+    is above 0.
     """
     by = _as_list(by)
     if not 0.0 < window < 1.0:

@@ -1,4 +1,5 @@
-"""Grouped summary tables: success rates with Wilson intervals, means with t / bootstrap CIs."""
+"""Grouped summary tables: success rates with Wilson intervals, means with bootstrap CIs (each
+interval inside its quantity's range; too few values give no interval)."""
 
 from __future__ import annotations
 
@@ -87,21 +88,46 @@ def success_vs_horizon(
     return pd.DataFrame(records)
 
 
+#: the fewest values a mean gets an interval from; below it the ends are nan ("too few"). With
+#: k values not even the sample's whole range [min, max] covers the median of a continuous law
+#: with 95% probability while 1 - 2^(1 - k) < 0.95, i.e. k < 6
+MIN_SAMPLE = 6
+_BOOT_CHUNK = 4_000_000  # resampled values held at once by the bootstrap
+
+
+def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    per_chunk = max(1, _BOOT_CHUNK // values.size)
+    return np.concatenate([
+        values[rng.integers(0, values.size, size=(min(per_chunk, n_boot - i), values.size))]
+        .mean(1) for i in range(0, n_boot, per_chunk)
+    ])
+
+
 def mean_ci(
     values: np.ndarray,
     confidence: float = 0.95,
-    method: Literal["t", "bootstrap"] = "t",
+    method: Literal["bootstrap", "t"] = "bootstrap",
     n_boot: int = 2000,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """(mean, low, high): Student-t interval mean +- t_{k-1} s / sqrt(k), or the percentile
-    bootstrap of the mean. nan bounds for fewer than two values."""
+    """(mean, low, high) of the finite ``values`` with a ``confidence`` interval of the mean.
+
+    ``"bootstrap"`` (default): the percentile interval of ``n_boot`` bootstrap means (seeded by
+    ``seed``, so a table is reproducible), widened where needed to contain the mean. Every
+    bootstrap mean lies between the smallest and the largest value, so the interval stays
+    inside the range of any bounded or count quantity (a Hamming distance, a rate in [0, 1],
+    an accuracy). ``"t"``: mean +- t_{k-1} s / sqrt(k), which can leave a bounded range: only
+    for unbounded quantities.
+
+    Returns (nan, nan, nan) without a finite value, and nan ends with fewer than
+    :data:`MIN_SAMPLE` values: too few for any interval (callers print that instead).
+    """
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return (math.nan, math.nan, math.nan)
     mean = float(values.mean())
-    if values.size < 2:
+    if values.size < MIN_SAMPLE:
         return (mean, math.nan, math.nan)
     if method == "t":
         from scipy.stats import t as student_t  # scipy.stats costs ~0.5 s to import
@@ -110,12 +136,14 @@ def mean_ci(
                      * values.std(ddof=1) / math.sqrt(values.size))
         return (mean, mean - half, mean + half)
     if method == "bootstrap":
-        rng = np.random.default_rng(seed)
-        means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(1)
+        means = _bootstrap_means(values, int(n_boot), np.random.default_rng(seed))
         tail = 100 * (1 - confidence) / 2
         low, high = np.percentile(means, [tail, 100 - tail])
-        return (mean, float(low), float(high))
-    raise DataError(f"method: {method!r} is not known; allowed: t, bootstrap")
+        lo_v, hi_v = float(values.min()), float(values.max())
+        # the percentiles of means in [min, max] stay there; float rounding of a mean of equal
+        # values could step a hair outside, and the point estimate must be inside
+        return (mean, min(max(float(low), lo_v), mean), max(min(float(high), hi_v), mean))
+    raise DataError(f"method: {method!r} is not known; allowed: bootstrap, t")
 
 
 def mean_ci_by(
@@ -123,11 +151,13 @@ def mean_ci_by(
     value: str,
     by: str | list[str] | tuple[str, ...] = ("noise_level",),
     confidence: float = 0.95,
-    method: Literal["t", "bootstrap"] = "t",
+    method: Literal["bootstrap", "t"] = "bootstrap",
     n_boot: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Mean of ``value`` per group with a CI across trials (e.g. occupation vs noise level).
+    """Mean of ``value`` per group with a CI across trials (e.g. occupation vs noise level), by
+    :func:`mean_ci` (bootstrap: inside the value's range; nan ends for fewer than
+    :data:`MIN_SAMPLE` trials).
 
     Columns: the ``by`` columns, trials, mean, sd, ci_low, ci_high.
     """

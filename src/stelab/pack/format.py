@@ -8,7 +8,9 @@ Contents
   layers that are not binary) as it is, under its ``state_dict`` name.
 * metadata (str -> str): ``format`` = ``stelab.packed``, ``format_version``, ``stelab_version``
   and ``architecture``: JSON of the module tree (type, constructor arguments, input and weight
-  quantizer names), enough to rebuild the supported layers.
+  quantizer names), enough to rebuild the supported layers; ``stelab_sha256``: the SHA-256 of
+  the whole file with these 64 hex digits read as zeros (:mod:`stelab.integrity`), checked on
+  every load (a file whose bytes changed is refused; a file written without it loads unchecked).
 
 So the file's size is the memory :func:`stelab.nn.summary` counts (within the word rounding),
 plus safetensors' header (the tensor table and the metadata). A safetensors file holds no code:
@@ -28,6 +30,13 @@ import torch
 from torch import nn
 
 from stelab.errors import PackError
+from stelab.integrity import (
+    EMBEDDED_KEY,
+    IntegrityError,
+    check_embedded,
+    embedded_placeholder,
+    seal_embedded,
+)
 from stelab.nn.layers import QuantConv2d, QuantizedLayer, QuantLinear, Scale
 from stelab.pack.bits import pack_stream, stream_to_rows, unpack_stream, words_for
 from stelab.pack.modules import PackedConv2d, PackedLinear, PackedModel
@@ -151,11 +160,13 @@ def export_packed(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     tensors: dict[str, np.ndarray] = {}
     spec = _describe(model, "", tensors)
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                "stelab_version": __version__, "architecture": json.dumps(spec)}
+                "stelab_version": __version__, "architecture": json.dumps(spec),
+                EMBEDDED_KEY: embedded_placeholder()}
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     save_file(tensors, str(tmp), metadata=metadata)
+    seal_embedded(tmp)
     os.replace(tmp, out)  # a crash never leaves half a file under the final name
     return out
 
@@ -269,6 +280,10 @@ def _open(path: Path) -> Any:
 
     if not path.is_file():
         raise PackError(f"{path}: no such file")
+    try:
+        check_embedded(path, path.read_bytes())
+    except IntegrityError as exc:
+        raise PackError(str(exc)) from None
     try:
         return safe_open(str(path), framework="numpy")
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own types

@@ -8,10 +8,18 @@ per-trial tables back (the only input of derived tables, figures, claims and rep
     DIR/tables/summary_*.parquet  derived tables (thresholds, exponents, success tables)
     DIR/figures/*.png             figures
     DIR/claims.json, DIR/report.md
+
+Every file has a checksum beside it (``<file>.sha256``, :mod:`stelab.integrity`). A per-trial
+table whose bytes changed is rebuilt from its store's merged rows
+(``store/<table>/results.parquet``, itself checked) when they are intact, and refused with one
+line naming it otherwise (rerunning ``stelab reproduce`` with the same ``--out`` rebuilds it
+from the stored cells). Derived tables, figures, claims.json and report.md are always
+rewritten from the per-trial tables.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +27,7 @@ import pandas as pd
 from stelab.atomic import atomic_write
 from stelab.errors import StelabError
 from stelab.experiments import experiments
+from stelab.integrity import IntegrityError, read_checked
 
 TABLES = "tables"
 SUMMARY = "summary_"
@@ -44,10 +53,35 @@ def check_reproduce_folder(out: Path) -> None:
         )
 
 
-def load_tables(out: Path) -> dict[str, pd.DataFrame]:
-    """The stored per-trial tables of a reproduce folder (StelabError naming the file when one
-    cannot be read, or a table of the registry lacks the columns or rows a reproduce run
-    writes)."""
+def _read_parquet(path: Path) -> pd.DataFrame:
+    import pyarrow as pa
+
+    return pd.read_parquet(pa.BufferReader(read_checked(path)))
+
+
+def _rebuilt(path: Path, damage: IntegrityError, log: Callable[[str], None]) -> pd.DataFrame:
+    """The rows of a damaged per-trial table, from its store's merged rows (checked), written
+    back over it; StelabError naming the file when they are not available either."""
+    from stelab.results import write_table
+
+    merged = path.parent.parent / "store" / path.stem / "results.parquet"
+    try:
+        frame = _read_parquet(merged)
+    except (OSError, IntegrityError):
+        raise StelabError(
+            f"{damage}; no intact copy of its rows ({merged}); rerun 'stelab reproduce' with "
+            "the same --out to rebuild it from the stored cells"
+        ) from None
+    write_table(frame, path)
+    log(f"{path}: checksum mismatch; rebuilt from {merged}")
+    return frame
+
+
+def load_tables(out: Path, log: Callable[[str], None] = print) -> dict[str, pd.DataFrame]:
+    """The stored per-trial tables of a reproduce folder, each verified against its checksum
+    (a damaged one is rebuilt from its store, see the module doc; StelabError naming the file
+    when one cannot be read or rebuilt, or a table of the registry lacks the columns or rows a
+    reproduce run writes)."""
     import pyarrow as pa
 
     folder = Path(out) / TABLES
@@ -59,7 +93,9 @@ def load_tables(out: Path) -> dict[str, pd.DataFrame]:
         if path.stem.startswith(SUMMARY):
             continue
         try:
-            frame = pd.read_parquet(path)
+            frame = _read_parquet(path)
+        except IntegrityError as err:
+            frame = _rebuilt(path, err, log)
         except (OSError, ValueError, pa.ArrowException) as err:
             raise StelabError(
                 f"{path}: not a readable Parquet table ({_first_line(err)}); rerun "

@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from stelab.atomic import atomic_write
 from stelab.errors import DataError
 
 DPI = 120
@@ -73,15 +74,14 @@ def legend(ax, fontsize: int) -> None:
 
 
 def save(fig: Figure, path: str | Path | None) -> Path | Figure:
-    """Write ``fig`` as a PNG at :data:`DPI` (creating the folder); return the path. With
-    ``path=None``, return ``fig`` unsaved (how :mod:`stelab.figures` hands figures to a
-    notebook)."""
+    """Write ``fig`` as a PNG at :data:`DPI` (creating the folder), atomically and with its
+    checksum (:func:`stelab.atomic.atomic_write`); return the path. With ``path=None``, return
+    ``fig`` unsaved (how :mod:`stelab.figures` hands figures to a notebook)."""
     if path is None:
         return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    return path
+    return atomic_write(path, lambda fh: fig.savefig(fh, dpi=DPI, format="png"))
 
 
 def colors(count: int) -> list:

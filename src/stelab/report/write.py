@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from stelab.experiments import SectionContext, experiments
+from stelab.integrity import read_checked
 from stelab.provenance import code_label
 from stelab.report import markdown as md
 from stelab.report.evidence import verdicts
@@ -25,8 +26,9 @@ from stelab.results import write_table
 
 
 def _manifest(out: Path) -> dict[str, Any]:
+    """The folder's manifest.json, verified (IntegrityError, one line naming it, on damage)."""
     path = out / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return json.loads(read_checked(path)) if path.exists() else {}
 
 
 def _header(out: Path, manifest: dict[str, Any]) -> str:
@@ -68,7 +70,8 @@ def write_report(
     returns the content of claims.json."""
     out = Path(out)
     check_reproduce_folder(out)
-    tables = load_tables(out)
+    tables = load_tables(out, log)
+    manifest = _manifest(out)  # before anything is rewritten: damage is refused first
     present = [exp for exp in experiments() if exp.present(tables)]
     log("analysing stored tables")
     derived = derive_all(tables, n_boot)
@@ -82,7 +85,7 @@ def write_report(
     for exp in present:
         figures.update(exp.figures(exp.own(tables), derived, out / "figures"))
     by_id = {v.id: v for v in claims}
-    sections = [_header(out, _manifest(out)), md.verdict_section(claims)]
+    sections = [_header(out, manifest), md.verdict_section(claims)]
     for exp in present:
         context = SectionContext(derived, figures, out,
                                  {c: by_id[c] for c in exp.claims if c in by_id})

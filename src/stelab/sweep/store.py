@@ -9,9 +9,14 @@ Layout of an output folder ``DIR``::
     DIR/results.parquet      the merged table of every finished cell, in grid order
 
 Every file is written atomically (temporary file in the same folder, fsync, rename, fsync of the
-folder), so after a crash at any moment a cell file is either complete or absent. A cell file
-also carries its key, trials and config in the Parquet metadata; a file whose footer cannot be
-read, whose key or row count is wrong, or whose rows cannot be decoded is treated as corrupt.
+folder), so after a crash at any moment a cell file is either complete or absent. Every file has
+a checksum beside it (``<file>.sha256``, :mod:`stelab.integrity`), verified on every read: a
+cell whose bytes changed (one flipped bit anywhere) is corrupt even when it still decodes. A cell
+file also carries its key, trials and config in the Parquet metadata; a file whose checksum does
+not match, whose footer cannot be read, whose key or row count is wrong, or whose rows cannot be
+decoded is treated as corrupt: moved to ``quarantine/`` and recomputed. A cell file without a
+checksum (a folder written before checksums) is read unchecked. A damaged ``manifest.json`` is
+refused with one line naming it.
 A folder holds exactly one set of cells: another set is refused, never mixed in. A lock file
 (``flock``) keeps two processes from writing the same folder at once.
 """
@@ -23,7 +28,6 @@ import errno
 import hashlib
 import json
 import os
-import socket
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +40,8 @@ import pyarrow.parquet as pq
 
 from stelab.atomic import atomic_write
 from stelab.errors import MachineError, StelabError
+from stelab.integrity import IntegrityError, read_checked, sidecar
+from stelab.locking import hold_lock
 from stelab.provenance import code_label, code_version, environment
 from stelab.sweep.grid import Cell
 
@@ -45,7 +51,6 @@ CELLS = "cells"
 ERRORS = "errors"
 QUARANTINE = "quarantine"
 RESULTS = "results.parquet"
-LOCK = ".lock"
 META_KEY = b"stelab.cell"
 
 
@@ -125,28 +130,10 @@ class SweepStore:
             ) from None
 
     def _lock(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # not on POSIX: no lock, documented
-            return
-        fh = open(self.root / LOCK, "a+")  # noqa: SIM115 - held for the store's lifetime
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise SweepStoreError(
-                f"--out: {self.root} is in use by another stelab sweep ({holder}); "
-                "wait for it to finish or choose another folder"
-            ) from None
-        except OSError:
-            pass  # a file system without flock (some NFS): run unlocked
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
-        fh.flush()
-        self._lock_fh = fh
+        self._lock_fh = hold_lock(
+            self.root, SweepStoreError,
+            f"--out: {self.root} is in use by another stelab sweep ({{holder}}); "
+            "wait for it to finish or choose another folder")
 
     def open(
         self, cells: Sequence[Cell], sweep_config: dict[str, Any] | None = None, dry: bool = False
@@ -172,7 +159,12 @@ class SweepStore:
         code = code_version()
         if self.manifest_path.exists():
             try:
-                old = json.loads(self.manifest_path.read_text())
+                old = json.loads(read_checked(self.manifest_path))
+            except IntegrityError as err:
+                raise SweepStoreError(
+                    f"--out: {err}; choose another folder, or move {MANIFEST} away to let "
+                    "the cells be checked one by one"
+                ) from None
             except (OSError, ValueError) as err:
                 raise SweepStoreError(
                     f"--out: {self.manifest_path} is unreadable ({err}); "
@@ -262,17 +254,30 @@ class SweepStore:
     def error_path(self, key: str) -> Path:
         return self.errors_dir / f"{key}.json"
 
-    def _check_footer(self, cell: Cell) -> None:
+    def _check_footer(self, cell: Cell) -> bytes:
+        """The verified bytes of the cell's file (CorruptCellError when they cannot be trusted)."""
         path = self.cell_path(cell.key)
         try:
-            meta = pq.read_metadata(path)
+            data = read_checked(path)
+        except IntegrityError as err:
+            raise CorruptCellError(str(err).removeprefix(f"{path}: ")) from None
+        except OSError as err:
+            raise CorruptCellError(f"unreadable ({err.strerror or err})") from None
+        try:
+            meta = pq.read_metadata(pa.BufferReader(data))
         except (OSError, pa.ArrowException) as err:
             raise CorruptCellError(f"unreadable Parquet footer ({err})") from None
-        info = json.loads((meta.metadata or {}).get(META_KEY, b"{}") or b"{}")
+        try:
+            info = json.loads((meta.metadata or {}).get(META_KEY, b"{}") or b"{}")
+        except ValueError:
+            info = None
+        if not isinstance(info, dict):
+            raise CorruptCellError("the cell's identity in the Parquet metadata is not readable")
         if info.get("key") != cell.key:
             raise CorruptCellError(f"file holds cell {info.get('key')!r}, not {cell.key!r}")
         if meta.num_rows != cell.stop - cell.start:
             raise CorruptCellError(f"{meta.num_rows} rows, expected {cell.stop - cell.start}")
+        return data
 
     def quarantine(self, key: str, reason: str) -> Path:
         """Move a corrupt cell file aside (kept for inspection) and note why."""
@@ -282,6 +287,8 @@ class SweepStore:
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         target = self.quarantine_dir / f"{key}.{stamp}.parquet"
         os.replace(self.cell_path(key), target)
+        if sidecar(self.cell_path(key)).exists():
+            os.replace(sidecar(self.cell_path(key)), sidecar(target))
         target.with_suffix(".reason.txt").write_text(reason + "\n")
         return target
 
@@ -324,13 +331,14 @@ class SweepStore:
         table = table.replace_schema_metadata(metadata)
         path = atomic_write(self.cell_path(cell.key), lambda fh: pq.write_table(table, fh))
         self.error_path(cell.key).unlink(missing_ok=True)
+        sidecar(self.error_path(cell.key)).unlink(missing_ok=True)
         return path
 
     def read_cell(self, cell: Cell) -> pd.DataFrame:
         """The stored rows of ``cell``; :class:`CorruptCellError` when they cannot be trusted."""
-        self._check_footer(cell)
+        data = self._check_footer(cell)
         try:
-            rows = pd.read_parquet(self.cell_path(cell.key))
+            rows = pd.read_parquet(pa.BufferReader(data))
         except (OSError, pa.ArrowException, ValueError) as err:
             raise CorruptCellError(f"rows cannot be decoded ({err})") from None
         if "trial" in rows and list(rows["trial"]) != list(cell.trials):
