@@ -26,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from stelab.errors import ConfigError, StelabError
+from stelab.sweep.spawn import NoMainSpawnContext
 
 EXECUTORS = ("local", "dask", "serial")
 
@@ -179,12 +180,11 @@ class LocalExecutor(Executor):
         return f"local process pool ({self.workers} workers)"
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        import multiprocessing
-
-        # spawn, not fork: forking a process that already runs torch/OpenMP threads can deadlock
+        # spawn, not fork: forking a process that already runs torch/OpenMP threads can deadlock;
+        # and workers that skip the caller's __main__, so a plain script needs no main guard
         return ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=NoMainSpawnContext(),
             initializer=_worker_init,
             initargs=(os.getpid(), self.threads_per_slot()),
         )

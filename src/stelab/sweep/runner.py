@@ -87,7 +87,10 @@ class SweepReport:
         rate = self.trials_computed / self.seconds if self.seconds > 0 else 0.0
         table.add_row("trials computed", f"{self.trials_computed:,} in {self.seconds:.1f} s "
                       f"({rate:.1f} trials/s, {self.executor})")
-        table.add_row("rows", f"{len(self.rows):,} in {self.out_dir / 'results.parquet'}")
+        if len(self.rows) or not self.failures:
+            table.add_row("rows", f"{len(self.rows):,} in {self.out_dir / 'results.parquet'}")
+        else:
+            table.add_row("rows", "none: every cell failed, so no results.parquet was written")
         for text in self.warnings:
             table.add_row("[yellow]note[/]", text)
         return table
@@ -267,7 +270,8 @@ def execute_sweep(
             cells_computed=computed,
         )
         try:
-            store.write_results(rows)
+            if frames or not failures:  # every cell failed: no 0-row table that looks like a result
+                store.write_results(rows)
             store.record_run(run_record)
         except OSError as err:
             raise _storage_failure(err, store, cell_list) from None
