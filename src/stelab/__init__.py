@@ -36,6 +36,8 @@ _API = {
     "parse_sweep": "stelab.sweep",
     "reproduce": "stelab.reproduction",
     "write_report": "stelab.report.write",
+    "register_surrogate": "stelab.registration",
+    "register_distribution": "stelab.registration",
     "diagnose": "stelab.diagnosis",
     "load_data": "stelab.diagnosis",
     "StelabError": "stelab.errors",

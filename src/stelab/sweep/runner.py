@@ -32,6 +32,7 @@ from rich.table import Table
 from stelab.config import Config
 from stelab.errors import MachineError, StelabError
 from stelab.provenance import code_label
+from stelab.registration import payload_for
 from stelab.sweep.execution import Execution, execution_of
 from stelab.sweep.executors import Executor
 from stelab.sweep.grid import Cell, make_cells, parse_sweep, sweep_cells
@@ -199,7 +200,8 @@ def execute_sweep(
                 if _attempt == 0:
                     store.record_run(run_record)
                 threads = runner.threads_per_slot() if started else None
-                tasks = [CellTask(cell_list[i], plan.chunk_plans[i], threads) for i in plan.todo]
+                tasks = [CellTask(cell_list[i], plan.chunk_plans[i], threads,
+                                  payload_for(cell_list[i].config)) for i in plan.todo]
                 reporter = SweepProgress(show, len(tasks), plan.todo_flops) if tasks else None
                 try:
                     for j, result in runner.map_unordered(compute_cell, tasks) if tasks else []:
