@@ -118,3 +118,21 @@ def test_hardtanh_width_one_is_todays_surrogate_and_a_width_is_exact_on_every_en
     assert not rows["dense"][same].equals(default[same])
     with pytest.raises(ConfigError, match="train.ste_params.width"):
         _config(ste="hardtanh", ste_params={"width": 0.0})
+
+
+def test_registered_surrogate_runs_on_a_dask_worker_process(tmp_path):
+    pytest.importorskip("distributed")
+    from stelab.sweep import DaskExecutor
+
+    def bump(h):
+        return 1.0 / (1.0 + h * h)
+
+    stelab.register_surrogate("cauchy_bump", bump, formula="1 / (1 + h^2)")
+    cfg = _config(ste="cauchy_bump")
+    serial = run_cells([cfg], tmp_path / "s", execution=Execution(SerialExecutor(), progress=False))
+    dask = DaskExecutor(workers=1, processes=True)
+    try:
+        rows = run_cells([cfg], tmp_path / "d", execution=Execution(dask, progress=False))
+    finally:
+        dask.close()
+    assert drop_timing(serial).equals(drop_timing(rows))

@@ -75,3 +75,27 @@ def test_readme_example_runs_in_a_notebook_kernel(tmp_path: Path) -> None:
                 os.environ[key] = value
     text = "".join(out.get("text", "") for out in nb.cells[0].outputs)
     assert "ROWS 512" in text
+
+
+DASK_SCRIPT = """
+import stelab
+raw = {"model": {"d": 16}, "train": {"n": [32, 64], "steps": 20},
+       "run": {"trials": 2, "device": "cpu"}, "sweep": {"axes": ["train.n"]}}
+stelab.run_sweep(raw, "runs/d", execution=stelab.Execution("dask", workers=1, progress=False))
+"""
+
+
+def test_an_unguarded_script_on_a_dask_local_cluster_stops_with_one_line(tmp_path: Path) -> None:
+    """Dask starts its worker processes the standard way (they re-run the script): where the
+    guard cannot be avoided, the run stops at once with one line naming the cause and the fix,
+    and leaves no results table."""
+    pytest.importorskip("distributed")
+    script = tmp_path / "s.py"
+    script.write_text(DASK_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "ExecutorError: --executor dask: the Dask LocalCluster did not start" in last
+    assert "re-run your script" in last and "__main__" in last
+    assert not (tmp_path / "runs/d/results.parquet").exists()

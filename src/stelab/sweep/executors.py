@@ -303,13 +303,16 @@ class DaskExecutor(Executor):
                 ) from None
             return
         n = self.workers or available_cores()
-        self._cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=self.processes,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        try:
+            self._cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=self.processes,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+        except (RuntimeError, OSError) as err:
+            raise ExecutorError(_local_cluster_failure(err)) from None
         self._client = Client(self._cluster)
 
     @property
@@ -391,6 +394,19 @@ class DaskExecutor(Executor):
             fut.release()
             yield i, result
         self._futures = []
+
+
+def _local_cluster_failure(err: BaseException) -> str:
+    """The one line for a Dask LocalCluster whose worker processes did not start. Dask spawns
+    them the standard way, which re-runs the script that started the sweep: unguarded, the
+    script's sweep starts again in each of them and fails (the folder is locked)."""
+    import sys
+
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    cause = (f"its worker processes re-run your script {script} (Dask starts them that way); "
+             "put the sweep under 'if __name__ == \"__main__\":', or use the local executor, "
+             "which needs no guard" if script else "see the messages above")
+    return f"--executor dask: the Dask LocalCluster did not start ({err}); {cause}"
 
 
 def make_executor(
