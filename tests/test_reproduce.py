@@ -44,7 +44,16 @@ def test_claims_json_is_well_formed(tiny_run: Path):
         assert claim["evidence"] and claim["rule"] and claim["reason"]
     assert claims[3]["evidence"]["real_data_e5_accuracy"]
     c1 = claims[0]["evidence"]
-    assert set(c1["n50"]["m1_sign_identity"]) == {"8", "16", "32"}
+    assert set(c1["n50"]["m1_sign"]) == {"8", "16", "32"}  # the profile's case name
+
+
+def test_per_trial_tables_carry_the_profile_case_names(tiny_run: Path):
+    e1 = pd.read_parquet(tiny_run / "tables" / "e1.parquet")
+    e6 = pd.read_parquet(tiny_run / "tables" / "e6.parquet")
+    assert set(e1["case"]) == {"m1_sign"}  # as in profile.toml, not m1_sign_identity
+    assert set(e6["case"]) == {"m4_step"}
+    thresholds = pd.read_parquet(tiny_run / "tables" / "summary_e1_thresholds.parquet")
+    assert set(thresholds["case"]) == {"m1_sign"}
 
 
 def test_report_embeds_existing_figures(tiny_run: Path):

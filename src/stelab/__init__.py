@@ -7,6 +7,8 @@ The public API (each name is imported on first use, so ``import stelab`` and the
     cfg = stelab.load_config("examples/quickstart.toml")      # or stelab.parse_config({...})
     rows = stelab.run_experiment(cfg)                          # one row per trial
     rows = stelab.run_sweep("examples/sweep_small.toml", "runs/small")   # resumable grid
+    configs = stelab.expand_grid(raw_sweep_mapping)            # the grid's configs
+    rows = stelab.run_cells(configs, "runs/mine")              # any list of configs or cells
     claims = stelab.reproduce("quick", "runs/quick")          # the paper's experiments + report
     report = stelab.diagnose(X)                                # STE health of a data matrix
     res = stelab.load("runs/small")                            # any run/sweep/reproduce folder
@@ -34,8 +36,14 @@ _API = {
     "run_experiment": "stelab.engine",
     "Execution": "stelab.sweep",
     "run_sweep": "stelab.sweep",
+    "run_cells": "stelab.sweep",
+    "expand_grid": "stelab.sweep",
+    "make_cells": "stelab.sweep",
+    "parse_sweep": "stelab.sweep",
     "reproduce": "stelab.reproduction",
     "write_report": "stelab.report.write",
+    "register_surrogate": "stelab.registration",
+    "register_distribution": "stelab.registration",
     "diagnose": "stelab.diagnosis",
     "load_data": "stelab.diagnosis",
     "load": "stelab.loading",

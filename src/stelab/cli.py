@@ -245,6 +245,7 @@ def diagnose(
     data: Path = typer.Argument(..., help="samples x features: .npz, .npy or .csv"),
     key: str = typer.Option(None, "--key", help="array in an .npz (default: the only one, or X)"),
     drop: list[str] = typer.Option([], "--drop", help="CSV column to leave out (repeatable)"),
+    label: str = typer.Option(None, "--label", help="CSV column holding labels (left out)"),
     balance: list[float] = typer.Option(
         [0.5, 0.75], "--balance", help="teacher balance(s) to check (repeatable)"
     ),
@@ -267,11 +268,20 @@ def diagnose(
     The time is estimated first and announced on stderr when over 10 s; past --max-seconds the
     diagnosis is refused with the part that costs the most.
     """
+    import warnings
+
+    from rich.measure import Measurement
+
     from stelab.config import NORMALIZATIONS
     from stelab.diagnosis import describe_cost, estimate_seconds, load_data
     from stelab.diagnosis import diagnose as run_diagnose
 
-    X = load_data(data, key=key, drop=tuple(drop))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        X = load_data(data, key=key, drop=tuple(drop), label=label)
+    for warning in caught:
+        err_console.print(f"[yellow]warning:[/] {warning.message}", highlight=False,
+                          soft_wrap=True)
     cost = estimate_seconds(X.shape[0], X.shape[1], steps, gaussian_n50 is not None,
                             NORMALIZATIONS, len(balance), teachers, measure)
     if 10 < sum(cost.values()) <= max_seconds:
@@ -284,8 +294,13 @@ def diagnose(
         return
     with console.status("diagnosing (measuring the Gaussian reference if needed)"):
         result = run_diagnose(X, tuple(balance), **options)
-    for renderable in result.to_rich(title=data.name):
-        console.print(renderable)
+    renderables = result.to_rich(title=data.name)
+    if not console.is_terminal:  # piped: the tables at their natural width, not cut to 80
+        wide = console.options.update_width(1000)
+        console.width = max([80, *(Measurement.get(console, wide, r).maximum
+                                   for r in renderables if not isinstance(r, str))])
+    for renderable in renderables:
+        console.print(renderable, soft_wrap=not console.is_terminal)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stelab.data import get_distribution
 from stelab.errors import ConfigError
 from stelab.quantizers import get_surrogate
+from stelab.registration import digest_suffix
 
 #: the input normalizations of :mod:`stelab.normalize`, least to most invasive (the one list of
 #: their names: ``diagnose`` recommends the first one predicted healthy, and figures order their
@@ -207,8 +208,11 @@ class Config(_Section):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     def digest(self) -> str:
-        """A short stable hash of the full config (identifies a sweep cell)."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+        """A short stable hash of the full config (identifies a sweep cell); a surrogate or input
+        law registered at run time enters it by the identity of its function
+        (:func:`stelab.registration.digest_suffix`; nothing for the built-ins)."""
+        text = self.canonical_json() + digest_suffix(self)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def absorb_window(self) -> int:

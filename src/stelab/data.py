@@ -161,12 +161,17 @@ DISTRIBUTIONS: dict[str, Distribution] = {
 }
 
 
+#: input laws registered at run time (:func:`stelab.register_distribution`), found by name beside
+#: the built-ins; not part of "all" in the experiments' profiles
+REGISTERED_DISTRIBUTIONS: dict[str, Distribution] = {}
+
+
 def get_distribution(name: str) -> Distribution:
     """The input distribution registered as ``name`` (ConfigError naming the allowed ones)."""
     try:
-        return DISTRIBUTIONS[name]
+        return DISTRIBUTIONS[name] if name in DISTRIBUTIONS else REGISTERED_DISTRIBUTIONS[name]
     except KeyError:
-        allowed = ", ".join(sorted(DISTRIBUTIONS))
+        allowed = ", ".join(sorted([*DISTRIBUTIONS, *REGISTERED_DISTRIBUTIONS]))
         raise ConfigError(
             f"data.distribution: unknown value {name!r}; allowed: {allowed}"
         ) from None

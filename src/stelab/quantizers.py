@@ -13,8 +13,8 @@ Surrogate derivatives sigma~'(h) used in place of the true (zero almost everywhe
 
 * ``identity``      : 1
 * ``relu``          : 1[h > 0]
-* ``clipped_relu``  : 1[0 < h < 1]
-* ``hardtanh``      : 1[|h| <= 1]
+* ``clipped_relu``  : 1[0 < h < w]                               (width w > 0, default 1)
+* ``hardtanh``      : 1[|h| <= w]                                (width w > 0, default 1)
 * ``approx_sign``   : (2 - 2|h|) 1[|h| < 1]                       (Bi-Real Net)
 * ``swish``         : beta (2 - beta h tanh(beta h / 2)) / (1 + cosh(beta h))  (SignSwish, beta>0)
 
@@ -22,7 +22,11 @@ Surrogate derivatives sigma~'(h) used in place of the true (zero almost everywhe
 continuous surrogates) calls an entry's function; the engines' exact decisions and compiled
 kernels read the :class:`Interval` of a {0, 1}-valued entry (sigma~'(h) = 1[h in the interval]).
 Adding a surrogate is one entry: with an interval it runs on every engine, with a function only
-(continuous values) on the dense engine's torch path.
+(continuous values) on the dense engine's torch path. The windowed ones take a width w
+(``train.ste_params = {width = w}``): their interval's ends are multiplied by w, so the engines
+still decide them exactly (at h = +-w), and w = 1 is the same interval, bit for bit. Users add
+surrogates at run time with :func:`stelab.register_surrogate` (:mod:`stelab.registration`);
+they live in :data:`REGISTERED_SURROGATES`, beside the built-ins.
 
 Weight STE (derivative of Q(u) = sign(u) with respect to the latent weight u)
 --------------------------------------------------------------------------------
@@ -116,6 +120,8 @@ class Surrogate:
     fn: Callable[..., Tensor] | None = None
     params: dict[str, float] = field(default_factory=dict)
     positive: tuple[str, ...] = ()  # parameters that must be > 0
+    #: the parameter that multiplies the interval's ends (the width w of a window), if any
+    scale: str | None = None
 
     def __post_init__(self) -> None:
         if (self.interval is None) == (self.fn is None):
@@ -131,9 +137,24 @@ class Surrogate:
         """The ends of its interval (where the engines decide exactly), () if continuous."""
         return () if self.interval is None else self.interval.ends
 
+    def interval_for(self, params: dict[str, float] | None = None) -> Interval | None:
+        """The interval with ``params`` (defaults where absent): its ends times the width
+        parameter ``scale`` if it has one (w = 1 returns the interval itself); None if
+        continuous."""
+        if self.interval is None or self.scale is None:
+            return self.interval
+        w = float({**self.params, **(params or {})}[self.scale])
+        if w == 1.0:
+            return self.interval
+        lo, hi = self.interval.lo, self.interval.hi
+        return Interval(None if lo is None else lo * w, None if hi is None else hi * w,
+                        self.interval.closed)
+
     def __call__(self, h: Tensor, **params: Any) -> Tensor:
         if self.interval is not None:
-            return self.interval.indicator(h)
+            interval = self.interval_for(params)
+            assert interval is not None
+            return interval.indicator(h)
         assert self.fn is not None
         return self.fn(h, **{**self.params, **params})
 
@@ -146,8 +167,10 @@ SURROGATES: dict[str, Surrogate] = {
     for s in [
         Surrogate("identity", "1", Interval()),
         Surrogate("relu", "1[h > 0]", Interval(lo=0.0)),
-        Surrogate("clipped_relu", "1[0 < h < 1]", Interval(lo=0.0, hi=1.0)),
-        Surrogate("hardtanh", "1[|h| <= 1]", Interval(lo=-1.0, hi=1.0, closed=True)),
+        Surrogate("clipped_relu", "1[0 < h < w]", Interval(lo=0.0, hi=1.0),
+                  params={"width": 1.0}, positive=("width",), scale="width"),
+        Surrogate("hardtanh", "1[|h| <= w]", Interval(lo=-1.0, hi=1.0, closed=True),
+                  params={"width": 1.0}, positive=("width",), scale="width"),
         Surrogate("approx_sign", "(2 - 2|h|) 1[|h| < 1]", fn=_approx_sign),
         Surrogate(
             "swish",
@@ -158,6 +181,10 @@ SURROGATES: dict[str, Surrogate] = {
         ),
     ]
 }
+
+#: surrogates registered at run time (:func:`stelab.register_surrogate`), found by name beside
+#: the built-ins; not part of "all" in the experiments' profiles
+REGISTERED_SURROGATES: dict[str, Surrogate] = {}
 
 #: the surrogates with values in {0, 1} (those the incremental and trial-wise engines run)
 DISCRETE_SURROGATES: tuple[str, ...] = tuple(s.name for s in SURROGATES.values() if s.discrete)
@@ -192,7 +219,7 @@ def _lookup(registry: dict[str, Any], name: str, field_name: str) -> Any:
 
 def get_surrogate(name: str) -> Surrogate:
     """The surrogate derivative registered as ``name`` (ConfigError naming the allowed ones)."""
-    return _lookup(SURROGATES, name, "ste")
+    return _lookup({**SURROGATES, **REGISTERED_SURROGATES}, name, "ste")
 
 
 def get_activation(name: str) -> Callable[[Tensor], Tensor]:
@@ -270,7 +297,11 @@ class Quantizer:
         if self.ste == "clipped":
             derivative = "1[|x| <= 1]"
         else:
-            derivative = re.sub(r"\bh\b", "x", get_surrogate(self.ste).formula)
+            surrogate = get_surrogate(self.ste)
+            derivative = re.sub(r"\bh\b", "x", surrogate.formula)
+            if surrogate.scale is not None:  # the width's value in place of its letter
+                w = {**surrogate.params, **self.params}[surrogate.scale]
+                derivative = re.sub(r"\bw\b", f"{w:g}", derivative)
         return f"{forward}; d/dx ~ {derivative}"
 
 
@@ -299,8 +330,9 @@ def get_quantizer(name: str, field_name: str = "quantizer") -> Quantizer:
         return QUANTIZERS[name]
     if isinstance(name, str) and name.count(":") == 1:
         activation, ste = name.split(":")
-        if activation in ACTIVATIONS and (ste in SURROGATES or ste == "clipped"):
-            params = dict(SURROGATES[ste].params) if ste in SURROGATES else {}
+        known = {**SURROGATES, **REGISTERED_SURROGATES}
+        if activation in ACTIVATIONS and (ste in known or ste == "clipped"):
+            params = dict(known[ste].params) if ste in known else {}
             return Quantizer(name, activation, ste, params)
     allowed = ", ".join(sorted(QUANTIZERS))
     raise ConfigError(

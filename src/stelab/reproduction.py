@@ -141,6 +141,8 @@ def run_tables(
             else:
                 log(f"[{table.name}] {table.description}")
                 rows = table.run(profile)
+            if table.label is not None:
+                rows = table.label(profile, rows)
             write_table(rows, out / TABLES / f"{table.name}.parquet")
             seconds[table.name] = time.perf_counter() - began
     return seconds

@@ -258,12 +258,42 @@ def scaling_by(
 
 
 def local_exponents(
-    thresholds: pd.DataFrame, confidence: float = 0.95, d_column: str = "d"
+    thresholds: pd.DataFrame,
+    confidence: float = 0.95,
+    d_column: str = "d",
+    n_boot: int | None = None,
 ) -> pd.DataFrame:
     """Slope of log n50 between consecutive identified d: (log n50_j+1 - log n50_j) /
     (log d_j+1 - log d_j), with a percentile CI from the bootstrap replicates of both ends
     (paired by replicate index; the two fits are independent). A drifting local exponent means
-    no single power law describes the range."""
+    no single power law describes the range.
+
+    Parameters
+    ----------
+    thresholds : DataFrame
+        :func:`~stelab.analysis.threshold.thresholds_by` output: columns d, n50, boot_n50 (for
+        the CI), and ``success``; with several success notions the slopes are given per notion
+        (a ``success`` column first, notions in sorted order).
+    confidence : float
+        Level of the percentile CI.
+    d_column : str
+        The dimension column.
+    n_boot : int or None
+        Paired replicates used for the CI: the first ``n_boot`` (None: all there are; 0: no CI).
+
+    Returns
+    -------
+    DataFrame
+        One row per neighbouring pair: d_low, d_high, local_alpha, ci_low, ci_high.
+    """
+    if "success" in thresholds and thresholds["success"].nunique() > 1:
+        parts = [
+            local_exponents(group.drop(columns="success"), confidence, d_column, n_boot)
+            .assign(success=notion)
+            for notion, group in thresholds.groupby("success", sort=True)
+        ]
+        table = pd.concat(parts, ignore_index=True)
+        return table[["success", *[c for c in table if c != "success"]]]
     usable = _usable(thresholds, d_column)
     records = []
     for (_, lo), (_, hi) in zip(usable.iloc[:-1].iterrows(), usable.iloc[1:].iterrows(),
@@ -273,7 +303,7 @@ def local_exponents(
         low = high = math.nan
         if "boot_n50" in usable:
             a, b = np.asarray(lo["boot_n50"], float), np.asarray(hi["boot_n50"], float)
-            size = min(a.size, b.size)
+            size = min(a.size, b.size) if n_boot is None else min(a.size, b.size, int(n_boot))
             if size > 1:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     low, high = _percentile(np.log(b[:size] / a[:size]) / span, confidence)

@@ -65,9 +65,9 @@ class ThresholdFit:
     failures at all, a non-positive slope, a point estimate outside [min n, max n] (then
     ``n50_fit`` keeps the extrapolated value, for diagnostics only) or a failed fit.
     ``note`` flags a usable but special estimate (separated data). ``ci_low``/``ci_high`` are
-    percentile bootstrap bounds (nan without bootstrap or when more than the tail share of
-    replicates has no n50). ``boot_n50`` holds the replicate n50s (nan for
-    replicates without one), for the scaling-exponent bootstrap.
+    percentile bootstrap bounds (nan without bootstrap, when n50 is not identified, or when more
+    than the tail share of replicates has no n50). ``boot_n50`` holds the replicate n50s (nan
+    for replicates without one), for the scaling-exponent bootstrap.
     """
 
     n50: float
@@ -318,6 +318,8 @@ def fit_threshold(
             hi_rank = math.ceil((1.0 - tail) * n_boot) - 1
             ci_low = float(vals[max(lo_rank, 0)]) if lo_rank >= 0 else nan
             ci_high = float(vals[hi_rank]) if hi_rank < vals.size else nan
+    if not identified:  # no interval around an n50 that is not reported
+        ci_low = ci_high = nan
     return ThresholdFit(
         n50=n50_fit if identified else nan, ci_low=ci_low, ci_high=ci_high,
         n_boot_failed=n_failed, boot_converged_share=conv_share, identified=identified,

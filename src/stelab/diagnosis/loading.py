@@ -1,9 +1,17 @@
 """Read a user's samples x features matrix (``.npz``, ``.npy``, ``.csv``) and check it: every
 problem is a :class:`~stelab.errors.DataError` with one line saying what is wrong and where
-(NaN and inf are refused, never turned into a sign)."""
+(NaN and inf are refused, never turned into a sign).
+
+Which array of a ``.npz``: ``key`` if given; else the only array; else the array named ``X``;
+else DataError listing the arrays. A CSV's label column is named with ``label`` (left out, like
+``drop``); a column that looks like labels but is kept (integer values, 2 to
+:data:`LABEL_MAX_CLASSES` distinct ones, and named like a label or the last column beside
+non-integer features) gives a :class:`LabelColumnWarning`.
+"""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +19,17 @@ import numpy as np
 
 from stelab.errors import DataError
 
-__all__ = ["load_data", "validate_data"]
+__all__ = ["LABEL_MAX_CLASSES", "LabelColumnWarning", "load_data", "validate_data"]
+
+#: at most this many distinct integer values make a column look like class labels
+LABEL_MAX_CLASSES = 20
+#: column names that say "labels" (compared case-insensitively)
+LABEL_NAMES = ("label", "labels", "target", "targets", "class", "classes", "y", "digit",
+               "category")
+
+
+class LabelColumnWarning(UserWarning):
+    """A CSV column kept as a feature looks like class labels."""
 
 
 def validate_data(X: Any, name: str = "X") -> np.ndarray:
@@ -42,11 +60,22 @@ def validate_data(X: Any, name: str = "X") -> np.ndarray:
     return arr
 
 
-def load_data(path: str | Path, key: str | None = None, drop: tuple[str, ...] = ()) -> np.ndarray:
+def load_data(
+    path: str | Path,
+    key: str | None = None,
+    drop: tuple[str, ...] = (),
+    label: str | None = None,
+) -> np.ndarray:
     """Read a samples x features matrix from ``.npz`` (array ``key``, or the only array, or
-    ``X``), ``.npy`` or ``.csv`` (every column numeric after dropping ``drop``; a header row is
-    detected). Problems raise DataError with one line."""
+    ``X``), ``.npy`` or ``.csv`` (every column numeric after dropping ``drop`` and the label
+    column ``label``; a header row is detected). Problems raise DataError with one line; a kept
+    column that looks like labels warns (:class:`LabelColumnWarning`)."""
     path = Path(path)
+    if label is not None:
+        if path.suffix.lower() != ".csv":
+            raise DataError(f"--label: {path.name} is not a .csv file; --label names a CSV "
+                            "column (for an .npz, choose the features with --key)")
+        drop = (*drop, label)  # refused below, naming --label, if it is not a column
     suffix = path.suffix.lower()
     if suffix not in (".npz", ".npy", ".csv"):
         raise DataError(f"data: unsupported file type {path.suffix!r}; allowed: .npz, .npy, .csv")
@@ -61,7 +90,7 @@ def load_data(path: str | Path, key: str | None = None, drop: tuple[str, ...] = 
         raise DataError(f"--drop: {path.name} is a {suffix} file; --drop leaves out columns of "
                         "a .csv file only")
     if suffix == ".csv":
-        return validate_data(_read_csv(path, drop), name=path.name)
+        return validate_data(_read_csv(path, drop, label is not None), name=path.name)
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as err:
@@ -91,7 +120,7 @@ def load_data(path: str | Path, key: str | None = None, drop: tuple[str, ...] = 
     return validate_data(arr, name=f"{path.name}[{key}]")
 
 
-def _read_csv(path: Path, drop: tuple[str, ...]) -> np.ndarray:
+def _read_csv(path: Path, drop: tuple[str, ...], label_given: bool = False) -> np.ndarray:
     import pandas as pd
 
     try:
@@ -104,8 +133,9 @@ def _read_csv(path: Path, drop: tuple[str, ...]) -> np.ndarray:
         frame = pd.read_csv(path, header=None)
     missing = [c for c in drop if c not in frame.columns]
     if missing:
+        option = "--label" if missing[0] == drop[-1] and label_given else "--drop"
         raise DataError(
-            f"--drop: no column {missing[0]!r} in {path.name}; columns: "
+            f"{option}: no column {missing[0]!r} in {path.name}; columns: "
             + ", ".join(map(str, frame.columns[:20]))
         )
     frame = frame.drop(columns=list(drop))
@@ -123,7 +153,32 @@ def _read_csv(path: Path, drop: tuple[str, ...]) -> np.ndarray:
                     f"{first_bad.iloc[0]!r} in row {first_bad.index[0]}); drop it with --drop"
                 )
             frame[column] = values
+    for column in _label_like(frame):
+        warnings.warn(
+            f"column {column!r} of {path.name} looks like labels ({frame[column].nunique()} "
+            f"integer values) and is used as a feature; leave it out with --label {column}",
+            LabelColumnWarning, stacklevel=3,
+        )
     return frame.to_numpy()
+
+
+def _label_like(frame: Any) -> list[Any]:
+    """Columns that look like class labels (module docstring)."""
+    integer = {
+        c: bool(np.all(np.mod(frame[c].to_numpy(dtype=float), 1.0) == 0)) for c in frame.columns
+    }
+    found = []
+    for i, column in enumerate(frame.columns):
+        classes = frame[column].nunique()
+        if not integer[column] or not 2 <= classes <= min(LABEL_MAX_CLASSES, len(frame) - 1):
+            continue
+        named = str(column).strip().lower() in LABEL_NAMES
+        last = i == len(frame.columns) - 1 and not all(
+            integer[c] for c in frame.columns[:-1]
+        )
+        if named or last:
+            found.append(column)
+    return found
 
 
 def _is_number(text: Any) -> bool:

@@ -86,7 +86,13 @@ def diagnosis_renderables(dg: Diagnosis, title: str = "dataset") -> list[Any]:
             f"\n{dg.d - dg.d_analysed} constant feature(s) left out: no sample can tell "
             "the teacher's weights on them, under any normalization"
         )
-    return [geometry, prediction, legend, advice]
+    scope = (
+        "what this predicts: one layer of binary weights trained with the identity STE on these "
+        "inputs as given (m = 1, labels from random binary teachers). It does not apply to a "
+        "network with batch norm (or another normalization) after its first layer: there the "
+        "normalization of the inputs matters little, so do not expect this advice to help it"
+    )
+    return [geometry, prediction, legend, advice, scope]
 
 
 def _finite_or_null(value: Any) -> Any:

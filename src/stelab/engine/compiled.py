@@ -226,11 +226,14 @@ def _apply_flips(hk, Zk, qk, flips, table, fresh, store, slots, weights):  # noq
     return count
 
 
-def interval_constants(surrogate: str) -> tuple[float, float, bool]:
-    """(lo, hi, closed) of a {0, 1}-valued surrogate's interval
-    (:class:`stelab.quantizers.Interval`), an unbounded end as -inf or +inf: the constants a
-    kernel is compiled with. ValueError for a continuous surrogate (no compiled form)."""
-    interval = get_surrogate(surrogate).interval
+def interval_constants(
+    surrogate: str, params: dict[str, float] | None = None
+) -> tuple[float, float, bool]:
+    """(lo, hi, closed) of a {0, 1}-valued surrogate's interval with its ``params`` (a width
+    scales the ends, :meth:`stelab.quantizers.Surrogate.interval_for`), an unbounded end as
+    -inf or +inf: the constants a kernel is compiled with. ValueError for a continuous
+    surrogate (no compiled form)."""
+    interval = get_surrogate(surrogate).interval_for(params)
     if interval is None:
         raise ValueError(f"surrogate {surrogate!r} is not {{0, 1}}-valued: no compiled form")
     lo = -np.inf if interval.lo is None else interval.lo
@@ -329,9 +332,20 @@ def _coefficients(act, y, m, residual, coeff):  # noqa: ANN001, ANN202
             coeff[r] = res * coeff[r] / units
 
 
+def refresh_kernel(
+    activation: str, surrogate: str, m: int, params: dict[str, float] | None = None
+) -> Callable[..., None]:
+    """The compiled refresh of trials for one (activation, {0, 1}-valued surrogate with its
+    ``params``, m); cached by the interval's ends, so a registered surrogate redefined under
+    the same name gets its own kernel. See :func:`_refresh_kernel`."""
+    return _refresh_kernel(activation, *interval_constants(surrogate, params), m)
+
+
 @cache
-def refresh_kernel(activation: str, surrogate: str, m: int) -> Callable[..., None]:
-    """The compiled refresh of trials for one (activation, {0, 1}-valued surrogate, m): the
+def _refresh_kernel(
+    activation: str, lo: float, hi: float, closed: bool, m: int
+) -> Callable[..., None]:
+    """The compiled refresh of trials for one (activation, surrogate interval, m): the
     constants (the surrogate's interval: :func:`interval_constants`) are
     compiled into the loops (a kernel that reads them as arguments measured 4x slower per trial,
     its row loops keeping every case's branches). Compiled on first use, cached on disk.
@@ -355,7 +369,6 @@ def refresh_kernel(activation: str, surrogate: str, m: int) -> Callable[..., Non
     ``scale`` (t,) float64 holds s(q) with batch-norm statistics, else ones.
     """
     sign = activation == "sign"
-    lo, hi, closed = interval_constants(surrogate)
 
     @_jit
     def kernel(ks, Z3, h, q, y, err, per_update, scale, flips, apply, table, fresh, store,  # noqa: ANN001, ANN202

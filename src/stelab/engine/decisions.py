@@ -53,8 +53,10 @@ class DecisionRule:
         self.m = m
         self._surrogate = get_surrogate(ste)
         self.discrete = self._surrogate.discrete
-        self.thresholds = self._surrogate.thresholds
-        self._params = dict(ste_params or {})
+        self.params = dict(ste_params or {})
+        self._interval = self._surrogate.interval_for(self.params)
+        self.thresholds = () if self._interval is None else self._interval.ends
+        self._params = self.params
 
     @classmethod
     def from_config(cls, cfg: Config) -> DecisionRule:
@@ -141,7 +143,7 @@ class DecisionRule:
     def _mask(self, h: Tensor, s: Tensor | None) -> Tensor:
         """1[h in the surrogate's interval scaled by s]: exact comparisons (with the ends
         themselves when s is None, which float32 holds exactly; else in float64)."""
-        interval = self._surrogate.interval
+        interval = self._interval
         assert interval is not None  # guarded by self.discrete
         return interval.contains(h, 1.0) if s is None else interval.contains(h.double(), s)
 

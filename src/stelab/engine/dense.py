@@ -123,7 +123,7 @@ def compiled_decisions(rule: DecisionRule, Z3: Tensor) -> Callable[..., None] | 
     float32 data on the CPU; :func:`stelab.engine.compiled.refresh_kernel`), else None."""
     if not rule.discrete or Z3.dtype != torch.float32 or Z3.device.type != "cpu":
         return None
-    return compiled.refresh_kernel(rule.activation, rule.ste, rule.m)
+    return compiled.refresh_kernel(rule.activation, rule.ste, rule.m, rule.params)
 
 
 def _decide_compiled(

@@ -203,7 +203,8 @@ class _IncrementalRun:
         # room for every column of every trial: the second, column-major layout of the data
         self.whole = capacity >= t * d
         self.copied = torch.zeros(t, dtype=torch.bool)
-        self.kernel = compiled.refresh_kernel(cfg.model.activation, cfg.train.ste, m)
+        self.kernel = compiled.refresh_kernel(cfg.model.activation, cfg.train.ste, m,
+                                              cfg.train.ste_params)
         self.no_scale = np.ones(t, dtype=np.float64)
         # numpy views of the state the compiled kernels write (made once: a light step is short)
         self.h_np, self.y_np = self.h.numpy(), problem.y.numpy()

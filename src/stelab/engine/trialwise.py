@@ -159,8 +159,16 @@ def _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo
     counters[1] += gradient_sums(Zk, coeff, G, rows)
 
 
+def trial_kernel(
+    activation: str, surrogate: str, params: dict[str, float] | None = None
+) -> Callable[..., None]:
+    """:func:`_trial_kernel` for a {0, 1}-valued surrogate with its ``params``, cached by the
+    ends of its interval (:func:`stelab.engine.compiled.interval_constants`)."""
+    return _trial_kernel(activation, *compiled.interval_constants(surrogate, params))
+
+
 @cache
-def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
+def _trial_kernel(activation: str, lo: float, hi: float, closed: bool) -> Callable[..., None]:
     """The compiled trajectory of one trial for one (activation, surrogate), constants compiled
     in (as :func:`stelab.engine.compiled.refresh_kernel`; the closure refers to
     compiled functions as module globals only, so that numba's disk cache finds it again).
@@ -175,7 +183,6 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
     when ``copy_ok``).
     """
     sign = activation == "sign"
-    lo, hi, closed = compiled.interval_constants(surrogate)
     cold_max, reset, copy_after, fill_end = COLD_MAX_FLIPS, RESET_FACTOR, COPY_AFTER_PASSES, \
         FILL_BEFORE_END
     @numba.njit(nogil=True, cache=True)
@@ -286,7 +293,7 @@ def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
     t, R, d = Z3.shape
     n, m = problem.Z.shape[1], problem.Z.shape[2]
     T = cfg.train.steps
-    kernel = trial_kernel(cfg.model.activation, cfg.train.ste)
+    kernel = trial_kernel(cfg.model.activation, cfg.train.ste, cfg.train.ste_params)
     clipped = cfg.train.weight_ste == "clipped"
     with np.errstate(over="ignore"):  # an eta past float32 gives inf weights, refused later
         eta = np.float32(step_size_eta(cfg.train.step_size, d, m, cfg.model.activation))

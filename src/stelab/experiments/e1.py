@@ -19,6 +19,7 @@ import pandas as pd
 
 from stelab import analysis
 from stelab.config import Config
+from stelab.experiments.cases import label_cases
 from stelab.experiments.e1_plots import plot_n50_scaling, plot_success_curves, plot_success_heatmap
 from stelab.experiments.profile import cell, sample_size, section
 from stelab.experiments.registry import Experiment, Figures, Frames, SectionContext, Table
@@ -56,8 +57,16 @@ def build_cells(profile: dict[str, Any]) -> list[Config]:
     return [c for case in spec["case"] for c in _grid_cells(profile, spec, case)]
 
 
+def label_rows(profile: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:
+    """The profile's E1 case names in a ``case`` column of the per-trial table."""
+    return label_cases(rows, section(profile, "e1")["case"])
+
+
 def with_case(rows: pd.DataFrame) -> pd.DataFrame:
-    """Add the E1 ``case`` label m<m>_<activation>_<surrogate>."""
+    """The rows with their ``case``: the stored column (the profile's names); for a table stored
+    without one (before it existed), the label m<m>_<activation>_<surrogate>."""
+    if "case" in rows and rows["case"].notna().all():
+        return rows
     rows = rows.copy()
     rows["case"] = "m" + rows["m"].astype(str) + "_" + rows["activation"] + "_" + rows["ste"]
     return rows
@@ -285,7 +294,7 @@ EXPERIMENT = Experiment(
     title="E1 sample complexity: success vs n for several d (C1, C2)",
     profile_table="e1",
     tables=(Table("e1", "E1 sample complexity: success vs n for several d (C1, C2)",
-                  cells=build_cells),),
+                  cells=build_cells, label=label_rows),),
     derive=derive,
     provides=("e1_thresholds", "e1_scaling", "e1_models", "e1_local_exponents",
               "e1_thresholds_by_horizon", "e1_reach"),

@@ -27,6 +27,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 from stelab import analysis
 from stelab.config import Config
 from stelab.errors import ConfigError
+from stelab.experiments.cases import label_cases
 from stelab.experiments.profile import cell, sample_size, section
 from stelab.experiments.registry import Experiment, Figures, Frames, SectionContext, Table
 from stelab.quantizers import SURROGATES, WEIGHT_STES
@@ -68,8 +69,16 @@ def build_cells(profile: dict[str, Any]) -> list[Config]:
     ]
 
 
+def label_rows(profile: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:
+    """The profile's E6 case names in a ``case`` column of the per-trial table."""
+    return label_cases(rows, section(profile, "e6")["case"])
+
+
 def with_labels(rows: pd.DataFrame) -> pd.DataFrame:
-    """Add the ``case`` label m<m>_<activation>."""
+    """The rows with their ``case``: the stored column (the profile's names); for a table stored
+    without one, the label m<m>_<activation>."""
+    if "case" in rows and rows["case"].notna().all():
+        return rows
     return rows.assign(case="m" + rows["m"].astype(str) + "_" + rows["activation"])
 
 
@@ -303,7 +312,7 @@ EXPERIMENT = Experiment(
     title="E6 estimator comparison: every surrogate x weight STE, n50 vs d",
     profile_table="e6",
     tables=(Table("e6", "E6 estimator comparison: every surrogate x weight STE, n50 vs d",
-                  cells=build_cells),),
+                  cells=build_cells, label=label_rows),),
     derive=derive,
     provides=("e6_thresholds", "e6_scaling", "e6_local_exponents", "e6_estimators"),
     figures=figures,

@@ -60,6 +60,9 @@ class Table:
     wanted: Callable[[Profile], bool] | None = None
     columns: tuple[str, ...] = ()
     optional: bool = False
+    #: (profile, rows) -> rows with label columns added before the table is stored (e.g. the
+    #: profile's case names, :func:`stelab.experiments.cases.label_cases`)
+    label: Callable[[Profile, pd.DataFrame], pd.DataFrame] | None = None
 
     def __post_init__(self) -> None:
         if (self.cells is None) == (self.run is None):

@@ -12,18 +12,23 @@ or any callable Tensor -> Tensor; a callable may carry a ``precision`` attribute
 value, read by :func:`stelab.nn.summary`; 1 when absent).
 
 ``weight_clip = c`` keeps the latent weights in [-c, c] (BinaryConnect's clipping, Larq's
-``weight_clip`` constraint): it is applied by :meth:`clip_weights_`, which
-:func:`clip_weights_` / :func:`attach_weight_clip` call after each optimizer step.
+``weight_clip`` kernel constraint): as in Larq it just applies, after every ``step()`` of any
+torch optimizer that holds the layer's weight (a global optimizer step post-hook, registered
+when the first quantized layer is built), with no call to make. :meth:`clip_weights_`,
+:func:`clip_weights_` and :func:`attach_weight_clip` remain for explicit use (clamping is
+idempotent, so calling them too changes nothing).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from stelab.errors import ConfigError
 from stelab.quantizers import Quantizer, get_quantizer
@@ -96,6 +101,7 @@ class QuantizedLayer:
         self.input_quantizer = resolve_quantizer(input_quantizer, "input_quantizer")
         self.weight_quantizer = resolve_quantizer(weight_quantizer, "weight_quantizer")
         self.weight_clip = _check_clip(weight_clip)
+        _enforce_weight_clip(self)
 
     def quantize_input(self, x: Tensor) -> Tensor:
         return x if self.input_quantizer is None else self.input_quantizer(x)
@@ -213,6 +219,31 @@ class Scale(nn.Module):
         return f"factor={self.factor}"
 
 
+#: every quantized layer alive (weakly held): the step hook clips those whose weight was stepped
+_LAYERS: weakref.WeakSet[QuantizedLayer] = weakref.WeakSet()
+_HOOK: list[Any] = []
+
+
+def _enforce_weight_clip(layer: QuantizedLayer) -> None:
+    """Track ``layer`` and, once per process, register :func:`_clip_after_step` as a global
+    optimizer step post-hook (Larq's kernel constraint: it applies without being asked)."""
+    _LAYERS.add(layer)
+    if not _HOOK:
+        _HOOK.append(register_optimizer_step_post_hook(_clip_after_step))
+
+
+def _clip_after_step(optimizer: torch.optim.Optimizer, *_args: Any) -> None:
+    """After ``optimizer.step()``: clamp the weights it holds of every layer with a weight_clip
+    (a layer whose weight_clip was set after construction too)."""
+    clipped = [layer for layer in list(_LAYERS) if layer.weight_clip is not None]
+    if not clipped:
+        return
+    stepped = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    for layer in clipped:
+        if id(layer.weight) in stepped:
+            layer.clip_weights_()
+
+
 def quantized_layers(model: nn.Module) -> Iterator[tuple[str, QuantizedLayer]]:
     """(name, layer) for every quantized layer of ``model`` (including ``model`` itself)."""
     for name, module in model.named_modules():
@@ -228,5 +259,6 @@ def clip_weights_(model: nn.Module) -> None:
 
 def attach_weight_clip(optimizer: torch.optim.Optimizer, model: nn.Module) -> Any:
     """Run :func:`clip_weights_` on ``model`` after every ``optimizer.step()``; returns the hook
-    handle (``handle.remove()`` detaches it)."""
+    handle (``handle.remove()`` detaches it). No longer needed: ``weight_clip`` is enforced after
+    every step without it (module docstring); kept so existing code runs unchanged."""
     return optimizer.register_step_post_hook(lambda *_args, **_kwargs: clip_weights_(model))

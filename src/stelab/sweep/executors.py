@@ -26,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from stelab.errors import ConfigError, StelabError
+from stelab.sweep.spawn import NoMainSpawnContext
 
 EXECUTORS = ("local", "dask", "serial")
 
@@ -179,12 +180,11 @@ class LocalExecutor(Executor):
         return f"local process pool ({self.workers} workers)"
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        import multiprocessing
-
-        # spawn, not fork: forking a process that already runs torch/OpenMP threads can deadlock
+        # spawn, not fork: forking a process that already runs torch/OpenMP threads can deadlock;
+        # and workers that skip the caller's __main__, so a plain script needs no main guard
         return ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=NoMainSpawnContext(),
             initializer=_worker_init,
             initargs=(os.getpid(), self.threads_per_slot()),
         )
@@ -303,13 +303,16 @@ class DaskExecutor(Executor):
                 ) from None
             return
         n = self.workers or available_cores()
-        self._cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=self.processes,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        try:
+            self._cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=self.processes,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+        except (RuntimeError, OSError) as err:
+            raise ExecutorError(_local_cluster_failure(err)) from None
         self._client = Client(self._cluster)
 
     @property
@@ -391,6 +394,19 @@ class DaskExecutor(Executor):
             fut.release()
             yield i, result
         self._futures = []
+
+
+def _local_cluster_failure(err: BaseException) -> str:
+    """The one line for a Dask LocalCluster whose worker processes did not start. Dask spawns
+    them the standard way, which re-runs the script that started the sweep: unguarded, the
+    script's sweep starts again in each of them and fails (the folder is locked)."""
+    import sys
+
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    cause = (f"its worker processes re-run your script {script} (Dask starts them that way); "
+             "put the sweep under 'if __name__ == \"__main__\":', or use the local executor, "
+             "which needs no guard" if script else "see the messages above")
+    return f"--executor dask: the Dask LocalCluster did not start ({err}); {cause}"
 
 
 def make_executor(

@@ -32,6 +32,7 @@ from rich.table import Table
 from stelab.config import Config
 from stelab.errors import MachineError, StelabError
 from stelab.provenance import code_label
+from stelab.registration import payload_for
 from stelab.sweep.execution import Execution, execution_of
 from stelab.sweep.executors import Executor
 from stelab.sweep.grid import Cell, make_cells, parse_sweep, sweep_cells
@@ -87,7 +88,10 @@ class SweepReport:
         rate = self.trials_computed / self.seconds if self.seconds > 0 else 0.0
         table.add_row("trials computed", f"{self.trials_computed:,} in {self.seconds:.1f} s "
                       f"({rate:.1f} trials/s, {self.executor})")
-        table.add_row("rows", f"{len(self.rows):,} in {self.out_dir / 'results.parquet'}")
+        if len(self.rows) or not self.failures:
+            table.add_row("rows", f"{len(self.rows):,} in {self.out_dir / 'results.parquet'}")
+        else:
+            table.add_row("rows", "none: every cell failed, so no results.parquet was written")
         for text in self.warnings:
             table.add_row("[yellow]note[/]", text)
         return table
@@ -196,7 +200,8 @@ def execute_sweep(
                 if _attempt == 0:
                     store.record_run(run_record)
                 threads = runner.threads_per_slot() if started else None
-                tasks = [CellTask(cell_list[i], plan.chunk_plans[i], threads) for i in plan.todo]
+                tasks = [CellTask(cell_list[i], plan.chunk_plans[i], threads,
+                                  payload_for(cell_list[i].config)) for i in plan.todo]
                 reporter = SweepProgress(show, len(tasks), plan.todo_flops) if tasks else None
                 try:
                     for j, result in runner.map_unordered(compute_cell, tasks) if tasks else []:
@@ -267,7 +272,8 @@ def execute_sweep(
             cells_computed=computed,
         )
         try:
-            store.write_results(rows)
+            if frames or not failures:  # every cell failed: no 0-row table that looks like a result
+                store.write_results(rows)
             store.record_run(run_record)
         except OSError as err:
             raise _storage_failure(err, store, cell_list) from None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from stelab.registration import install
 from stelab.sweep.grid import Cell
 
 if TYPE_CHECKING:  # the engine (torch, numba) is imported on the worker, when a cell runs
@@ -33,6 +34,9 @@ class CellTask:
     cell: Cell
     plan: ChunkPlan | None = None
     threads: int | None = None
+    #: the registered surrogate / input law the cell's config names, pickled by value
+    #: (:func:`stelab.registration.payload_for`); installed on the worker before it runs
+    registrations: bytes | None = None
 
 
 @dataclass
@@ -57,6 +61,8 @@ def compute_cell(task: CellTask) -> CellOutcome:
 
             torch.set_num_threads(task.threads)
         from stelab import engine  # looked up at call time, so tests can patch it
+
+        install(task.registrations)
 
         rows = engine.run_experiment(cell.config, trials=cell.trials, plan=task.plan)
         rows.insert(
