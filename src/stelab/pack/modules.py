@@ -269,14 +269,68 @@ class PackedConv2d(_PackedLayer):
                 f"groups={self.groups}, bias={self.bias is not None}, input={self.mode}")
 
 
+#: layers that fix how many dimensions one sample has (the first one met decides)
+_SAMPLE_DIMS: tuple[tuple[tuple[type[nn.Module], ...], int], ...] = (
+    ((PackedLinear, nn.Linear, nn.BatchNorm1d), 1),
+    ((PackedConv2d, nn.Conv2d, nn.BatchNorm2d), 3),
+)
+
+
+def _sample_dims(net: nn.Module) -> int | None:
+    """Dimensions of one sample (1: features, 3: channels x height x width), from the first
+    layer that fixes them; None when a reshaping layer (Flatten) comes first."""
+    for module in net.modules():
+        for types, dims in _SAMPLE_DIMS:
+            if isinstance(module, types):
+                return dims
+        if isinstance(module, nn.Flatten):
+            return None
+    return None
+
+
+def _as_tensor(x: object) -> Tensor:
+    """A float32 tensor from a tensor, numpy array or nested list of real numbers."""
+    if isinstance(x, Tensor):
+        if x.is_complex() or x.dtype == torch.bool:
+            raise DataError(f"packed model: input has dtype {x.dtype}; expected real numbers")
+        return x if x.dtype == torch.float32 else x.to(torch.float32)
+    try:
+        array = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"packed model: input of type {type(x).__name__} is not an array "
+                        f"({exc}); expected a torch tensor or numpy array") from None
+    if array.dtype.kind not in "iuf":
+        raise DataError(f"packed model: input of type {type(x).__name__} with dtype "
+                        f"{array.dtype}; expected real numbers (a torch tensor or numpy array)")
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
 class PackedModel(nn.Module):
     """The module :func:`stelab.pack.load_packed` returns: the rebuilt network, always in eval
-    mode, its forward run without autograd. ``metadata`` holds the file's metadata."""
+    mode, its forward run without autograd.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The rebuilt network (packed layers and torch layers).
+    metadata : dict of str to str
+        The file's metadata (format, versions, architecture JSON), kept as ``metadata``.
+
+    Notes
+    -----
+    Calling it: ``packed(x)`` with ``x`` a torch tensor, a numpy array or a nested list of real
+    numbers (any real dtype, read as float32), of shape (batch, ...) or one sample without the
+    batch dimension ((features,) for a model that starts with a linear layer, (channels,
+    height, width) for one that starts with a conv layer); returns a float32 torch tensor of
+    shape (batch, outputs), or (outputs,) for one sample. An input the network cannot take gets
+    a one-line :class:`~stelab.errors.DataError`.
+    """
 
     def __init__(self, net: nn.Module, metadata: dict[str, str]) -> None:
         super().__init__()
         self.net = net
         self.metadata = dict(metadata)
+        self.sample_dims = _sample_dims(net)
         self.requires_grad_(False)
         super().train(False)
 
@@ -286,6 +340,17 @@ class PackedModel(nn.Module):
                             "the float model and export it again")
         return super().train(False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
+        """The network's outputs for ``x`` (see the class doc for shapes and dtypes)."""
+        x = _as_tensor(x)
+        single = self.sample_dims is not None and x.dim() == self.sample_dims
         with torch.no_grad():
-            return self.net(x)
+            try:
+                y = self.net(x.unsqueeze(0) if single else x)
+            except DataError:
+                raise
+            except (RuntimeError, ValueError, IndexError) as exc:
+                text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise DataError(f"packed model: input of shape {tuple(x.shape)} cannot be "
+                                f"taken ({text})") from None
+        return y.squeeze(0) if single else y
