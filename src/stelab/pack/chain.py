@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from stelab.errors import PackError
 from stelab.nn.layers import QuantConv2d, QuantLinear, Scale
 
-__all__ = ["CHAIN_TYPES", "TORCH_TYPES", "as_chain", "is_plain_tree"]
+__all__ = ["CHAIN_TYPES", "TORCH_TYPES", "as_chain", "exact_type", "is_plain_tree"]
 
 #: torch layers rebuilt from their constructor arguments (plus stelab's Scale)
 TORCH_TYPES: dict[str, type[nn.Module]] = {
@@ -67,7 +67,8 @@ def _supported_names() -> str:
     return ", ".join([*CHAIN_TYPES, "Sequential", "Dropout (a no-op at inference)"])
 
 
-def _exact_type(m: nn.Module) -> str | None:
+def exact_type(m: nn.Module) -> str | None:
+    """The name in :data:`CHAIN_TYPES` of ``m``'s exact type, None if it has none."""
     for name, cls in CHAIN_TYPES.items():
         if type(m) is cls:
             return name
@@ -78,7 +79,7 @@ def is_plain_tree(model: nn.Module) -> bool:
     """Whether ``model`` is a supported layer or a ``Sequential`` tree of them."""
     if type(model) is nn.Sequential:
         return all(is_plain_tree(child) for child in model.children())
-    return _exact_type(model) is not None
+    return exact_type(model) is not None
 
 
 class _Tracer(fx.Tracer):
@@ -187,7 +188,7 @@ def _module_node(gm: fx.GraphModule, node: fx.Node) -> nn.Module:
     module = gm.get_submodule(str(node.target))
     if isinstance(module, _NO_OPS):
         return nn.Identity()
-    if type(module) is nn.Sequential or _exact_type(module) is None:
+    if type(module) is nn.Sequential or exact_type(module) is None:
         raise PackError(f"export: layer '{node.target}' is a {type(module).__name__}, which "
                         f"cannot be exported; supported types: {_supported_names()}")
     return module
