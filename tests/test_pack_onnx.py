@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from stelab.errors import PackError
 from stelab.nn import QuantConv2d, QuantLinear, Scale
 from stelab.pack import export_onnx
+from tests.test_pack_trace import ConvNet
 
 onnx = pytest.importorskip("onnx", reason="export_onnx needs the deploy extra: onnx")
 ort = pytest.importorskip("onnxruntime", reason="the round trip needs the deploy extra: "
@@ -80,16 +81,12 @@ def test_real_inputs_within_bound(tmp_path):
     assert ((_run(path, x) - model(x).detach()).abs() <= bound).all()
 
 
-class Net(nn.Module):
+class Net(ConvNet):
+    """test_pack_trace's ConvNet with more inference-time ops in its forward."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = QuantConv2d(1, 8, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.conv2 = QuantConv2d(8, 16, 3, stride=2, padding=1, bias=False,
-                                 input_quantizer="ste_sign")
-        self.bn2 = nn.BatchNorm2d(16)
         self.drop = nn.Dropout(0.2)
-        self.fc = QuantLinear(16 * 4 * 4, 10, input_quantizer="ste_sign")
         self.scale = Scale(0.5)
 
     def forward(self, x):

@@ -324,12 +324,28 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def load_packed(path: str | os.PathLike[str]) -> PackedModel:
-    """The inference-only model written by :func:`export_packed` (a :class:`PackedModel`).
+    """The inference-only model written by :func:`export_packed`.
 
     Its outputs equal the float model's ``eval()`` outputs bit for bit through binary x binary
-    layers and within the bound of :mod:`stelab.pack.kernels` through real x binary ones. A file
-    that is missing, not safetensors, truncated, of another format or format version, or lacks
-    a tensor gets a one-line :class:`~stelab.errors.PackError`."""
+    layers and within the bound of :mod:`stelab.pack.kernels` through real x binary ones.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`export_packed`.
+
+    Returns
+    -------
+    PackedModel
+        Call it with a float32-convertible tensor, numpy array or list of shape (batch, ...)
+        or one sample; see :class:`~stelab.pack.PackedModel`.
+
+    Raises
+    ------
+    PackError
+        One line for a file that is missing, not safetensors, truncated, of another format or
+        format version, or lacks a tensor.
+    """
     path = Path(path)
     handle = _open(path)
     metadata = handle.metadata() or {}
