@@ -15,6 +15,9 @@ only (opset :data:`OPSET`), so that onnxruntime and any other ONNX runtime run i
   LeakyRelu, Softmax, LogSoftmax, Identity (Dropout), Mul (Scale);
 * the batch dimension is symbolic (``batch``): any batch size runs.
 
+With ``qonnx=True`` the binary weights and ``sign`` inputs are QONNX ``BipolarQuant`` nodes
+instead (see :func:`export_onnx`).
+
 Exactness: through binary x binary layers the products are integers, exact in float32 up to
 2^24 in any summation order, so ONNX Runtime's outputs equal torch's bit for bit. A bias may
 be added inside the sum by either runtime (torch's addmm, onnxruntime's fused Gemm, in blocks
@@ -43,19 +46,22 @@ from stelab.pack.format import SUPPORTED_TYPES, _is_packed_weight, _quantizer_sp
 from stelab.provenance import __version__
 from stelab.quantizers import get_quantizer, sign
 
-__all__ = ["OPSET", "export_onnx"]
+__all__ = ["OPSET", "QONNX_DOMAIN", "export_onnx"]
 
 #: the ONNX opset of the exported graphs (default domain only)
 OPSET = 17
+#: the domain of QONNX's custom operators (BipolarQuant)
+QONNX_DOMAIN = "qonnx.custom_op.general"
 _PAD_MODES = {"reflect": "reflect", "replicate": "edge"}
 
 
 class _Graph:
     """Nodes and initializers of the graph being written, with unique names."""
 
-    def __init__(self) -> None:
+    def __init__(self, qonnx: bool = False) -> None:
         from onnx import helper, numpy_helper
 
+        self.qonnx = qonnx
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
@@ -73,10 +79,20 @@ class _Graph:
         return out
 
 
+def _bipolar(g: _Graph, x: str, prefix: str) -> str:
+    """QONNX's BipolarQuant with scale 1: +1 where x >= 0, else -1 (NaN -> -1)."""
+    return g.op("BipolarQuant", [x, g.const(f"{prefix}.bipolar_scale", 1.0)], prefix,
+                domain=QONNX_DOMAIN)
+
+
 def _binarize(g: _Graph, x: str, quantizer: str, prefix: str) -> str:
-    """sign(x) in {-1, +1} (sign(0) = +1) or step(x) = 1[x > 0], NaN kept as NaN."""
+    """sign(x) in {-1, +1} (sign(0) = +1) or step(x) = 1[x > 0], NaN kept as NaN (QONNX:
+    sign is BipolarQuant)."""
     zero = g.const(f"{prefix}.zero", 0.0)
-    if get_quantizer(quantizer, "input_quantizer").activation == "sign":
+    is_sign = get_quantizer(quantizer, "input_quantizer").activation == "sign"
+    if is_sign and g.qonnx:
+        return _bipolar(g, x, f"{prefix}.input")
+    if is_sign:
         test = g.op("GreaterOrEqual", [x, zero], prefix)
         value = g.op("Where", [test, g.const(f"{prefix}.plus", 1.0),
                                g.const(f"{prefix}.minus", -1.0)], prefix)
@@ -85,14 +101,19 @@ def _binarize(g: _Graph, x: str, quantizer: str, prefix: str) -> str:
     return g.op("Where", [g.op("IsNaN", [x], prefix), x, value], prefix)
 
 
-def _weight(layer: nn.Module, path: str) -> np.ndarray:
+def _weight(g: _Graph, layer: nn.Module, path: str, transpose: bool) -> str:
+    """The weights as a graph value: float32 sign(W) for binary weights (QONNX: the latent W
+    through BipolarQuant), W itself for float weights; transposed (for MatMul) if asked."""
     weight = layer.weight.detach().float()
-    if isinstance(layer, QuantizedLayer) and _is_packed_weight(layer, path):
-        if torch.isnan(weight).any():
-            raise PackError(f"export_onnx: layer '{path}' has NaN latent weights; a NaN has no "
-                            "sign")
+    binary = isinstance(layer, QuantizedLayer) and _is_packed_weight(layer, path)
+    if binary and torch.isnan(weight).any():
+        raise PackError(f"export_onnx: layer '{path}' has NaN latent weights; a NaN has no sign")
+    if binary and not g.qonnx:
         weight = sign(weight)
-    return weight.cpu().numpy()
+    array = weight.cpu().numpy()
+    name = g.const(f"{path}.weight" + ("_t" if transpose else ""),
+                   array.T.copy() if transpose else array)
+    return _bipolar(g, name, f"{path}.weight") if binary and g.qonnx else name
 
 
 def _quantized_input(g: _Graph, layer: nn.Module, x: str, path: str) -> str:
@@ -104,7 +125,7 @@ def _quantized_input(g: _Graph, layer: nn.Module, x: str, path: str) -> str:
 
 def _linear(g: _Graph, layer: nn.Linear, x: str, path: str) -> str:
     x = _quantized_input(g, layer, x, path)
-    out = g.op("MatMul", [x, g.const(f"{path}.weight_t", _weight(layer, path).T.copy())], path)
+    out = g.op("MatMul", [x, _weight(g, layer, path, transpose=True)], path)
     if layer.bias is not None:
         out = g.op("Add", [out, g.const(f"{path}.bias", layer.bias.detach().numpy())], path)
     return out
@@ -121,7 +142,7 @@ def _conv(g: _Graph, layer: nn.Conv2d, x: str, path: str) -> str:
         g.initializers.append(g.numpy_helper.from_array(pads, f"{path}.pads"))
         x = g.op("Pad", [x, f"{path}.pads"], path, mode=_PAD_MODES[layer.padding_mode])
         left = right = top = bottom = 0
-    inputs = [x, g.const(f"{path}.weight", _weight(layer, path))]
+    inputs = [x, _weight(g, layer, path, transpose=False)]
     if layer.bias is not None:
         inputs.append(g.const(f"{path}.bias", layer.bias.detach().numpy()))
     return g.op("Conv", inputs, path, kernel_shape=list(layer.kernel_size),
@@ -233,7 +254,7 @@ def _trial_run(layers: list[tuple[str, nn.Module]], shape: tuple[int, ...]
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike[str],
-                input_shape: int | tuple[int, ...]) -> Path:
+                input_shape: int | tuple[int, ...], qonnx: bool = False) -> Path:
     """Write ``model``'s inference graph as an ONNX file (see the module doc).
 
     Parameters
@@ -248,6 +269,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str],
         ``(channels, height, width)``. The graph's input ``input`` is float32 of shape
         (batch, \\*input_shape) with a symbolic ``batch``; its output ``output`` is float32 of
         shape (batch, ...), as the torch model's.
+    qonnx : bool
+        Write QONNX instead (for FINN-style FPGA flows, checked by the ``qonnx`` package): the
+        binary weights as their latent float32 values through ``BipolarQuant`` (scale 1) and
+        ``sign``-family input quantizers as ``BipolarQuant`` nodes (domain
+        :data:`QONNX_DOMAIN`); everything else as above. ``BipolarQuant`` maps NaN to -1 where
+        torch propagates it. ONNX Runtime cannot run these nodes; ``qonnx``'s executor can.
 
     Returns
     -------
@@ -268,7 +295,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str],
     shape = _check_shape(input_shape)
     layers = _leaves(as_chain(model))
     ranks, out_shape = _trial_run(layers, shape)
-    g = _Graph()
+    g = _Graph(qonnx)
     x = "input"
     for (name, layer), rank in zip(layers, ranks, strict=True):
         x = _emit(g, layer, x, name, rank)
@@ -278,10 +305,13 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str],
                                                           ["batch", *shape])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", *out_shape])],
         g.initializers)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="stelab", producer_version=__version__)
+    opsets = [helper.make_opsetid("", OPSET)]
+    if qonnx:
+        opsets.append(helper.make_opsetid(QONNX_DOMAIN, 1))
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="stelab",
+                              producer_version=__version__)
     proto.ir_version = min(proto.ir_version, 8)  # readable by onnxruntime >= 1.14
-    onnx.checker.check_model(proto, full_check=True)
+    onnx.checker.check_model(proto, full_check=not qonnx)  # shape inference: default domain
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
