@@ -1,5 +1,6 @@
 """Benchmark 'pack' of `stelab bench pack` on its own (see src/stelab/bench/pack.py):
-packed 1-bit inference against torch's float32 kernels, one thread and all threads.
+packed 1-bit inference against torch float32, torch dynamic int8 and ONNX Runtime, one thread
+and all threads.
 
     PYTHONPATH=src python bench/pack.py [--quick] [--json OUT.json]
 """

@@ -190,7 +190,8 @@ def verify(
 @command
 def bench(
     which: str | None = typer.Argument(
-        None, help="'pack': packed 1-bit inference vs torch float32 (default: engine benchmarks)"
+        None, help="'pack': packed 1-bit inference vs torch float32, dynamic int8 and ONNX "
+        "Runtime (default: engine benchmarks)"
     ),
     quick: bool = typer.Option(False, "--quick", help="smaller workloads, fewer repeats"),
     threads: int = typer.Option(2, "--threads", help="CPU threads for engine and baselines"),

@@ -39,6 +39,7 @@ from stelab.integrity import (
 )
 from stelab.nn.layers import QuantConv2d, QuantizedLayer, QuantLinear, Scale
 from stelab.pack.bits import pack_stream, stream_to_rows, unpack_stream, words_for
+from stelab.pack.chain import CHAIN_TYPES, TORCH_TYPES, as_chain
 from stelab.pack.modules import PackedConv2d, PackedLinear, PackedModel
 from stelab.provenance import __version__
 from stelab.quantizers import Quantizer, get_quantizer
@@ -49,12 +50,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "SUPPORTED_TYPES", "export_packed", "load
 FORMAT = "stelab.packed"
 FORMAT_VERSION = "1"
 
-_TORCH_TYPES: dict[str, type[nn.Module]] = {
-    "Linear": nn.Linear, "Conv2d": nn.Conv2d, "BatchNorm1d": nn.BatchNorm1d,
-    "BatchNorm2d": nn.BatchNorm2d, "Flatten": nn.Flatten, "ReLU": nn.ReLU,
-    "Hardtanh": nn.Hardtanh, "Identity": nn.Identity, "Scale": Scale,
-}
-SUPPORTED_TYPES = ("QuantLinear", "QuantConv2d", *_TORCH_TYPES, "Sequential")
+SUPPORTED_TYPES = (*CHAIN_TYPES, "Sequential")
 
 
 # --------------------------------------------------------------------------------- export
@@ -105,13 +101,16 @@ def _module_args(m: nn.Module) -> dict[str, Any]:
         return {"min_val": m.min_val, "max_val": m.max_val}
     if isinstance(m, Scale):
         return {"factor": m.factor}
+    if isinstance(m, nn.LeakyReLU):
+        return {"negative_slope": m.negative_slope}
+    if isinstance(m, nn.Softmax | nn.LogSoftmax):
+        return {"dim": m.dim}
     return {}
 
 
 def _type_name(m: nn.Module) -> str | None:
     """The supported type ``m`` is exactly (a subclass may compute something else)."""
-    for name, cls in [("QuantLinear", QuantLinear), ("QuantConv2d", QuantConv2d),
-                      ("Sequential", nn.Sequential), *_TORCH_TYPES.items()]:
+    for name, cls in [("Sequential", nn.Sequential), *CHAIN_TYPES.items()]:
         if type(m) is cls:
             return name
     return None
@@ -151,14 +150,35 @@ def _describe(m: nn.Module, path: str, tensors: dict[str, np.ndarray]) -> dict[s
 
 
 def export_packed(model: nn.Module, path: str | os.PathLike[str]) -> Path:
-    """Write ``model`` as a packed safetensors file (see the module doc); returns the path.
+    """Write ``model`` as a packed safetensors file (see the module doc).
 
-    Supported layers: :data:`SUPPORTED_TYPES` (exact types; a model of another kind gets a
-    :class:`~stelab.errors.PackError` naming the layer)."""
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained float model: a ``Sequential`` of supported layers (:data:`SUPPORTED_TYPES`,
+        exact types) or any module whose forward is a chain of them and of the functions
+        :mod:`stelab.pack.chain` lists (traced with ``torch.fx``; ``nn.Dropout`` becomes a
+        no-op). Binary weights (sign-family weight quantizer) are stored as 1 bit each; its
+        training mode is left as it is.
+    path : str or os.PathLike
+        The file to write (its folder is created). Written atomically: a failure never leaves
+        a partial file under this name.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    PackError
+        One line naming the layer or operation that cannot be packed (unsupported type, custom
+        quantizer, {0, 1} weights, NaN latent weights, a branch or residual).
+    """
     from safetensors.numpy import save_file
 
     tensors: dict[str, np.ndarray] = {}
-    spec = _describe(model, "", tensors)
+    spec = _describe(as_chain(model), "", tensors)
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "stelab_version": __version__, "architecture": json.dumps(spec),
                 EMBEDDED_KEY: embedded_placeholder()}
@@ -243,8 +263,8 @@ def _build(spec: dict[str, Any], path: str, reader: _Reader) -> nn.Module:
     elif kind == "QuantConv2d":
         module = QuantConv2d(**args, input_quantizer=spec["input_quantizer"],
                              weight_quantizer=None)
-    elif kind in _TORCH_TYPES:
-        module = _TORCH_TYPES[kind](**args)
+    elif kind in TORCH_TYPES:
+        module = TORCH_TYPES[kind](**args)
     else:
         raise PackError(f"{reader.path}: layer '{path}' has unknown type {kind!r}; supported "
                         f"types: {', '.join(SUPPORTED_TYPES)}")
@@ -319,12 +339,28 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def load_packed(path: str | os.PathLike[str]) -> PackedModel:
-    """The inference-only model written by :func:`export_packed` (a :class:`PackedModel`).
+    """The inference-only model written by :func:`export_packed`.
 
     Its outputs equal the float model's ``eval()`` outputs bit for bit through binary x binary
-    layers and within the bound of :mod:`stelab.pack.kernels` through real x binary ones. A file
-    that is missing, not safetensors, truncated, of another format or format version, or lacks
-    a tensor gets a one-line :class:`~stelab.errors.PackError`."""
+    layers and within the bound of :mod:`stelab.pack.kernels` through real x binary ones.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`export_packed`.
+
+    Returns
+    -------
+    PackedModel
+        Call it with a float32-convertible tensor, numpy array or list of shape (batch, ...)
+        or one sample; see :class:`~stelab.pack.PackedModel`.
+
+    Raises
+    ------
+    PackError
+        One line for a file that is missing, not safetensors, truncated, of another format or
+        format version, or lacks a tensor.
+    """
     path = Path(path)
     handle = _open(path)
     metadata = handle.metadata() or {}

@@ -301,6 +301,19 @@ def real_binary_unpacked(x: np.ndarray, wb: np.ndarray, out: np.ndarray) -> None
                 out[b, o] = acc
 
 
+@_par
+def unpack_signs(wb: np.ndarray, out: np.ndarray) -> None:
+    """Packed sign rows (R, words) -> float32 signs ``out`` (R, 64 * words): -1 where the bit
+    is set, +1 elsewhere (past K the bits are 0: +1, to be multiplied by zero inputs)."""
+    rows, words = wb.shape
+    for r in numba.prange(rows):
+        for w in range(words):
+            word = wb[r, w]
+            for j in range(WORD_BITS):
+                bit = np.float32((word >> np.uint64(j)) & np.uint64(1))
+                out[r, WORD_BITS * w + j] = np.float32(1.0) - np.float32(2.0) * bit
+
+
 # --------------------------------------------------------------------------- machine limits
 @_jit
 def _xor_popcount_rounds(words: np.ndarray, rounds: int) -> int:
