@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stelab.data import get_distribution
+from stelab.engine_registry import engine_names
 from stelab.errors import ConfigError
 from stelab.quantizers import get_surrogate
 
@@ -133,13 +134,23 @@ class RunConfig(_Section):
     seed: int = Field(0, ge=0, le=INT64_MAX)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "float64"] = "float32"
-    engine: Literal["auto", "dense", "incremental"] = Field(
-        "auto", description="auto = incremental where supported and worthwhile, else dense"
+    engine: str = Field(
+        "auto", description="a registered engine (stelab.engine_registry), or auto = the "
+        "supported engine with the lowest cost estimate"
     )
     memory_budget_mb: float | None = Field(
         None, gt=0, le=MAX_MEMORY_BUDGET_MB,
         description="data budget per chunk of trials; absent = 1/4 of free RAM",
     )
+
+
+    @model_validator(mode="after")
+    def _known_engine(self) -> RunConfig:
+        allowed = ("auto", *engine_names())
+        if self.engine not in allowed:
+            raise ConfigError(f"run.engine: {self.engine!r} is not allowed; allowed: "
+                              + ", ".join(allowed))
+        return self
 
 
 class RecordConfig(_Section):

@@ -76,6 +76,22 @@ def bytes_per_trial(cfg: Config) -> int:
     return item * n * m * d + 24 * n * m + covariance + 64 * d
 
 
+def data_bytes(cfg: Config) -> int:
+    """Bytes of one trial's data, the ``n x m x d`` tensor in ``run.dtype``."""
+    item = 4 if cfg.run.dtype == "float32" else 8
+    return item * cfg.train.n * cfg.model.m * cfg.model.d
+
+
+def trial_bytes(cfg: Config) -> int:
+    """Bytes per trial of a chunk on any engine: :func:`bytes_per_trial` and the recorded
+    trajectories, (T + 1) Hamming distances (int32) and, when recorded, losses (without them a
+    huge ``train.steps`` would pass the plan and then fail). An engine's layouts add their own
+    share (:class:`stelab.engine_registry.Layout`)."""
+    item = 4 if cfg.run.dtype == "float32" else 8
+    trajectory = (cfg.train.steps + 1) * (4 + (item if cfg.record.loss_trajectory else 0))
+    return bytes_per_trial(cfg) + trajectory
+
+
 def draws_in_place(cfg: Config) -> bool:
     """Whether the inputs are drawn straight into the data tensor (the distribution has a filler
     and the data are float32): no temporary, and the trials can be drawn in parallel."""

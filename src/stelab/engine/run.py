@@ -2,15 +2,15 @@
 (the orchestration of the engine package; :mod:`stelab.engine` re-exports its public names).
 
 ``run_experiment(cfg)`` is a pure function of (config, trial ids): the rows do not depend on the
-chunking, the device count, the process or the engine (dense and incremental give identical
+chunking, the device count, the process or the engine (every engine gives identical
 outcomes), except the timing column ``wall_seconds`` and the ``engine`` column that names the
 engine that ran.
 
-Engines (``run.engine``): ``dense`` (:mod:`stelab.engine.dense`), ``incremental``
-(:mod:`stelab.engine.incremental`; full batch, {0, 1}-valued surrogates, float32, CPU) and
-``auto``: the incremental engine, adapting step by step
-(:class:`~stelab.engine.incremental._StepChooser`), where it is supported and a trial's data is
-large enough, else the dense engine (:func:`stelab.engine.budget.select_engine`).
+Engines (``run.engine``): every engine of the registry (:mod:`stelab.engine_registry`: the
+built-in ``dense``, ``incremental`` and ``trialwise``, identical outputs bit for bit) and
+``auto``, the supported engine with the lowest cost estimate
+(:func:`stelab.engine.budget.select_engine`). This module knows none by name: it runs a chunk
+with the planned engine's :meth:`~stelab.engine_registry.Engine.run`.
 
 Memory: chunks and their layout are planned to the budget before anything is built
 (:mod:`stelab.engine.budget`, the one planner of runs and sweeps); a run whose single trial
@@ -27,18 +27,11 @@ import pandas as pd
 import torch
 
 from stelab.config import Config
-from stelab.engine.budget import (
-    UNBOUNDED,
-    ChunkPlan,
-    cache_columns,
-    plan_chunks,
-    run_budget,
-)
-from stelab.engine.dense import ChunkOutput, run_dense
-from stelab.engine.incremental import run_incremental
+from stelab.engine.budget import UNBOUNDED, ChunkPlan, plan_chunks, run_budget
 from stelab.engine.problem import Problem, build_problem
+from stelab.engine.recorder import ChunkOutput
 from stelab.engine.traffic import Traffic
-from stelab.engine.trialwise import run_trialwise
+from stelab.engine_registry import get_engine
 from stelab.errors import ConfigError, NumericalError
 from stelab.outcomes import trajectory_outcomes
 
@@ -73,19 +66,18 @@ def estimate_peak_bytes(cfg: Config, trials: int, engine: str | None = None) -> 
     return plan_chunks(cfg, UNBOUNDED, trials=trials, engine=engine).peak_bytes(trials)
 
 
-def run_chunk(cfg: Config, problem: Problem, engine: str, layout: str = "cache",
+def run_chunk(cfg: Config, problem: Problem, engine: str, layout: str | None = None,
               traffic: Traffic | None = None) -> ChunkOutput:
-    """Run one chunk's problem on ``engine`` (``auto`` runs the incremental engine adaptively);
-    ``layout`` (incremental engine): ``trialwise``, ``cache`` or ``columns``
-    (:mod:`stelab.engine.budget`);
+    """Run one chunk's problem on the registered ``engine`` in ``layout`` (default: the
+    engine's last layout, the one that needs the least memory; :mod:`stelab.engine.budget`);
     ``traffic`` counts what the engine read (:mod:`stelab.engine.traffic`)."""
-    if engine == "incremental" and layout == "trialwise":
-        return run_trialwise(problem, cfg, traffic=traffic)
-    if engine == "incremental":
-        columns = cache_columns(cfg, layout, problem.Z.shape[0])
-        return run_incremental(problem, cfg, cache_columns=columns,
-                               adaptive=cfg.run.engine == "auto", traffic=traffic)
-    return run_dense(problem, cfg, traffic=traffic)
+    chosen = get_engine(engine)
+    names = [option.name for option in chosen.layouts(cfg)]
+    if layout is None:
+        layout = names[-1]
+    elif layout not in names:
+        raise ValueError(f"layout {layout!r} is not one of the {engine} engine's: {names}")
+    return chosen.run(cfg, problem, layout, traffic)
 
 
 def _rows(
