@@ -18,7 +18,7 @@ import pandas as pd
 
 from stelab.experiments import SectionContext, experiments
 from stelab.provenance import code_label
-from stelab.report import markdown as md
+from stelab.render import markdown as md
 from stelab.report.evidence import verdicts
 from stelab.report.folder import SUMMARY, TABLES, check_reproduce_folder, load_tables, write_text
 from stelab.results import write_table
