@@ -12,9 +12,9 @@ from scipy.optimize import minimize
 from scipy.special import expit, log_ndtr, ndtr
 
 from stelab import analysis as A
+from stelab.analysis.proportions import wilson_interval
 from stelab.errors import DataError
 from stelab.experiments import e1_plots, e2, e3, e4
-from stelab.stats import wilson_interval
 
 GRID = np.unique(np.round(np.geomspace(10, 1000, 8)))
 

@@ -18,7 +18,7 @@ Read top-down (each file holds what its name says):
   gradient sums), :mod:`~stelab.engine.compiled` (the numba kernels and the update policy the
   engines share),
   :mod:`~stelab.engine.recorder` (the latent step and what is recorded along the iterates),
-  :mod:`~stelab.engine.workers` (the CPU thread pool).
+  :mod:`~stelab.engine.threads` (the CPU thread pool).
 * Helpers: :mod:`~stelab.engine.traffic` (bytes read, for the bench),
   :mod:`~stelab.engine.prefetch` (a software prefetch for compiled loops).
 """

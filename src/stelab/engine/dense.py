@@ -6,7 +6,7 @@ Each step reads the data once per trial: h = Z q (:func:`passes.preactivations`)
 exact decisions, residuals and coefficients (:mod:`stelab.engine.decisions`), then the
 gradient sums G = sum_r c_r Z_r over the rows with c_r != 0 only (:func:`passes.gradient_sums`;
 without label noise most rows have zero residual after the first steps). The trials are split
-into one group per CPU thread torch was given (:class:`workers.Workers`) when a step has at
+into one group per CPU thread torch was given (:class:`threads.Workers`) when a step has at
 least PARALLEL_BYTES of data, else they run on one thread. Full batch by default; with
 ``train.batch_size`` B each trial walks through its own random permutation of the sample, B rows
 a step, reshuffled every epoch (rows that do not fill a last batch wait for the next epoch).
@@ -34,8 +34,8 @@ from stelab.engine.passes import (
 )
 from stelab.engine.problem import Problem, trial_bytes
 from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
+from stelab.engine.threads import PARALLEL_BYTES, Workers, split_evenly
 from stelab.engine.traffic import Traffic
-from stelab.engine.workers import PARALLEL_BYTES, Workers, split_evenly
 from stelab.engine_registry import Engine, Layout
 from stelab.model import step_size_eta
 from stelab.quantizers import get_weight_ste

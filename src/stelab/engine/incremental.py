@@ -47,8 +47,8 @@ from stelab.engine.compiled import COLD_MAX_FLIPS, FILL_BEFORE_END, RESET_FACTOR
 from stelab.engine.passes import UNIT_ROUNDOFF, BagBuffers, bag_range_sums, preactivations
 from stelab.engine.problem import Problem, bytes_per_trial, data_bytes, trial_bytes
 from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
+from stelab.engine.threads import PARALLEL_BYTES, Workers, split_evenly
 from stelab.engine.traffic import Traffic
-from stelab.engine.workers import PARALLEL_BYTES, Workers, split_evenly
 from stelab.engine_registry import Engine, Layout
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta

@@ -17,7 +17,7 @@ from stelab.config import Config
 from stelab.data import flip_mask, gaussian_label_noise, get_distribution, make_teacher
 from stelab.engine.decisions import DecisionRule
 from stelab.engine.passes import exact_preactivations, gemv_bound, preactivations
-from stelab.engine.workers import Workers, single_threaded_blas
+from stelab.engine.threads import Workers, single_threaded_blas
 from stelab.memory import release_free_memory
 from stelab.model import BinaryTwoLayer
 from stelab.normalize import normalize_inputs_

@@ -52,8 +52,8 @@ from stelab.engine.passes import UNIT_ROUNDOFF
 from stelab.engine.prefetch import prefetch
 from stelab.engine.problem import Problem, data_bytes, trial_bytes
 from stelab.engine.recorder import ChunkOutput, loss_of
+from stelab.engine.threads import Workers
 from stelab.engine.traffic import Traffic
-from stelab.engine.workers import Workers
 from stelab.engine_registry import Engine, Layout
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta

@@ -13,7 +13,7 @@ Library API (what ``stelab sweep`` and ``stelab reproduce`` use)::
 See docs/sweeps.md for the config format, the folder layout and running on Slurm or Dask.
 """
 
-from stelab.sweep.execution import Execution
+from stelab.sweep.execution_settings import Execution
 from stelab.sweep.executors import (
     DaskExecutor,
     Executor,

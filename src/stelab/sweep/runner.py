@@ -3,7 +3,7 @@
 This module is the orchestration; the steps it calls live in :mod:`~stelab.sweep.plan` (work
 and memory of every cell, before anything starts), :mod:`~stelab.sweep.worker` (one cell on a
 worker), :mod:`~stelab.sweep.progress` (the bar), :mod:`~stelab.sweep.store` (the files) and
-:mod:`~stelab.sweep.execution` (which executor, how many workers, progress or not).
+:mod:`~stelab.sweep.execution_settings` (which executor, how many workers, progress or not).
 
 ``run_cells(cells, out_dir)`` is the library entry point (``stelab sweep`` and ``stelab
 reproduce`` both go through it). For each cell the worker runs
@@ -32,7 +32,7 @@ from rich.table import Table
 from stelab.config import Config
 from stelab.errors import MachineError, StelabError
 from stelab.provenance import code_label
-from stelab.sweep.execution import Execution, execution_of
+from stelab.sweep.execution_settings import Execution, execution_of
 from stelab.sweep.executors import Executor
 from stelab.sweep.grid import Cell, make_cells, parse_sweep, sweep_cells
 from stelab.sweep.plan import SweepPlan, plan_cells
@@ -341,7 +341,7 @@ def run_cells(
     ``cells`` are :class:`~stelab.sweep.grid.Cell` objects, or configs (split into trial blocks
     of ``block_trials``, default :func:`~stelab.sweep.grid.default_block_trials`). Finished cells
     found in ``out_dir/cells`` are not recomputed. Where and how the cells run: ``execution``
-    (:class:`~stelab.sweep.execution.Execution`), or its fields as keywords ``executor``,
+    (:class:`~stelab.sweep.execution_settings.Execution`), or its fields as keywords ``executor``,
     ``workers``, ``scheduler``, ``progress`` (not both). With progress, a bar, the plan and a
     summary go to ``console`` (default stderr).
 

@@ -1,4 +1,4 @@
-"""Small statistical helpers shared by summaries and reports."""
+"""Proportions: the Wilson score interval of a binomial success rate (summaries and reports)."""
 
 from __future__ import annotations
 
