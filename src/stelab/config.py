@@ -307,7 +307,36 @@ def _allowed_keys_hint(err: ValidationError) -> str:
 
 
 def parse_config(raw: dict[str, Any]) -> Config:
-    """Validate a config mapping; raise ConfigError with one line naming the field."""
+    """Validate a config mapping (the TOML tables as nested dicts).
+
+    Parameters
+    ----------
+    raw : dict
+        Sections ``model``, ``data``, ``noise``, ``train``, ``run``, ``record`` (each a dict of
+        keys; absent keys take their defaults; ``model.d``, ``train.n`` and ``train.steps`` are
+        required).
+
+    Returns
+    -------
+    Config
+        The validated, frozen config.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the field and what it allows (unknown key, wrong type, out of range).
+
+    Examples
+    --------
+    >>> cfg = parse_config({"model": {"d": 32}, "train": {"n": 100, "steps": 50}})
+    >>> cfg.model.d, cfg.train.n, cfg.run.engine
+    (32, 100, 'auto')
+    >>> parse_config({"model": {"d": 32}, "train": {"n": 100, "steps": 50},
+    ...               "run": {"engine": "gpu"}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    stelab.errors.ConfigError: run.engine: 'gpu' is not allowed; allowed: auto, dense, ...
+    """
     try:
         return Config.model_validate(raw)
     except ConfigError:
@@ -339,5 +368,21 @@ def read_toml(path: str | Path, field: str = "config") -> dict[str, Any]:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate one experiment config from a TOML file."""
+    """Read and validate one experiment config from a TOML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TOML file with the sections of :func:`parse_config` (``examples/quickstart.toml``).
+
+    Returns
+    -------
+    Config
+        The validated config.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read or parsed, or a field is invalid (one line naming it).
+    """
     return parse_config(read_toml(path))

@@ -155,10 +155,54 @@ def run_experiment(
     chunk_size: int | None = None,
     plan: ChunkPlan | None = None,
 ) -> pd.DataFrame:
-    """Run the trials of ``cfg`` (default ``range(cfg.run.trials)``); one row per trial.
+    """Run the trials of ``cfg``: one row per trial.
 
-    ``plan`` (a sweep's, made for its worker's budget) replaces the run's own plan, and
-    ``chunk_size`` its chunk size; neither changes the results.
+    Each trial is a pure function of (config, ``run.seed``, trial index): the rows do not
+    depend on the chunking, the engine or the process, except ``wall_seconds`` and ``engine``.
+
+    Parameters
+    ----------
+    cfg : Config
+        The experiment (:func:`stelab.parse_config`).
+    trials : sequence of int, optional
+        Trial indices to run (default ``range(cfg.run.trials)``).
+    progress : callable, optional
+        Called as ``progress(done, total)`` (trials) after each chunk.
+    chunk_size : int, optional
+        Trials per chunk, replacing the planned size (results unchanged).
+    plan : ChunkPlan, optional
+        A plan made elsewhere (a sweep's, for its worker's memory budget), replacing the run's
+        own (:func:`stelab.engine.budget.plan_chunks`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial: the config's flat fields (``d``, ``n``, ``m``, ``steps``, ...),
+        ``trial`` (int64), ``engine`` (str, the engine that ran), the outcomes of the Hamming
+        trajectory (``success_last``, ``success_ergodic``, ``success_best``, ``absorbed``:
+        bool; ``final_hamming``, ``first_hit``, ... : int64), ``final_loss`` (float64, the
+        loss (1/2n) sum_i res_i^2 at q_T) and ``wall_seconds`` (float64, seconds of the
+        trial's share of its chunk); ``hamming_trajectory`` (int32 array, T + 1),
+        ``checkpoint_steps`` / ``ergodic_hamming_at`` (int64 arrays) and ``loss_trajectory``
+        (float32 array) when recorded.
+
+    Raises
+    ------
+    ConfigError
+        The forced engine cannot run ``cfg``, or no CUDA device for ``run.device = "cuda"``.
+    MemoryBudgetError
+        One trial does not fit ``run.memory_budget_mb``.
+    NumericalError
+        Inputs or latent weights hold inf or NaN (never turned into a sign).
+
+    Examples
+    --------
+    >>> import stelab
+    >>> cfg = stelab.parse_config({"model": {"d": 16}, "train": {"n": 128, "steps": 40},
+    ...                            "run": {"trials": 3, "device": "cpu"}})
+    >>> rows = stelab.run_experiment(cfg)
+    >>> len(rows), rows["engine"].iloc[0], rows["success_last"].dtype
+    (3, 'trialwise', dtype('bool'))
     """
     trial_ids = list(range(cfg.run.trials)) if trials is None else [int(k) for k in trials]
     device = resolve_device(cfg.run.device)
