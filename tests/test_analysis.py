@@ -318,7 +318,7 @@ def test_success_vs_horizon_and_mean_ci():
 
 def test_at_checkpoints_equals_runs_stopped_at_that_horizon():
     from stelab.engine import run_experiment
-    from tests.conftest import make_config
+    from tests.helpers import make_config
 
     record = {"trajectory": True, "loss_trajectory": True}
     long = run_experiment(make_config(train={"n": 40, "steps": 30},

@@ -18,7 +18,7 @@ from stelab.engine.incremental import incremental_unsupported, run_incremental
 from stelab.engine.passes import gradient_sums
 from stelab.engine.problem import build_problem
 from stelab.errors import ConfigError
-from tests.conftest import make_config
+from tests.helpers import make_config
 from tests.legacy_engine import run_legacy
 
 FIELDS = ("hamming", "ergodic_hamming", "final_loss", "loss", "final_u", "ergodic_at")

@@ -18,7 +18,7 @@ from stelab.cli import app
 from stelab.engine import estimate_peak_bytes, plan_chunk_size, run_experiment
 from stelab.errors import MemoryBudgetError
 from stelab.normalize import normalize_inputs, normalize_inputs_, row_covariance
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ from stelab.engine import run_experiment, select_engine
 from stelab.engine.budget import plan_chunks
 from stelab.engine_registry import engine_names, get_engine, register_engine, unregister_engine
 from stelab.errors import ConfigError
-from tests.conftest import make_config
+from tests.helpers import make_config
 from tests.toy_engine import NumpyEngine
 
 TOY = """

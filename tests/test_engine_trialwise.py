@@ -16,7 +16,7 @@ from stelab.engine.problem import build_problem
 from stelab.engine.traffic import Traffic
 from stelab.engine.trialwise import gradient_sums, run_trialwise, trialwise_unsupported
 from stelab.errors import ConfigError
-from tests.conftest import make_config
+from tests.helpers import make_config
 from tests.test_engine_incremental import CASES, _assert_same_outputs
 
 SUPPORTED = [case for case in CASES if case.get("data", {}).get("normalization") != "batchnorm"]

@@ -27,7 +27,7 @@ from stelab.engine.problem import Problem, build_problem, draw_inputs
 from stelab.model import BinaryTwoLayer, step_size_eta
 from stelab.normalize import normalize_inputs
 from stelab.realdata import mean_ci as seeds_mean_ci
-from tests.conftest import make_config
+from tests.helpers import make_config
 from tests.legacy_engine import run_legacy_outputs
 from tests.test_engine_incremental import CASES
 
