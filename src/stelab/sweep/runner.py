@@ -37,7 +37,7 @@ from stelab.sweep.executors import Executor
 from stelab.sweep.grid import Cell, make_cells, parse_sweep, sweep_cells
 from stelab.sweep.plan import SweepPlan, plan_cells
 from stelab.sweep.progress import SweepProgress
-from stelab.sweep.store import CorruptCellError, SweepStore, SweepStoreError
+from stelab.sweep.store import CorruptCellError, ScanResult, SweepStore, SweepStoreError
 from stelab.sweep.worker import CellOutcome, CellTask, compute_cell
 
 #: columns that measure time and therefore differ between otherwise identical runs
@@ -126,6 +126,111 @@ def _load(store: SweepStore, cells: Sequence[Cell], keys: set[str]) -> tuple[lis
     return frames, bad
 
 
+@dataclass
+class _Tally:
+    """What one execution of a sweep did, gathered as it goes."""
+
+    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    corrupt: list[tuple[str, str]] = field(default_factory=list)
+    computed: int = 0
+    trials: int = 0
+
+
+def _new_run_record(runner: Executor, execution: Execution, store: SweepStore) -> dict[str, Any]:
+    """The manifest's record of this execution, while it runs."""
+    return {
+        "id": uuid.uuid4().hex[:12], "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "executor": runner.name, "workers": execution.workers,
+        "scheduler": execution.scheduler,
+        "code": code_label(store.manifest.get("code_now", {})), "status": "running",
+    }
+
+
+def _show_corrupt(show: Console | None, corrupt: Sequence[tuple[str, str]]) -> None:
+    if show is None:
+        return
+    for key, reason in corrupt:
+        show.print(f"[yellow]corrupt cell file[/] {key}: {reason}; "
+                   "moved to quarantine/, recomputing", highlight=False)
+
+
+def _run_tasks(runner: Executor, store: SweepStore, plan: SweepPlan, tasks: list[CellTask],
+               show: Console | None, tally: _Tally) -> None:
+    """Compute ``tasks`` (the plan's cells to do) on ``runner``, storing each finished cell or
+    its error as it arrives."""
+    if not tasks:
+        return
+    reporter = SweepProgress(show, len(tasks), plan.todo_flops)
+    try:
+        for j, result in runner.map_unordered(compute_cell, tasks):
+            cell = tasks[j].cell
+            if isinstance(result, CellOutcome) and result.error is None:
+                store.write_cell(cell, result.rows, {
+                    "host": result.host, "pid": result.pid, "seconds": result.seconds,
+                })
+                tally.failures.pop(cell.key, None)
+                tally.computed += 1
+                tally.trials += cell.stop - cell.start
+            else:
+                failure = _failure(result)
+                store.write_error(cell, failure)
+                tally.failures[cell.key] = {"key": cell.key, "cell": cell.describe(), **failure}
+            reporter.update(cell.stop - cell.start, plan.cell_flops[plan.todo[j]],
+                            cell.key in tally.failures)
+    finally:
+        reporter.stop()
+
+
+def _interrupted(runner: Executor, store: SweepStore, cells: list[Cell],
+                 run_record: dict[str, Any], out: Path) -> SweepInterrupted:
+    """Stop the workers and record the interruption; the exception to raise."""
+    runner.abort()
+    done = len(store.scan(cells).done)
+    run_record.update(status="interrupted", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    store.record_run(run_record)
+    return SweepInterrupted(
+        f"interrupted: {done}/{len(cells)} cells are stored in {store.cells_dir}; "
+        "run the same command again to resume",
+        done, len(cells), out,
+    )
+
+
+def _show_scan(show: Console, scan: ScanResult, store: SweepStore, plan_table: Table) -> None:
+    """What the first scan of the store found, and the plan."""
+    _show_corrupt(show, scan.corrupt)
+    if scan.failed_before:
+        show.print(f"retrying {len(scan.failed_before)} cells that failed before "
+                   f"(records in {store.errors_dir})", highlight=False)
+    show.print(plan_table)
+
+
+def _close(runner: Executor, started: bool, warnings: list[str]) -> None:
+    """Close the workers of a finished execution, warning of those that died on the way."""
+    restarts = getattr(runner, "restarts", 0)
+    if restarts:
+        warnings.append(
+            f"worker processes died {restarts} time(s) (killed, or out of memory); the "
+            "cells they were running were rerun one at a time"
+        )
+    if started:
+        runner.close()
+
+
+def _store_results(store: SweepStore, cells: list[Cell], rows: pd.DataFrame,
+                   run_record: dict[str, Any], tally: _Tally, seconds: float) -> None:
+    """Write the merged rows and close this execution's record in the manifest."""
+    run_record.update(
+        status="complete" if not tally.failures else f"{len(tally.failures)} cells failed",
+        ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(seconds, 3),
+        cells_computed=tally.computed,
+    )
+    try:
+        store.write_results(rows)
+        store.record_run(run_record)
+    except OSError as err:
+        raise _storage_failure(err, store, cells) from None
+
+
 def execute_sweep(
     cells: Sequence[Cell | Config],
     out_dir: str | Path,
@@ -155,95 +260,47 @@ def execute_sweep(
         for text in warnings:
             if show is not None:
                 show.print(f"[yellow]warning:[/] {text}", highlight=False)
-        run_id = uuid.uuid4().hex[:12]
-        run_record: dict[str, Any] = {
-            "id": run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "executor": runner.name, "workers": execution.workers,
-            "scheduler": execution.scheduler,
-            "code": code_label(store.manifest.get("code_now", {})), "status": "running",
-        }
-        corrupt: list[tuple[str, str]] = []
-        failures: dict[str, dict[str, Any]] = {}
-        computed = trials_computed = 0
+        run_record = _new_run_record(runner, execution, store)
+        tally = _Tally()
         stored_before: int | None = None
         plan: SweepPlan | None = None
         started = False
         try:
             for _attempt in range(2):
                 scan = store.scan(cell_list)
-                corrupt.extend(scan.corrupt)
+                tally.corrupt.extend(scan.corrupt)
                 if stored_before is None:
                     stored_before = len(scan.done)
-                todo_exists = len(scan.done) < len(cell_list)
-                if todo_exists and not started:
+                if len(scan.done) < len(cell_list) and not started:
                     runner.start()
                     started = True
                 per_slot = runner.memory_per_slot() if started else None
                 plan = plan_cells(cell_list, scan.done, per_slot)
                 if show is not None and _attempt == 0:
-                    for key, reason in scan.corrupt:
-                        show.print(f"[yellow]corrupt cell file[/] {key}: {reason}; "
-                                   "moved to quarantine/, recomputing", highlight=False)
-                    if scan.failed_before:
-                        show.print(f"retrying {len(scan.failed_before)} cells that failed before "
-                                   f"(records in {store.errors_dir})", highlight=False)
-                    show.print(plan.table(runner.describe() if started else runner.name))
+                    _show_scan(show, scan, store, plan.table(runner.describe() if started
+                                                             else runner.name))
                 if plan_only:
                     if started:
                         runner.close()
                     return SweepReport(out, pd.DataFrame(), len(cell_list), len(scan.done), 0,
-                                       [], corrupt, 0.0, 0, runner.name, warnings, plan)
+                                       [], tally.corrupt, 0.0, 0, runner.name, warnings, plan)
                 if _attempt == 0:
                     store.record_run(run_record)
                 threads = runner.threads_per_slot() if started else None
                 tasks = [CellTask(cell_list[i], plan.chunk_plans[i], threads) for i in plan.todo]
-                reporter = SweepProgress(show, len(tasks), plan.todo_flops) if tasks else None
-                try:
-                    for j, result in runner.map_unordered(compute_cell, tasks) if tasks else []:
-                        cell = tasks[j].cell
-                        i = plan.todo[j]
-                        if isinstance(result, CellOutcome) and result.error is None:
-                            store.write_cell(cell, result.rows, {
-                                "host": result.host, "pid": result.pid, "seconds": result.seconds,
-                            })
-                            failures.pop(cell.key, None)
-                            computed += 1
-                            trials_computed += cell.stop - cell.start
-                        else:
-                            failure = _failure(result)
-                            store.write_error(cell, failure)
-                            failures[cell.key] = {"key": cell.key, "cell": cell.describe(),
-                                                  **failure}
-                        assert reporter is not None
-                        reporter.update(cell.stop - cell.start, plan.cell_flops[i],
-                                        cell.key in failures)
-                finally:
-                    if reporter is not None:
-                        reporter.stop()
-                finished = store.scan(cell_list).done
-                frames, bad = _load(store, cell_list, finished)
-                corrupt.extend(bad)
+                _run_tasks(runner, store, plan, tasks, show, tally)
+                frames, bad = _load(store, cell_list, store.scan(cell_list).done)
+                tally.corrupt.extend(bad)
                 if not bad:
                     break
-                if show is not None:
-                    for key, reason in bad:
-                        show.print(f"[yellow]corrupt cell file[/] {key}: {reason}; "
-                                   "moved to quarantine/, recomputing", highlight=False)
+                _show_corrupt(show, bad)
             else:
                 raise StelabError(
                     f"--out: cell files in {store.cells_dir} are corrupt again after being "
                     "rewritten; check the disk"
                 )
         except KeyboardInterrupt:
-            runner.abort()
-            done = len(store.scan(cell_list).done)
-            run_record.update(status="interrupted", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-            store.record_run(run_record)
-            raise SweepInterrupted(
-                f"interrupted: {done}/{len(cell_list)} cells are stored in {store.cells_dir}; "
-                "run the same command again to resume",
-                done, len(cell_list), out,
-            ) from None
+            raise _interrupted(runner, store, cell_list, run_record, out) from None
         except OSError as err:
             runner.abort()
             raise _storage_failure(err, store, cell_list) from None
@@ -251,30 +308,14 @@ def execute_sweep(
             runner.abort()
             raise
         else:
-            restarts = getattr(runner, "restarts", 0)
-            if restarts:
-                warnings.append(
-                    f"worker processes died {restarts} time(s) (killed, or out of memory); the "
-                    "cells they were running were rerun one at a time"
-                )
-            if started:
-                runner.close()
+            _close(runner, started, warnings)
         rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         seconds = time.perf_counter() - began
-        run_record.update(
-            status="complete" if not failures else f"{len(failures)} cells failed",
-            ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(seconds, 3),
-            cells_computed=computed,
-        )
-        try:
-            store.write_results(rows)
-            store.record_run(run_record)
-        except OSError as err:
-            raise _storage_failure(err, store, cell_list) from None
+        _store_results(store, cell_list, rows, run_record, tally, seconds)
         return SweepReport(
             out_dir=out, rows=rows, n_cells=len(cell_list), stored_before=stored_before or 0,
-            computed=computed, failures=list(failures.values()), corrupt=corrupt,
-            seconds=seconds, trials_computed=trials_computed,
+            computed=tally.computed, failures=list(tally.failures.values()),
+            corrupt=tally.corrupt, seconds=seconds, trials_computed=tally.trials,
             executor=runner.describe() if started else runner.name, warnings=warnings, plan=plan,
         )
 
