@@ -118,3 +118,29 @@ def test_auto_falls_back_from_the_trialwise_engine_where_its_copies_do_not_fit()
                              run={"trials": 8, "engine": "trialwise"})
         with pytest.raises(Exception, match="run.memory_budget_mb"):
             plan_chunks(forced, 9 * data)  # forced: no fallback, and one trial does not fit
+
+
+def _stelab_imports(module: str) -> set[str]:
+    """The stelab modules ``module`` imports (anywhere in it, functions included)."""
+    import ast
+    from pathlib import Path
+
+    import stelab
+
+    path = Path(stelab.__file__).parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("stelab"):
+            found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("stelab")}
+    return found
+
+
+def test_engines_stand_side_by_side_and_the_planner_knows_none():
+    from stelab.engine_registry import BUILTIN
+
+    modules = set(BUILTIN.values())
+    for name in ("stelab.engine.budget", "stelab.engine.run", *modules):
+        imported = _stelab_imports(name) & (modules - {name})
+        assert imported == set(), (name, imported)
