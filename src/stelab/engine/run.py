@@ -207,7 +207,7 @@ def run_experiment(
     trial_ids = list(range(cfg.run.trials)) if trials is None else [int(k) for k in trials]
     device = resolve_device(cfg.run.device)
     plan = plan or plan_run(cfg, device)
-    engine = plan.engine
+    engine = get_engine(plan.engine)
     size = chunk_size or plan.size
     rows: list[dict] = []
     for start in range(0, len(trial_ids), size):
@@ -216,10 +216,10 @@ def run_experiment(
         problem = build_problem(cfg, chunk, device)
         _refuse_non_finite(cfg, chunk, _input_witness(problem), "inputs")
         _refuse_non_finite(cfg, chunk, problem.u0, "initial weights u_0")
-        out = run_chunk(cfg, problem, engine, plan.layout)
+        out = engine.run(cfg, problem, plan.layout)
         del problem
         _refuse_non_finite(cfg, chunk, out.final_u, "latent weights u_T")
-        rows.extend(_rows(cfg, chunk, out, time.perf_counter() - began, engine))
+        rows.extend(_rows(cfg, chunk, out, time.perf_counter() - began, engine.name))
         if progress is not None:
             progress(len(rows), len(trial_ids))
     return pd.DataFrame(rows)

@@ -430,10 +430,37 @@ def run_sweep(
     execution: Execution | None = None,
     allow_failures: bool = False,
 ) -> pd.DataFrame:
-    """Run (or resume) the sweep described by ``config`` — a sweep TOML file or its mapping, the
-    format of ``stelab sweep`` (docs/sweeps.md) — under ``out_dir``; return the merged rows
-    (also in ``out_dir/results.parquet``). ``execution`` says where the cells run (default: the
-    local process pool with a progress bar)."""
+    """Run (or resume) a sweep under ``out_dir``; return the merged rows.
+
+    Parameters
+    ----------
+    config : str, Path or dict
+        A sweep TOML file or its mapping, the format of ``stelab sweep`` (docs/sweeps.md): a
+        config whose fields may be lists, and a ``[sweep]`` table naming the axes.
+    out_dir : str or Path
+        The sweep's folder: one Parquet file per finished cell, the manifest and
+        ``results.parquet``; running again resumes (finished cells are kept).
+    execution : Execution, optional
+        Where the cells run (default: the local process pool, one worker per core, with a
+        progress bar).
+    allow_failures : bool
+        Return the rows of the cells that finished even if some failed (default: raise).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial of every cell (the columns of :func:`stelab.run_experiment`), also
+        written to ``out_dir/results.parquet``.
+
+    Raises
+    ------
+    ConfigError
+        The sweep config is invalid (one line naming the field).
+    SweepFailedError
+        A cell failed (its error is recorded in the folder) and ``allow_failures`` is false.
+    SweepInterrupted
+        Ctrl-C: the finished cells are kept; run again to resume.
+    """
     from stelab.config import read_toml
 
     raw = config if isinstance(config, dict) else read_toml(config)
