@@ -149,6 +149,66 @@ def _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo
     counters[1] += gradient_sums(Zk, coeff, G, rows)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _latent_step(u, G, q, w_star, q_sum, flipped, weights, clipped, eta, inv_n):  # noqa: ANN001, ANN202
+    """u <- u - eta G (Q~'(u) fl(1/n)) and q = sign(u), rounded as recorder.latent_step and
+    binary round them; the flipped columns and their update weights 2 q_j go to ``flipped``
+    and ``weights``, q to the ergodic sum. Returns (columns flipped, Hamming distance to w*)."""
+    one = np.float32(1.0)
+    flips = 0
+    distance = 0
+    for j in range(u.shape[0]):
+        derivative = one
+        if clipped:
+            derivative = one if abs(u[j]) <= 1 else np.float32(0.0)
+        u[j] = u[j] - eta * (G[j] * (derivative * inv_n))
+        new = one if u[j] >= 0 else -one
+        if new != q[j]:
+            flipped[flips] = j
+            weights[flips] = new + new
+            flips += 1
+        q[j] = new
+        distance += new != w_star[j]
+        q_sum[j] += np.int64(new)
+    return flips, distance
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _transpose(Zk, Zt):  # noqa: ANN001, ANN202
+    """Zt = Z_k^T, a blocked transpose (FILL_BLOCK rows at a time: whole cache lines)."""
+    R, d = Zk.shape
+    for start in range(0, R, compiled.FILL_BLOCK):
+        stop = min(start + compiled.FILL_BLOCK, R)
+        for j in range(d):
+            for r in range(start, stop):
+                Zt[j, r] = Zk[r, j]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _add_flipped(h, Zk, Zt, has_copy, flipped, weights, flips):  # noqa: ANN001, ANN202
+    """h += weights[p] Z_k[:, flipped[p]] for p < flips: from the column-major copy ``Zt``
+    when the trial has one (eight columns per pass over h), else from the rows."""
+    if has_copy:
+        compiled.add_columns(h, Zt, flipped, weights, flips)
+        return
+    for p in range(flips):
+        j = flipped[p]
+        v = weights[p]
+        for r in range(h.shape[0]):
+            h[r] += v * Zk[r, j]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _fill_frozen(q_sum, w_star, q, checkpoints, ergodic_at, step, steps):  # noqa: ANN001, ANN202
+    """The iterates after ``step`` of a trial at w* without label noise (an exact fixed point:
+    they are w* itself): the ergodic distances at the later checkpoints and the ergodic sum."""
+    for i in range(checkpoints.shape[0]):
+        if checkpoints[i] > step + 1:
+            ergodic_at[i] = _ergodic_distance(q_sum, w_star, checkpoints[i] - step - 1, q)
+    for j in range(q.shape[0]):
+        q_sum[j] += (steps - step - 1) * np.int64(q[j])
+
+
 @cache
 def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
     """The compiled trajectory of one trial for one (activation, surrogate), constants compiled
@@ -194,22 +254,8 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
         has_copy = False
         flip_passes = 0  # full passes taken because too many uncached columns flipped
         for step in range(steps):
-            # the latent step and the new signs, as recorder.latent_step / binary round them
-            flips = 0
-            distance = 0
-            for j in range(d):
-                derivative = one
-                if clipped:
-                    derivative = one if abs(u[j]) <= 1 else np.float32(0.0)
-                u[j] = u[j] - eta * (G[j] * (derivative * inv_n))
-                new = one if u[j] >= 0 else -one
-                if new != q[j]:
-                    flipped[flips] = j
-                    weights[flips] = new + new
-                    flips += 1
-                q[j] = new
-                distance += new != w_star[j]
-                q_sum[j] += np.int64(new)
+            flips, distance = _latent_step(u, G, q, w_star, q_sum, flipped, weights, clipped,
+                                           eta, inv_n)
             counters[4] += flips
             hamming[step + 1] = distance
             for i in range(checkpoints.shape[0]):
@@ -225,34 +271,17 @@ def trial_kernel(activation: str, surrogate: str) -> Callable[..., None]:
                     flip_passes += for_flips
                     if copy_ok and not has_copy and for_flips and flip_passes >= copy_after and \
                             step < steps - fill_end:
-                        for start in range(0, R, compiled.FILL_BLOCK):  # blocked transpose
-                            stop = min(start + compiled.FILL_BLOCK, R)
-                            for j in range(d):
-                                for r in range(start, stop):
-                                    Zt[j, r] = Zk[r, j]
+                        _transpose(Zk, Zt)
                         has_copy = True
                         counters[3] += d
                 else:
-                    if has_copy:
-                        compiled.add_columns(h, Zt, flipped, weights, flips)
-                    else:
-                        for p in range(flips):
-                            j = flipped[p]
-                            v = weights[p]
-                            for r in range(R):
-                                h[r] += v * Zk[r, j]
+                    _add_flipped(h, Zk, Zt, has_copy, flipped, weights, flips)
                     err += flips * per_update
                     counters[2] += flips
                 _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo,
                          hi, closed, m)
             if distance == 0 and freeze:
-                # w* is an exact fixed point: the remaining iterates are w* itself
-                for i in range(checkpoints.shape[0]):
-                    if checkpoints[i] > step + 1:
-                        ergodic_at[i] = _ergodic_distance(q_sum, w_star,
-                                                          checkpoints[i] - step - 1, q)
-                for j in range(d):
-                    q_sum[j] += (steps - step - 1) * np.int64(q[j])
+                _fill_frozen(q_sum, w_star, q, checkpoints, ergodic_at, step, steps)
                 break
 
     return kernel
