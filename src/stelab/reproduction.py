@@ -165,12 +165,12 @@ def reproduce(
     only : list of str, optional
         Run only these experiments' tables (e.g. ``["e1"]``).
     log : callable
-        Called with one line of progress text at a time.
+        Receives the progress, a line at a time (default: print).
 
     Returns
     -------
     dict
-        The content of ``claims.json``: each claim's verdict and its evidence.
+        The claims, as :func:`stelab.write_report` returns them.
     """
     out = Path(out)
     profile = load_profile(profile_name)  # first: it turns unreadable files into one line
