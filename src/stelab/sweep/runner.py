@@ -435,31 +435,20 @@ def run_sweep(
     Parameters
     ----------
     config : str, Path or dict
-        A sweep TOML file or its mapping, the format of ``stelab sweep`` (docs/sweeps.md): a
-        config whose fields may be lists, and a ``[sweep]`` table naming the axes.
+        A sweep TOML file or its mapping (docs/sweeps.md): a config whose fields may be lists,
+        and a ``[sweep]`` table naming the axes.
     out_dir : str or Path
-        The sweep's folder: one Parquet file per finished cell, the manifest and
-        ``results.parquet``; running again resumes (finished cells are kept).
+        The sweep's folder (a Parquet file per finished cell, the manifest,
+        ``results.parquet``); running again resumes.
     execution : Execution, optional
-        Where the cells run (default: the local process pool, one worker per core, with a
-        progress bar).
+        Where the cells run (default: the local process pool, with a progress bar).
     allow_failures : bool
-        Return the rows of the cells that finished even if some failed (default: raise).
+        Return the finished cells' rows even if some cells failed (default: SweepFailedError).
 
     Returns
     -------
     pandas.DataFrame
-        One row per trial of every cell (the columns of :func:`stelab.run_experiment`), also
-        written to ``out_dir/results.parquet``.
-
-    Raises
-    ------
-    ConfigError
-        The sweep config is invalid (one line naming the field).
-    SweepFailedError
-        A cell failed (its error is recorded in the folder) and ``allow_failures`` is false.
-    SweepInterrupted
-        Ctrl-C: the finished cells are kept; run again to resume.
+        One row per trial of every cell (the columns of :func:`stelab.run_experiment`).
     """
     from stelab.config import read_toml
 
