@@ -163,7 +163,7 @@ def reproduce(
         Where the engine cells run (:class:`stelab.sweep.Execution`; default the local pool
         with progress).
     only : list of str, optional
-        Run only these experiments' tables (e.g. ``["e1"]``).
+        Run only these experiments (their names, as ``stelab reproduce --only`` takes them).
     log : callable
         Receives the progress, a line at a time (default: print).
 
