@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: module -> the test files that exercise it (the rest of the suite cannot kill its mutants)
 MODULES: dict[str, list[str]] = {
     "src/stelab/claims.py": ["tests/test_claims.py", "tests/test_claims_branches.py"],
-    "src/stelab/stats.py": ["tests/test_analysis.py", "tests/test_oracles.py"],
+    "src/stelab/analysis/proportions.py": ["tests/test_analysis.py", "tests/test_oracles.py"],
     "src/stelab/analysis/threshold.py": [
         "tests/test_analysis.py", "tests/test_threshold_scaling.py",
     ],

@@ -1,25 +1,12 @@
-"""Shared test helpers."""
+"""The suite's fixtures. Shared helpers live in tests/helpers.py (``make_config`` is
+imported here too, for test files that still import it from conftest)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 import torch
 
-from stelab.config import Config, parse_config
-
-
-def make_config(**sections: dict[str, Any]) -> Config:
-    """A small valid config; keyword arguments override whole-section keys."""
-    raw: dict[str, dict[str, Any]] = {
-        "model": {"d": 16},
-        "train": {"n": 64, "steps": 20},
-        "run": {"trials": 4, "seed": 0, "device": "cpu"},
-    }
-    for section, values in sections.items():
-        raw.setdefault(section, {}).update(values)
-    return parse_config(raw)
+from tests.helpers import make_config  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

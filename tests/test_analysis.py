@@ -12,9 +12,9 @@ from scipy.optimize import minimize
 from scipy.special import expit, log_ndtr, ndtr
 
 from stelab import analysis as A
+from stelab.analysis.proportions import wilson_interval
 from stelab.errors import DataError
 from stelab.experiments import e1_plots, e2, e3, e4
-from stelab.stats import wilson_interval
 
 GRID = np.unique(np.round(np.geomspace(10, 1000, 8)))
 
@@ -325,7 +325,7 @@ def test_success_vs_horizon_and_mean_ci():
 
 def test_at_checkpoints_equals_runs_stopped_at_that_horizon():
     from stelab.engine import run_experiment
-    from tests.conftest import make_config
+    from tests.helpers import make_config
 
     record = {"trajectory": True, "loss_trajectory": True}
     long = run_experiment(make_config(train={"n": 40, "steps": 30},

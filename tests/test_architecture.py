@@ -1,5 +1,6 @@
-"""The package's shape: no import cycles (imports inside functions count: one that only hides a
-cycle is still one), no module too long to read in one sitting."""
+"""The package's shape: no import cycles between modules (imports inside functions count: one
+that only hides a cycle is still one) nor between packages (imports between folders go one
+way), no module too long to read in one sitting."""
 
 from __future__ import annotations
 
@@ -105,8 +106,35 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 def test_src_has_no_import_cycles():
     graph = _import_graph()
     assert {"stelab.experiments.e1", "stelab.report.write"} <= set(graph)
-    assert "stelab.report" in graph["stelab.experiments.e1"]  # parents count as imported
+    assert "stelab.render" in graph["stelab.experiments.e1"]  # parents count as imported
     assert _cycles(graph) == []
+
+
+def _package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph folded to stelab's top-level packages and modules (``stelab.report.write``
+    -> ``stelab.report``): package -> the packages it imports, itself left out."""
+    def top(name: str) -> str:
+        return ".".join(name.split(".")[:2])
+
+    folded: dict[str, set[str]] = {}
+    for name, targets in graph.items():
+        folded.setdefault(top(name), set()).update(top(t) for t in targets)
+    return {name: targets - {name, "stelab"} for name, targets in folded.items()}
+
+
+def test_packages_import_each_other_one_way():
+    packages = _package_graph(_import_graph())
+    assert {"stelab.render", "stelab.experiments", "stelab.report"} <= set(packages)
+    assert "stelab.render" in packages["stelab.experiments"]
+    assert _cycles(packages) == []
+
+
+def test_the_package_graph_folds_modules_into_their_packages():
+    graph = {"stelab.a.x": {"stelab.b.y"}, "stelab.b.y": {"stelab.a"}, "stelab.a": set(),
+             "stelab.c": {"stelab.a.x"}}
+    folded = _package_graph(graph)
+    assert folded == {"stelab.a": {"stelab.b"}, "stelab.b": {"stelab.a"}, "stelab.c": {"stelab.a"}}
+    assert _cycles(folded) == [{"stelab.a", "stelab.b"}]
 
 
 def test_the_cycle_finder_finds_a_cycle():

@@ -91,7 +91,7 @@ def test_unit_activations_decide_every_sign_exactly():
 
 
 def test_from_config_and_the_bound_rounding():
-    from tests.conftest import make_config
+    from tests.helpers import make_config
 
     rule = DecisionRule.from_config(make_config(model={"d": 8, "m": 2, "activation": "step"},
                                                 train={"n": 16, "steps": 1, "ste": "hardtanh"}))

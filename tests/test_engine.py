@@ -13,7 +13,7 @@ from stelab.engine import run_experiment
 from stelab.engine.dense import run_dense
 from stelab.engine.problem import build_problem
 from stelab.outcomes import trajectory_outcomes, zero_visit_runs
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 TIMING = ["wall_seconds"]
 

@@ -189,7 +189,7 @@ def test_dense_engine_gives_the_same_runs_with_and_without_the_compiled_decision
     """Whole dense runs, decisions by the compiled kernel vs by DecisionRule.decide and
     gradient_sums (the torch path the dense engine keeps for other configs): identical."""
     from stelab.engine.problem import build_problem
-    from tests.conftest import make_config
+    from tests.helpers import make_config
     from tests.test_engine_incremental import CASES
 
     for overrides in CASES:
@@ -206,7 +206,7 @@ def test_a_new_interval_surrogate_is_one_entry_and_runs_alike_on_every_path(monk
     from stelab.engine.incremental import run_incremental
     from stelab.engine.problem import build_problem
     from stelab.quantizers import SURROGATES, Interval, Surrogate
-    from tests.conftest import make_config
+    from tests.helpers import make_config
     from tests.test_engine_incremental import _assert_same_outputs
 
     window = Surrogate("window", "1[-1 <= h <= 0.5]", Interval(lo=-1.0, hi=0.5, closed=True))

@@ -18,7 +18,7 @@ from stelab.engine.incremental import incremental_unsupported, run_incremental
 from stelab.engine.passes import gradient_sums
 from stelab.engine.problem import build_problem
 from stelab.errors import ConfigError
-from tests.conftest import make_config
+from tests.helpers import make_config
 from tests.legacy_engine import run_legacy
 
 FIELDS = ("hamming", "ergodic_hamming", "final_loss", "loss", "final_u", "ergodic_at")
@@ -149,8 +149,8 @@ def test_forcing_incremental_on_an_unsupported_config_is_a_config_error():
 
 def test_auto_prefers_incremental_for_large_trials_and_dense_otherwise():
     big = make_config(model={"d": 256}, train={"n": 4096, "steps": 10})
-    assert select_engine(big) == "incremental"
-    assert select_engine(make_config()) == "incremental"  # the trial-wise form, at any size
+    assert select_engine(big) == "trialwise"  # the trial-wise engine, at any size
+    assert select_engine(make_config()) == "trialwise"
     # the batched form only: 4 KB of data per trial is not worth it
     recorded = make_config(record={"loss_trajectory": True})
     assert select_engine(recorded) == "dense"

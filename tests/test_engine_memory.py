@@ -18,7 +18,7 @@ from stelab.cli import app
 from stelab.engine import estimate_peak_bytes, plan_chunk_size, run_experiment
 from stelab.errors import MemoryBudgetError
 from stelab.normalize import normalize_inputs, normalize_inputs_, row_covariance
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +86,7 @@ def test_the_planner_takes_the_column_layout_when_it_fits_and_falls_back_when_no
     # elsewhere the trial-wise form: one copy per worker thread, once per chunk
     trialwise = plan_chunks(make_config(model={"d": 256}, train={"n": 4096, "steps": 5},
                                         run={"trials": 32}), 200 * data)
-    assert (trialwise.layout, trialwise.size) == ("trialwise", 32)
+    assert (trialwise.engine, trialwise.layout, trialwise.size) == ("trialwise", "trialwise", 32)
     assert trialwise.per_trial < 1.1 * data
     # Gaussian inputs are drawn in place: no build temporary, only the copies
     assert trialwise.fixed == torch.get_num_threads() * data
@@ -164,7 +164,7 @@ PEAK_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("engine,normalization,layout,limit", [
     ("dense", "none", "rows", 1.5), ("incremental", "none", "cache", 1.5),
     ("dense", "whiten", "rows", 1.5), ("incremental", "batchnorm", "cache", 1.5),
-    ("incremental", "none", "columns", 2.2), ("incremental", "none", "trialwise", 1.5),
+    ("incremental", "none", "columns", 2.2), ("trialwise", "none", "trialwise", 1.5),
 ])
 def test_peak_rss_is_within_the_layouts_share_of_the_data(engine, normalization, layout, limit):
     """Peak RSS of building and running a chunk (above the process's RSS before) <= 1.5 x the

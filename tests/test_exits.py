@@ -20,7 +20,7 @@ from stelab.errors import ConfigError, NumericalError
 from stelab.exits import describe_failure, os_error_line
 from stelab.nn import QuantConv2d, QuantLinear
 from stelab.quantizers import sign, step
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 NAN, INF = float("nan"), float("inf")
 

@@ -25,8 +25,8 @@ from stelab.experiments import (
     unregister,
 )
 from stelab.experiments.profile import cell, section
-from stelab.report import plotting
-from stelab.report.markdown import interval, table
+from stelab.render import plotting
+from stelab.render.markdown import interval, table
 from stelab.report.write import write_report
 from stelab.reproduction import reproduce
 from stelab.sweep import Execution
@@ -161,7 +161,7 @@ def test_a_table_has_exactly_one_producer():
 
 @pytest.mark.parametrize("module", ["reproduction.py", "cli.py", "report/__init__.py",
                                     "report/write.py", "report/folder.py",
-                                    "report/markdown.py", "report/plotting.py"])
+                                    "render/markdown.py", "render/plotting.py"])
 def test_the_pipeline_names_no_experiment(module):
     """reproduce, plot and the report know experiments only through the registry (the claims
     read derived tables by name, e.g. e1_scaling, never an experiment)."""

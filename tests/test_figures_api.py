@@ -14,7 +14,7 @@ from stelab.errors import DataError
 from stelab.experiments import e3
 from stelab.experiments.e1_plots import plot_success_curves
 from stelab.loading import load
-from stelab.report.plotting import DPI
+from stelab.render.plotting import DPI
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stelab import analysis as A
+from stelab.analysis.proportions import wilson_interval
 from stelab.analysis.tables import MIN_SAMPLE, mean_ci
 from stelab.realdata import CHANCE, summarize_digits
 from stelab.results import summarize
-from stelab.stats import wilson_interval
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

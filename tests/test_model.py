@@ -79,7 +79,7 @@ def test_gaussian_oracle_at_large_n():
 @pytest.mark.parametrize("activation,ste", [("sign", "identity"), ("step", "relu"), ("sign", "swish")])
 def test_teacher_is_exact_fixed_point_without_noise(activation, ste):
     from stelab.engine.problem import build_problem
-    from tests.conftest import make_config
+    from tests.helpers import make_config
 
     for normalization in ["none", "whiten", "batchnorm"]:
         cfg = make_config(
@@ -96,7 +96,7 @@ def test_teacher_is_exact_fixed_point_without_noise(activation, ste):
 
 def test_flip_noise_breaks_the_fixed_point():
     from stelab.engine.problem import build_problem
-    from tests.conftest import make_config
+    from tests.helpers import make_config
 
     cfg = make_config(noise={"kind": "flip", "level": 0.1}, train={"n": 500})
     p = build_problem(cfg, [0, 1], torch.device("cpu"))

@@ -20,14 +20,14 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from stelab.analysis import mean_ci
+from stelab.analysis.proportions import wilson_interval
 from stelab.config import parse_config
 from stelab.engine.dense import run_dense
 from stelab.engine.problem import Problem, build_problem, draw_inputs
 from stelab.model import BinaryTwoLayer, step_size_eta
 from stelab.normalize import normalize_inputs
 from stelab.realdata import mean_ci as seeds_mean_ci
-from stelab.stats import wilson_interval
-from tests.conftest import make_config
+from tests.helpers import make_config
 from tests.legacy_engine import run_legacy_outputs
 from tests.test_engine_incremental import CASES
 

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stelab.data import get_distribution
+from stelab.engine_registry import engine_names
 from stelab.errors import ConfigError
 from stelab.quantizers import get_surrogate
 from stelab.registration import digest_suffix
@@ -134,13 +135,23 @@ class RunConfig(_Section):
     seed: int = Field(0, ge=0, le=INT64_MAX)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "float64"] = "float32"
-    engine: Literal["auto", "dense", "incremental"] = Field(
-        "auto", description="auto = incremental where supported and worthwhile, else dense"
+    engine: str = Field(
+        "auto", description="a registered engine (stelab.engine_registry), or auto = the "
+        "supported engine with the lowest cost estimate"
     )
     memory_budget_mb: float | None = Field(
         None, gt=0, le=MAX_MEMORY_BUDGET_MB,
         description="data budget per chunk of trials; absent = 1/4 of free RAM",
     )
+
+
+    @model_validator(mode="after")
+    def _known_engine(self) -> RunConfig:
+        allowed = ("auto", *engine_names())
+        if self.engine not in allowed:
+            raise ConfigError(f"run.engine: {self.engine!r} is not allowed; allowed: "
+                              + ", ".join(allowed))
+        return self
 
 
 class RecordConfig(_Section):
@@ -300,7 +311,36 @@ def _allowed_keys_hint(err: ValidationError) -> str:
 
 
 def parse_config(raw: dict[str, Any]) -> Config:
-    """Validate a config mapping; raise ConfigError with one line naming the field."""
+    """Validate a config mapping (the TOML tables as nested dicts).
+
+    Parameters
+    ----------
+    raw : dict
+        Sections ``model``, ``data``, ``noise``, ``train``, ``run``, ``record`` (each a dict of
+        keys; absent keys take their defaults; ``model.d``, ``train.n`` and ``train.steps`` are
+        required).
+
+    Returns
+    -------
+    Config
+        The validated, frozen config.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the field and what it allows (unknown key, wrong type, out of range).
+
+    Examples
+    --------
+    >>> cfg = parse_config({"model": {"d": 32}, "train": {"n": 100, "steps": 50}})
+    >>> cfg.model.d, cfg.train.n, cfg.run.engine
+    (32, 100, 'auto')
+    >>> parse_config({"model": {"d": 32}, "train": {"n": 100, "steps": 50},
+    ...               "run": {"engine": "gpu"}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    stelab.errors.ConfigError: run.engine: 'gpu' is not allowed; allowed: auto, dense, ...
+    """
     try:
         return Config.model_validate(raw)
     except ConfigError:
@@ -332,5 +372,21 @@ def read_toml(path: str | Path, field: str = "config") -> dict[str, Any]:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate one experiment config from a TOML file."""
+    """Read and validate one experiment config from a TOML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TOML file with the sections of :func:`parse_config` (``examples/quickstart.toml``).
+
+    Returns
+    -------
+    Config
+        The validated config.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read or parsed, or a field is invalid (one line naming it).
+    """
     return parse_config(read_toml(path))

@@ -408,8 +408,8 @@ def digits_teacher_recovery(
     95% interval (:func:`stelab.diagnosis.simulate`) and diagnose's prediction."""
     from sklearn.datasets import load_digits
 
+    from stelab.analysis.proportions import wilson_interval
     from stelab.diagnosis import diagnose, simulate
-    from stelab.stats import wilson_interval
 
     X = load_digits().data.astype(np.float64)
     diagnosis = diagnose(X, tuple(teacher_balances), tuple(normalizations), steps=steps, seed=seed)

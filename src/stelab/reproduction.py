@@ -155,9 +155,28 @@ def reproduce(
     only: list[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the profile's experiments (``quick``, ``full`` or a profile TOML) into ``out`` and
-    write figures, claims and the report; return the claims. ``execution``: where the engine
-    cells run (:class:`stelab.sweep.Execution`; default the local pool with progress)."""
+    """Run the profile's experiments into ``out`` and write figures, claims and the report.
+
+    Parameters
+    ----------
+    profile_name : str or Path
+        ``"quick"``, ``"full"`` or a profile TOML (the experiments' axes, docs/reproduce.md).
+    out : str or Path
+        The reproduce folder: ``tables/``, ``figures/``, ``report.md``, ``claims.json``,
+        ``manifest.json``; running again resumes.
+    execution : Execution, optional
+        Where the engine cells run (:class:`stelab.sweep.Execution`; default the local pool
+        with progress).
+    only : list of str, optional
+        Run only these experiments (their names, as ``stelab reproduce --only`` takes them).
+    log : callable
+        Receives the progress, a line at a time (default: print).
+
+    Returns
+    -------
+    dict
+        The claims, as :func:`stelab.write_report` returns them.
+    """
     out = Path(out)
     profile = load_profile(profile_name)  # first: it turns unreadable files into one line
     text = profile_text(profile_name)

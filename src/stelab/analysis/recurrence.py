@@ -22,11 +22,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from stelab.analysis.tables import _as_list, mean_ci
-from stelab.analysis.trajectories import _group_keys, horizon_stats, per_horizon, trajectories
+from stelab.analysis.proportions import wilson_interval
+from stelab.analysis.tables import as_list, mean_ci
+from stelab.analysis.trajectories import group_keys, horizon_stats, per_horizon, trajectories
 from stelab.errors import DataError
 from stelab.outcomes import zero_visit_runs
-from stelab.stats import wilson_interval
 
 KINDS = ("return_time", "excursion", "sojourn")
 
@@ -86,7 +86,7 @@ def return_time_distribution(
 ) -> pd.DataFrame:
     """Pooled lengths, long format: the ``by`` columns, trial (if present), row, kind
     (return_time | excursion | sojourn), length."""
-    by = _as_list(by)
+    by = as_list(by)
     for column in by:
         if column not in rows:
             raise DataError(f"by: column {column!r} not in rows")
@@ -113,11 +113,11 @@ def return_time_summary(
     """Per group and kind: count, trials_with_any, mean (with a bootstrap CI over the per-trial
     means, so correlated lengths within a trial are not counted as independent), median, q90,
     max."""
-    by = _as_list(by)
+    by = as_list(by)
     dist = return_time_distribution(rows, by)
-    trials_per_group = {k: len(g) for k, g in _group_keys(rows, by)}
+    trials_per_group = {k: len(g) for k, g in group_keys(rows, by)}
     records = []
-    for key, _group in _group_keys(rows, by):
+    for key, _group in group_keys(rows, by):
         sub = dist
         for col, value in zip(by, key, strict=True):
             sub = sub[sub[col] == value]
@@ -150,10 +150,10 @@ def returns_vs_horizon(
     Columns: the ``by`` columns, T, trials, returns_mean, returns_ci_low, returns_ci_high,
     occupation_mean, occupation_ci_low, occupation_ci_high, share_hit (best-iterate success).
     """
-    by = _as_list(by)
+    by = as_list(by)
     long = per_horizon(rows, horizons, by)
     records = []
-    for key, group in _group_keys(long, [*by, "T"]):
+    for key, group in group_keys(long, [*by, "T"]):
         r_mean, r_lo, r_hi = mean_ci(group["n_returns"].to_numpy(dtype=float), confidence)
         o_mean, o_lo, o_hi = mean_ci(group["occupation"].to_numpy(dtype=float), confidence)
         records.append({**dict(zip([*by, "T"], key, strict=True)), "trials": len(group),
@@ -187,11 +187,11 @@ def return_growth(
     least one return in the late window (Wilson CI). ``keeps_returning`` = the late rate's CI
     is above 0.
     """
-    by = _as_list(by)
+    by = as_list(by)
     if not 0.0 < window < 1.0:
         raise DataError(f"window: {window} outside (0, 1)")
     records = []
-    for key, group in _group_keys(rows, by):
+    for key, group in group_keys(rows, by):
         paths = trajectories(group)
         lengths = {p.size - 1 for p in paths}
         if len(lengths) > 1:

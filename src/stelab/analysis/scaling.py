@@ -124,8 +124,30 @@ def fit_scaling(
 ) -> ScalingFit:
     """Fit n50(d) = C g(d) (see the module docstring) to one success notion's thresholds.
 
-    ``thresholds`` has columns d, n50 and, for the CI, boot_n50 (arrays of replicate n50s);
-    rows with nan n50 (not identified) are left out and the fit says so in ``reason``.
+    Parameters
+    ----------
+    thresholds : pandas.DataFrame
+        One row per d: columns ``d`` (or ``d_column``), ``n50`` (samples) and, for the CI,
+        ``boot_n50`` (arrays of replicate n50s, :func:`fit_threshold`). Rows with nan n50
+        (not identified) are left out and the fit says so in ``reason``.
+    model : str
+        The shape g(d): ``"power"`` (d^alpha, alpha fitted), ``"dlogd"`` (d log d) or
+        ``"d^k"`` with k fixed, e.g. ``"d^2"`` (module docstring, :func:`shape_values`).
+    n_boot : int
+        Bootstrap replicates for the CIs of alpha and C.
+    confidence : float
+        Two-sided coverage of the CIs, in (0, 1).
+    seed : int
+        Seed of the bootstrap.
+    d_column : str
+        The column holding d.
+
+    Returns
+    -------
+    ScalingFit
+        ``alpha`` (the exponent, with ``alpha_ci_low``/``alpha_ci_high``), ``C`` (samples,
+        with its CI), the fit's residual sum of squares on log n50, AIC/AICc, a weighted
+        least-squares slope with its standard error and a lack-of-fit test.
     """
     shape_values(np.ones(1) * 2.0, model, 1.0)  # validates the model name
     usable = _usable(thresholds, d_column)

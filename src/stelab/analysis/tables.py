@@ -9,14 +9,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from stelab.analysis.trajectories import _group_keys, per_horizon
+from stelab.analysis.proportions import wilson_interval
+from stelab.analysis.trajectories import group_keys, per_horizon
 from stelab.errors import DataError
-from stelab.stats import wilson_interval
 
 SUCCESS_COLUMNS = ("success_last", "success_ergodic", "success_best", "absorbed")
 
 
-def _as_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
+def as_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """A column name or a sequence of them, as a list."""
     return [value] if isinstance(value, str) else list(value)
 
 
@@ -27,19 +28,19 @@ def success_table(
     confidence: float = 0.95,
 ) -> pd.DataFrame:
     """Long table: one row per (group of ``by``, success column) with successes, trials, rate
-    and the Wilson interval (see :func:`stelab.stats.wilson_interval`).
+    and the Wilson interval (see :func:`stelab.analysis.proportions.wilson_interval`).
 
     ``success`` default: every column of SUCCESS_COLUMNS present in ``rows``. Column ``metric``
     names the success column. For E4 use by=["distribution", "normalization",
     "teacher_balance"]; for success vs horizon over separate runs add "steps" to ``by``.
     """
-    by = _as_list(by)
-    metrics = [c for c in SUCCESS_COLUMNS if c in rows] if success is None else _as_list(success)
+    by = as_list(by)
+    metrics = [c for c in SUCCESS_COLUMNS if c in rows] if success is None else as_list(success)
     for column in metrics:
         if column not in rows:
             raise DataError(f"rows.{column}: column missing")
     records = []
-    for key, group in _group_keys(rows, by):
+    for key, group in group_keys(rows, by):
         for metric in metrics:
             values = group[metric].to_numpy(dtype=bool)
             k, n = int(values.sum()), int(values.size)
@@ -61,7 +62,7 @@ def success_by_steps(
     (The ergodic average at an earlier horizon needs the running sum of q, which rows do not
     store, so each horizon is its own run.) Same columns as :func:`success_table`.
     """
-    return success_table(rows, [*_as_list(by), "steps"], success, confidence)
+    return success_table(rows, [*as_list(by), "steps"], success, confidence)
 
 
 def success_vs_horizon(
@@ -75,10 +76,10 @@ def success_vs_horizon(
     Columns: the ``by`` columns, T, metric (success_last | success_best), successes, trials,
     rate, ci_low, ci_high (Wilson).
     """
-    by = _as_list(by)
+    by = as_list(by)
     long = per_horizon(rows, horizons, by)
     records = []
-    for key, group in _group_keys(long, [*by, "T"]):
+    for key, group in group_keys(long, [*by, "T"]):
         for metric in ("success_last", "success_best"):
             k, n = int(group[metric].sum()), len(group)
             low, high = wilson_interval(k, n, confidence)
@@ -161,11 +162,11 @@ def mean_ci_by(
 
     Columns: the ``by`` columns, trials, mean, sd, ci_low, ci_high.
     """
-    by = _as_list(by)
+    by = as_list(by)
     if value not in rows:
         raise DataError(f"rows.{value}: column missing")
     records = []
-    for g, (key, group) in enumerate(_group_keys(rows, by)):
+    for g, (key, group) in enumerate(group_keys(rows, by)):
         values = group[value].to_numpy(dtype=float)
         mean, low, high = mean_ci(values, confidence, method, n_boot, seed + g)
         records.append({**dict(zip(by, key, strict=True)), "trials": int(values.size),

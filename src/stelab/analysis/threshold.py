@@ -149,10 +149,29 @@ def fit_binomial_curves(
     max_iter: int = 200,
     tol: float = 1e-9,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit F(a + b x) to B binomial data sets at once.
+    """Fit F(a + b x) to B binomial data sets at once (penalized maximum likelihood).
 
-    ``x`` (J,) covariate, ``k`` (B, J) successes, ``m`` (J,) trials. Returns (beta (B, 2) with
-    columns a, b; converged (B,) bool). Non-finite or singular fits come back not converged.
+    Parameters
+    ----------
+    x : ndarray, shape (J,), float
+        The covariate (here log n, centred).
+    k : ndarray, shape (B, J), float
+        Successes of each data set at each x.
+    m : ndarray, shape (J,), float
+        Trials at each x.
+    link : {"logit", "probit"}
+        F, the inverse link.
+    penalty : {"firth", "none"}
+        Firth's bias-reducing penalty (finite estimates for separated data) or none.
+    max_iter, tol : int, float
+        Newton iterations at most, and the step size at which a fit has converged.
+
+    Returns
+    -------
+    beta : ndarray, shape (B, 2), float64
+        Columns a (intercept) and b (slope).
+    converged : ndarray, shape (B,), bool
+        False for non-finite or singular fits.
     """
     if link not in LINKS:
         raise DataError(f"link: {link!r} is not known; allowed: {', '.join(LINKS)}")
@@ -224,10 +243,47 @@ def fit_threshold(
 ) -> ThresholdFit:
     """Fit P(success | n) = F(a + b log n) to per-trial indicators; n50 = exp(-a/b) with a CI.
 
-    ``n`` and ``success`` are per-trial arrays (one entry per trial). ``n_boot`` replicates
-    (0 = none) drawn with ``numpy.random.default_rng(seed)``: "trials" resamples trials within
-    each n, "parametric" redraws them from the fitted curve, "auto" is "trials" unless the data
-    are separated (see the module docstring).
+    Parameters
+    ----------
+    n : ndarray, shape (N,)
+        Sample size of each trial (finite, > 0).
+    success : ndarray, shape (N,), bool
+        Whether each trial succeeded.
+    link : {"logit", "probit"}
+        F, the inverse link.
+    penalty : {"firth", "none"}
+        The likelihood penalty (:func:`fit_binomial_curves`).
+    n_boot : int
+        Bootstrap replicates for the CI (0 = none), drawn with
+        ``numpy.random.default_rng(seed)``.
+    confidence : float
+        Two-sided coverage of the percentile CI, in (0, 1).
+    seed : int
+        Seed of the bootstrap.
+    bootstrap : {"auto", "trials", "parametric"}
+        "trials" resamples trials within each n, "parametric" redraws them from the fitted
+        curve, "auto" is "trials" unless the data are separated (module docstring).
+
+    Returns
+    -------
+    ThresholdFit
+        ``n50`` (samples; nan with ``reason`` when the grid does not identify it), its CI
+        ``ci_low``/``ci_high`` (within the range of n50's replicates), the curve's
+        ``intercept``/``slope`` (on log n, centred) and the bootstrap's bookkeeping.
+
+    Raises
+    ------
+    DataError
+        Mismatched or empty arrays, non-positive n, an unknown link, penalty or bootstrap.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> n = np.repeat([50, 100, 200, 400], 20)
+    >>> success = np.tile(np.arange(20), 4) < np.repeat([2, 8, 14, 19], 20)
+    >>> fit = fit_threshold(n, success, n_boot=0)
+    >>> 100 < fit.n50 < 200, fit.slope > 0
+    (True, True)
     """
     if bootstrap not in BOOTSTRAPS:
         raise DataError(f"bootstrap: {bootstrap!r} is not known; allowed: {', '.join(BOOTSTRAPS)}")

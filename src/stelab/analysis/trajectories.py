@@ -69,7 +69,9 @@ def horizon_stats(hamming: np.ndarray, horizons: np.ndarray) -> dict[str, np.nda
     }
 
 
-def _group_keys(rows: pd.DataFrame, by: list[str]):
+def group_keys(rows: pd.DataFrame, by: list[str]):  # noqa: ANN201
+    """(key tuple, rows) of each group of ``rows`` by the columns ``by``, in sorted key order
+    (one group with key () when ``by`` is empty); DataError naming a missing column."""
     missing = [c for c in by if c not in rows]
     if missing:
         raise DataError(f"by: column {missing[0]!r} not in rows")
@@ -133,7 +135,7 @@ def trajectory_bands(
     """
     by = [by] if isinstance(by, str) else list(by)
     frames = []
-    for key, group in _group_keys(rows, by):
+    for key, group in group_keys(rows, by):
         paths = trajectories(group, column)
         if per_d:
             if "d" not in group:

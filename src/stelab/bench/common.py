@@ -17,7 +17,7 @@ from stelab.config import Config, parse_config
 from stelab.engine.dense import run_dense
 from stelab.engine.incremental import run_incremental
 from stelab.engine.problem import build_problem
-from stelab.engine.workers import Workers
+from stelab.engine.threads import Workers
 
 Printer = Callable[[str], None]
 

@@ -30,16 +30,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
+import torch
 
-from stelab.quantizers import get_surrogate
+from stelab.quantizers import SURROGATES, get_surrogate
+
+if TYPE_CHECKING:
+    from stelab.config import Config
 
 __all__ = [
-    "assign_slots", "count_step", "exact_rows", "fill_fresh", "interval_constants", "plan_step",
-    "refresh_kernel", "take_signs",
+    "COLD_MAX_FLIPS", "FILL_BEFORE_END", "RESET_FACTOR", "add_columns", "assign_slots",
+    "coefficients", "count_step", "decide", "exact_rows", "fill_fresh", "interval_constants",
+    "plan_step", "refresh_kernel", "take_signs", "unsupported",
 ]
+
+# The update policy of the engines that keep h = Z q from step to step (incremental, trialwise):
+#: a trial with more flipped columns that are not cached than this is recomputed by a full pass
+#: (a strided read of one column costs about 0.15-0.2 of a full pass)
+COLD_MAX_FLIPS = 4
+#: columns are not cached (copied) in the last steps (no time left to use them)
+FILL_BEFORE_END = 8
+#: recompute h in full when its error bound exceeds this multiple of a full pass's bound
+RESET_FACTOR = 8.0
 
 _jit = numba.njit(nogil=True, cache=True)
 _inline = numba.njit(nogil=True, cache=True, inline="always")
@@ -170,7 +185,7 @@ def fill_fresh(Zk: np.ndarray, table: np.ndarray, fresh: np.ndarray, store: np.n
 
 
 @_jit
-def _add_columns(hk, store, slots, weights, count):  # noqa: ANN001, ANN202
+def add_columns(hk, store, slots, weights, count):  # noqa: ANN001, ANN202
     """h_k += weights[p] * store[slots[p]] for p < count: eight columns per pass over h, each
     read as one sequential stream (measured 7x faster than adding them one by one, which
     re-reads h per column and does not vectorize). Per row the columns are added in order p."""
@@ -222,8 +237,25 @@ def _apply_flips(hk, Zk, qk, flips, table, fresh, store, slots, weights):  # noq
         else:
             for r in range(hk.shape[0]):
                 hk[r] += v * Zk[r, j]
-    _add_columns(hk, store, slots, weights, cached)
+    add_columns(hk, store, slots, weights, cached)
     return count
+
+
+def unsupported(cfg: Config, engine: str) -> str | None:
+    """Why the compiled kernels cannot run ``cfg`` on ``engine`` (one line naming the field), or
+    None: they need full batch, a {0, 1}-valued surrogate, float32 data and the CPU."""
+    if cfg.train.batch_size is not None:
+        return f"train.batch_size: the {engine} engine needs full batch (batch_size absent)"
+    if not get_surrogate(cfg.train.ste).discrete:
+        allowed = ", ".join(name for name, s in SURROGATES.items() if s.discrete)
+        return f"train.ste: {cfg.train.ste!r} is not supported by the {engine} engine; " \
+            f"allowed: {allowed}"
+    if cfg.run.dtype != "float32":
+        return f"run.dtype: the {engine} engine needs float32 (its exact fix-ups use float64)"
+    if cfg.run.device == "cuda" or (cfg.run.device == "auto" and torch.cuda.is_available()):
+        return f"run.device: the {engine} engine runs on the CPU (its kernels are compiled " \
+            "for it); allowed: cpu"
+    return None
 
 
 def interval_constants(
@@ -287,7 +319,7 @@ def _round_up32(bound: float) -> np.float32:
 
 
 @_inline
-def _decide(hk, Zk, qk, bound, s, sign, lo, hi, closed, act, derivative):  # noqa: ANN001, ANN202
+def decide(hk, Zk, qk, bound, s, sign, lo, hi, closed, act, derivative):  # noqa: ANN001, ANN202
     """act[r] = sigma(h_r), derivative[r] = sigma~'(h_r / s) for every row of one trial: each on
     the float value of h_r, except the rows within the error bound of a threshold, decided on
     their exact value (written back into hk as float32)."""
@@ -312,7 +344,7 @@ def _decide(hk, Zk, qk, bound, s, sign, lo, hi, closed, act, derivative):  # noq
 
 
 @_inline
-def _coefficients(act, y, m, residual, coeff):  # noqa: ANN001, ANN202
+def coefficients(act, y, m, residual, coeff):  # noqa: ANN001, ANN202
     """residual[i] = (sum_j act[i m + j]) / m - y[i] and coeff[r] = residual * coeff[r] / m,
     ``coeff`` holding sigma~' on entry; for m = 1 the divisions by 1 are exact and left out."""
     if m == 1:
@@ -385,8 +417,8 @@ def _refresh_kernel(
                 flipped = _apply_flips(h[k], Z3[k], q[k], flips[k], table[k], fresh, store,
                                        slots, weights)
                 err[k] += flipped * per_update[k]
-            _decide(h[k], Z3[k], q[k], err[k], scale[k], sign, lo, hi, closed, act, coeff)
-            _coefficients(act, y[k], m, residual[k], coeff)
+            decide(h[k], Z3[k], q[k], err[k], scale[k], sign, lo, hi, closed, act, coeff)
+            coefficients(act, y[k], m, residual[k], coeff)
             bag_offsets[i] = count
             for r in range(R):
                 if coeff[r] != 0:

@@ -6,7 +6,7 @@ Each step reads the data once per trial: h = Z q (:func:`passes.preactivations`)
 exact decisions, residuals and coefficients (:mod:`stelab.engine.decisions`), then the
 gradient sums G = sum_r c_r Z_r over the rows with c_r != 0 only (:func:`passes.gradient_sums`;
 without label noise most rows have zero residual after the first steps). The trials are split
-into one group per CPU thread torch was given (:class:`workers.Workers`) when a step has at
+into one group per CPU thread torch was given (:class:`threads.Workers`) when a step has at
 least PARALLEL_BYTES of data, else they run on one thread. Full batch by default; with
 ``train.batch_size`` B each trial walks through its own random permutation of the sample, B rows
 a step, reshuffled every epoch (rows that do not fill a last batch wait for the next epoch).
@@ -32,23 +32,22 @@ from stelab.engine.passes import (
     gradient_sums,
     preactivations,
 )
-from stelab.engine.problem import Problem
+from stelab.engine.problem import Problem, trial_bytes
 from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
+from stelab.engine.threads import PARALLEL_BYTES, Workers, split_evenly
 from stelab.engine.traffic import Traffic
-from stelab.engine.workers import Workers, split_evenly
+from stelab.engine_registry import Engine, Layout
 from stelab.model import step_size_eta
 from stelab.quantizers import get_weight_ste
 from stelab.seeds import trial_rng
 
 Tensor = torch.Tensor
 
-__all__ = ["ChunkOutput", "MinibatchSampler", "run_dense", "full_forward"]
+__all__ = ["ENGINE", "ChunkOutput", "DenseEngine", "MinibatchSampler", "run_dense",
+           "full_forward"]
 
 #: bytes of gathered minibatch rows per work unit (bounds that temporary)
 GATHER_BYTES = 32 << 20
-#: data per step from which the groups run on several threads (below, handing work to a thread
-#: costs more than it saves)
-PARALLEL_BYTES = 8 << 20
 
 
 class MinibatchSampler:
@@ -244,3 +243,24 @@ def run_dense(problem: Problem, cfg: Config, freeze: bool = True,
         full_forward(problem, rule, q, model.preact_scale(q), groups, workers, residual, None,
                      bags)
     return record.output(loss_of(residual), u)
+
+
+class DenseEngine(Engine):
+    """The dense engine in the registry (:mod:`stelab.engine_registry`): it runs every config,
+    in one layout, ``rows`` (the data, the per-row state and the recorded trajectories), and
+    is the reference of the cost estimates (1.0)."""
+
+    name = "dense"
+
+    def cost(self, cfg: Config) -> float:
+        return 1.0
+
+    def layouts(self, cfg: Config) -> tuple[Layout, ...]:
+        return (Layout("rows", trial_bytes(cfg)),)
+
+    def run(self, cfg: Config, problem: Problem, layout: str,
+            traffic: Traffic | None = None) -> ChunkOutput:
+        return run_dense(problem, cfg, traffic=traffic)
+
+
+ENGINE = DenseEngine()

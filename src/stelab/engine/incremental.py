@@ -42,34 +42,36 @@ import torch
 
 from stelab.config import Config
 from stelab.engine import compiled
-from stelab.engine.dense import PARALLEL_BYTES
+from stelab.engine.column_cache import ColumnCache
+from stelab.engine.compiled import COLD_MAX_FLIPS, FILL_BEFORE_END, RESET_FACTOR
 from stelab.engine.passes import UNIT_ROUNDOFF, BagBuffers, bag_range_sums, preactivations
-from stelab.engine.problem import Problem
+from stelab.engine.problem import Problem, bytes_per_trial, data_bytes, trial_bytes
 from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
+from stelab.engine.threads import PARALLEL_BYTES, Workers, split_evenly
 from stelab.engine.traffic import Traffic
-from stelab.engine.workers import Workers, split_evenly
+from stelab.engine_registry import Engine, Layout
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
-from stelab.quantizers import SURROGATES, get_surrogate, get_weight_ste
+from stelab.quantizers import get_weight_ste
 
 Tensor = torch.Tensor
 
-__all__ = ["run_incremental", "incremental_unsupported", "ColumnCache"]
+__all__ = ["ENGINE", "ColumnCache", "IncrementalEngine", "cache_bytes_per_trial",
+           "cache_columns", "incremental_unsupported", "run_incremental"]
 
-#: a trial with more flipped columns that are not cached than this is recomputed by a full pass
-#: (a strided read of one column costs about 0.15-0.2 of a full pass)
-COLD_MAX_FLIPS = 4
-#: columns that flip from this step on are cached (the first steps flip most columns once)
+#: per-trial data (bytes) from which the engine is estimated faster than the dense engine (below
+#: that, its per-step overheads make it no faster)
+INCREMENTAL_MIN_BYTES = 1 << 20
+#: share of a chunk's data the ``cache`` layout may add as its column cache
+CACHE_FRACTION = 0.25
+#: columns that flip from this step on are cached (the first steps flip most columns once), and
+#: not in the last FILL_BEFORE_END steps (:mod:`stelab.engine.compiled`)
 FILL_FROM_STEP = 3
-#: ... and not in the last steps (no time left to use them)
-FILL_BEFORE_END = 8
 #: at most this share of d columns is cached from one trial's full pass (a larger share costs
 #: more to copy at the first fill than the later hits save: measured on the bench workload)
 FILL_MAX_COLUMNS = 0.1
 #: a trial that did not move for this many steps gives its cached columns back
 COLD_AFTER_IDLE = 8
-#: recompute h in full when its error bound exceeds this multiple of a full pass's bound
-RESET_FACTOR = 8.0
 #: a light step (no full passes) over at least this many moving trials runs on all threads
 #: (each thread updates, decides and sums G for its share; below, the hand-off costs more)
 LIGHT_SPLIT_MIN = 16
@@ -77,59 +79,61 @@ LIGHT_SPLIT_MIN = 16
 
 def incremental_unsupported(cfg: Config) -> str | None:
     """Why the incremental engine cannot run ``cfg`` (one line naming the field), or None."""
-    if cfg.train.batch_size is not None:
-        return "train.batch_size: the incremental engine needs full batch (batch_size absent)"
-    if not get_surrogate(cfg.train.ste).discrete:
-        allowed = ", ".join(name for name, s in SURROGATES.items() if s.discrete)
-        return f"train.ste: {cfg.train.ste!r} is not supported by the incremental engine; " \
-            f"allowed: {allowed}"
-    if cfg.run.dtype != "float32":
-        return "run.dtype: the incremental engine needs float32 (its exact fix-ups use float64)"
-    if cfg.run.device == "cuda" or (cfg.run.device == "auto" and torch.cuda.is_available()):
-        return "run.device: the incremental engine runs on the CPU (its kernels are compiled " \
-            "for it); allowed: cpu"
-    return None
+    return compiled.unsupported(cfg, "incremental")
 
 
-class ColumnCache:
-    """Columns Z_k[:, j] (n*m floats each) of some (trial, column) pairs, up to ``capacity``
-    columns in one store shared by the trials. ``table[k, j]`` is the slot of column j of trial
-    k, or -1. Slots are handed out by the main thread between steps (:meth:`assign`, from a
-    stack of free slots: a freed slot, whose pages are already in memory, is reused first) and
-    filled by the worker that next touches the trial (a ``fresh`` slot still waits for its
-    column), so the workers never allocate and share no state. Pages never written take no
-    memory."""
+def cache_bytes_per_trial(cfg: Config) -> int:
+    """Column-cache share of one trial in the ``cache`` layout: what is left of half a data
+    tensor after the per-trial state (batch-norm covariance, per-row state and temporaries),
+    at most CACHE_FRACTION of the data, so that the run stays within 1.5 data tensors."""
+    rows = cfg.train.n * cfg.model.m
+    data = data_bytes(cfg)
+    # per-trial state, twice (its temporaries are about as large), and 40 B per row of
+    # decision temporaries; 5% of the data is left for allocator slack
+    state = 2 * (bytes_per_trial(cfg) - data) + 40 * rows
+    return max(0, min(int(CACHE_FRACTION * data), int(0.45 * data) - state))
 
-    def __init__(self, Z3: Tensor, capacity: int) -> None:
-        t, R, d = Z3.shape
-        capacity = max(0, capacity)
-        self.Z3 = Z3
-        self.table = torch.full((t, d), -1, dtype=torch.long)
-        self.store = torch.empty((capacity, R), dtype=Z3.dtype)
-        self.fresh = torch.zeros(capacity, dtype=torch.bool)
-        self._free = torch.arange(capacity - 1, -1, -1)  # a stack: slot 0 on top
-        self._free_count = np.array([capacity], dtype=np.int64)
 
-    def assign(self, trials: Tensor, wanted: Tensor) -> None:
-        """Give the ``wanted`` (t, d) columns of ``trials`` that are not cached a fresh slot each,
-        while slots last."""
-        compiled.assign_slots(trials.numpy(), wanted.numpy(), self.table.numpy(),
-                           self._free.numpy(), self._free_count, self.fresh.numpy())
+def cache_columns(cfg: Config, layout: str, trials: int) -> int:
+    """Column-cache capacity for a chunk of ``trials`` trials in ``layout``, in columns of n*m
+    numbers (``columns``: every column of every trial)."""
+    if layout == "columns":
+        return trials * cfg.model.d
+    return trials * cache_bytes_per_trial(cfg) // (data_bytes(cfg) // cfg.model.d)
 
-    def fill(self, k: int) -> None:
-        """Copy the columns of trial k whose slots are fresh (one strided read of its data)."""
-        compiled.fill_fresh(self.Z3[k].numpy(), self.table[k].numpy(), self.fresh.numpy(),
-                         self.store.numpy())
 
-    def release(self, k: int) -> None:
-        """Give back the slots of trial k."""
-        slots = self.table[k][self.table[k] >= 0]
-        if len(slots):
-            count = int(self._free_count[0])
-            self._free[count : count + len(slots)] = slots
-            self._free_count[0] = count + len(slots)
-            self.fresh[slots] = False
-            self.table[k] = -1
+class IncrementalEngine(Engine):
+    """The batched incremental engine in the registry (:mod:`stelab.engine_registry`).
+
+    Layouts, per trial on top of :func:`stelab.engine.problem.trial_bytes` and the per-column
+    table and flags (24 d bytes): ``columns``, a second, column-major copy of the data, made
+    trial by trial when a trial first needs it (its flipped columns are then read as contiguous
+    streams, however many flip): about 2.05 data tensors; ``cache``, a column cache of at most
+    CACHE_FRACTION of the data (:func:`cache_bytes_per_trial`), within 1.5 data tensors.
+    Cost: below the dense engine's from INCREMENTAL_MIN_BYTES of data a trial, above it below.
+    """
+
+    name = "incremental"
+
+    def unsupported(self, cfg: Config) -> str | None:
+        return compiled.unsupported(cfg, self.name)
+
+    def cost(self, cfg: Config) -> float:
+        return 0.5 if data_bytes(cfg) >= INCREMENTAL_MIN_BYTES else 2.0
+
+    def layouts(self, cfg: Config) -> tuple[Layout, ...]:
+        rows = trial_bytes(cfg) + 24 * cfg.model.d
+        return (Layout("columns", rows + data_bytes(cfg)),
+                Layout("cache", rows + cache_bytes_per_trial(cfg)))
+
+    def run(self, cfg: Config, problem: Problem, layout: str,
+            traffic: Traffic | None = None) -> ChunkOutput:
+        columns = cache_columns(cfg, layout, problem.Z.shape[0])
+        return run_incremental(problem, cfg, cache_columns=columns,
+                               adaptive=cfg.run.engine == "auto", traffic=traffic)
+
+
+ENGINE = IncrementalEngine()
 
 
 def run_incremental(
@@ -144,7 +148,7 @@ def run_incremental(
     docstring); outputs identical to :func:`stelab.engine.dense.run_dense`.
 
     ``cache_columns`` bounds the column cache, in columns of n*m floats (default: 25% of the
-    chunk's t*d columns, as :func:`stelab.engine.run_chunk` passes).
+    chunk's t*d columns; the planned layout's are :func:`cache_columns`).
     ``adaptive`` (``run.engine = "auto"``): a step is a full pass over all trials whenever the
     measured time of incremental steps exceeds that of a full pass (:class:`_StepChooser`);
     otherwise full passes are taken only when most trials need one anyway.

@@ -17,7 +17,7 @@ from stelab.config import Config
 from stelab.data import flip_mask, gaussian_label_noise, get_distribution, make_teacher
 from stelab.engine.decisions import DecisionRule
 from stelab.engine.passes import exact_preactivations, gemv_bound, preactivations
-from stelab.engine.workers import Workers, single_threaded_blas
+from stelab.engine.threads import Workers, single_threaded_blas
 from stelab.memory import release_free_memory
 from stelab.model import BinaryTwoLayer
 from stelab.normalize import normalize_inputs_
@@ -74,6 +74,22 @@ def bytes_per_trial(cfg: Config) -> int:
     n, m, d = cfg.train.n, cfg.model.m, cfg.model.d
     covariance = 8 * d * d if cfg.data.normalization == "batchnorm" else 0
     return item * n * m * d + 24 * n * m + covariance + 64 * d
+
+
+def data_bytes(cfg: Config) -> int:
+    """Bytes of one trial's data, the ``n x m x d`` tensor in ``run.dtype``."""
+    item = 4 if cfg.run.dtype == "float32" else 8
+    return item * cfg.train.n * cfg.model.m * cfg.model.d
+
+
+def trial_bytes(cfg: Config) -> int:
+    """Bytes per trial of a chunk on any engine: :func:`bytes_per_trial` and the recorded
+    trajectories, (T + 1) Hamming distances (int32) and, when recorded, losses (without them a
+    huge ``train.steps`` would pass the plan and then fail). An engine's layouts add their own
+    share (:class:`stelab.engine_registry.Layout`)."""
+    item = 4 if cfg.run.dtype == "float32" else 8
+    trajectory = (cfg.train.steps + 1) * (4 + (item if cfg.record.loss_trajectory else 0))
+    return bytes_per_trial(cfg) + trajectory
 
 
 def draws_in_place(cfg: Config) -> bool:

@@ -2,15 +2,15 @@
 (the orchestration of the engine package; :mod:`stelab.engine` re-exports its public names).
 
 ``run_experiment(cfg)`` is a pure function of (config, trial ids): the rows do not depend on the
-chunking, the device count, the process or the engine (dense and incremental give identical
+chunking, the device count, the process or the engine (every engine gives identical
 outcomes), except the timing column ``wall_seconds`` and the ``engine`` column that names the
 engine that ran.
 
-Engines (``run.engine``): ``dense`` (:mod:`stelab.engine.dense`), ``incremental``
-(:mod:`stelab.engine.incremental`; full batch, {0, 1}-valued surrogates, float32, CPU) and
-``auto``: the incremental engine, adapting step by step
-(:class:`~stelab.engine.incremental._StepChooser`), where it is supported and a trial's data is
-large enough, else the dense engine (:func:`stelab.engine.budget.select_engine`).
+Engines (``run.engine``): every engine of the registry (:mod:`stelab.engine_registry`: the
+built-in ``dense``, ``incremental`` and ``trialwise``, identical outputs bit for bit) and
+``auto``, the supported engine with the lowest cost estimate
+(:func:`stelab.engine.budget.select_engine`). This module knows none by name: it runs a chunk
+with the planned engine's :meth:`~stelab.engine_registry.Engine.run`.
 
 Memory: chunks and their layout are planned to the budget before anything is built
 (:mod:`stelab.engine.budget`, the one planner of runs and sweeps); a run whose single trial
@@ -27,18 +27,11 @@ import pandas as pd
 import torch
 
 from stelab.config import Config
-from stelab.engine.budget import (
-    UNBOUNDED,
-    ChunkPlan,
-    cache_columns,
-    plan_chunks,
-    run_budget,
-)
-from stelab.engine.dense import ChunkOutput, run_dense
-from stelab.engine.incremental import run_incremental
+from stelab.engine.budget import UNBOUNDED, ChunkPlan, plan_chunks, run_budget
 from stelab.engine.problem import Problem, build_problem
+from stelab.engine.recorder import ChunkOutput
 from stelab.engine.traffic import Traffic
-from stelab.engine.trialwise import run_trialwise
+from stelab.engine_registry import get_engine
 from stelab.errors import ConfigError, NumericalError
 from stelab.outcomes import trajectory_outcomes
 
@@ -73,19 +66,18 @@ def estimate_peak_bytes(cfg: Config, trials: int, engine: str | None = None) -> 
     return plan_chunks(cfg, UNBOUNDED, trials=trials, engine=engine).peak_bytes(trials)
 
 
-def run_chunk(cfg: Config, problem: Problem, engine: str, layout: str = "cache",
+def run_chunk(cfg: Config, problem: Problem, engine: str, layout: str | None = None,
               traffic: Traffic | None = None) -> ChunkOutput:
-    """Run one chunk's problem on ``engine`` (``auto`` runs the incremental engine adaptively);
-    ``layout`` (incremental engine): ``trialwise``, ``cache`` or ``columns``
-    (:mod:`stelab.engine.budget`);
+    """Run one chunk's problem on the registered ``engine`` in ``layout`` (default: the
+    engine's last layout, the one that needs the least memory; :mod:`stelab.engine.budget`);
     ``traffic`` counts what the engine read (:mod:`stelab.engine.traffic`)."""
-    if engine == "incremental" and layout == "trialwise":
-        return run_trialwise(problem, cfg, traffic=traffic)
-    if engine == "incremental":
-        columns = cache_columns(cfg, layout, problem.Z.shape[0])
-        return run_incremental(problem, cfg, cache_columns=columns,
-                               adaptive=cfg.run.engine == "auto", traffic=traffic)
-    return run_dense(problem, cfg, traffic=traffic)
+    chosen = get_engine(engine)
+    names = [option.name for option in chosen.layouts(cfg)]
+    if layout is None:
+        layout = names[-1]
+    elif layout not in names:
+        raise ValueError(f"layout {layout!r} is not one of the {engine} engine's: {names}")
+    return chosen.run(cfg, problem, layout, traffic)
 
 
 def _rows(
@@ -163,15 +155,59 @@ def run_experiment(
     chunk_size: int | None = None,
     plan: ChunkPlan | None = None,
 ) -> pd.DataFrame:
-    """Run the trials of ``cfg`` (default ``range(cfg.run.trials)``); one row per trial.
+    """Run the trials of ``cfg``: one row per trial.
 
-    ``plan`` (a sweep's, made for its worker's budget) replaces the run's own plan, and
-    ``chunk_size`` its chunk size; neither changes the results.
+    Each trial is a pure function of (config, ``run.seed``, trial index): the rows do not
+    depend on the chunking, the engine or the process, except ``wall_seconds`` and ``engine``.
+
+    Parameters
+    ----------
+    cfg : Config
+        The experiment (:func:`stelab.parse_config`).
+    trials : sequence of int, optional
+        Trial indices to run (default ``range(cfg.run.trials)``).
+    progress : callable, optional
+        Called as ``progress(done, total)`` (trials) after each chunk.
+    chunk_size : int, optional
+        Trials per chunk, replacing the planned size (results unchanged).
+    plan : ChunkPlan, optional
+        A plan made elsewhere (a sweep's, for its worker's memory budget), replacing the run's
+        own (:func:`stelab.engine.budget.plan_chunks`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial: the config's flat fields (``d``, ``n``, ``m``, ``steps``, ...),
+        ``trial`` (int64), ``engine`` (str, the engine that ran), the outcomes of the Hamming
+        trajectory (``success_last``, ``success_ergodic``, ``success_best``, ``absorbed``:
+        bool; ``final_hamming``, ``first_hit``, ... : int64), ``final_loss`` (float64, the
+        loss (1/2n) sum_i res_i^2 at q_T) and ``wall_seconds`` (float64, seconds of the
+        trial's share of its chunk); ``hamming_trajectory`` (int32 array, T + 1),
+        ``checkpoint_steps`` / ``ergodic_hamming_at`` (int64 arrays) and ``loss_trajectory``
+        (float32 array) when recorded.
+
+    Raises
+    ------
+    ConfigError
+        The forced engine cannot run ``cfg``, or no CUDA device for ``run.device = "cuda"``.
+    MemoryBudgetError
+        One trial does not fit ``run.memory_budget_mb``.
+    NumericalError
+        Inputs or latent weights hold inf or NaN (never turned into a sign).
+
+    Examples
+    --------
+    >>> import stelab
+    >>> cfg = stelab.parse_config({"model": {"d": 16}, "train": {"n": 128, "steps": 40},
+    ...                            "run": {"trials": 3, "device": "cpu"}})
+    >>> rows = stelab.run_experiment(cfg)
+    >>> len(rows), rows["engine"].iloc[0], rows["success_last"].dtype
+    (3, 'trialwise', dtype('bool'))
     """
     trial_ids = list(range(cfg.run.trials)) if trials is None else [int(k) for k in trials]
     device = resolve_device(cfg.run.device)
     plan = plan or plan_run(cfg, device)
-    engine = plan.engine
+    engine = get_engine(plan.engine)
     size = chunk_size or plan.size
     rows: list[dict] = []
     for start in range(0, len(trial_ids), size):
@@ -180,10 +216,10 @@ def run_experiment(
         problem = build_problem(cfg, chunk, device)
         _refuse_non_finite(cfg, chunk, _input_witness(problem), "inputs")
         _refuse_non_finite(cfg, chunk, problem.u0, "initial weights u_0")
-        out = run_chunk(cfg, problem, engine, plan.layout)
+        out = engine.run(cfg, problem, plan.layout)
         del problem
         _refuse_non_finite(cfg, chunk, out.final_u, "latent weights u_T")
-        rows.extend(_rows(cfg, chunk, out, time.perf_counter() - began, engine))
+        rows.extend(_rows(cfg, chunk, out, time.perf_counter() - began, engine.name))
         if progress is not None:
             progress(len(rows), len(trial_ids))
     return pd.DataFrame(rows)

@@ -18,8 +18,8 @@ engine (same updates, same exact decisions), hence of the dense engine, bit for 
   COPY_AFTER_PASSES full passes for its flips gets a column-major copy of its data (one per
   worker thread, reused), from which later updates read only the flipped columns. The order
   of the additions into h does not matter: every decision is exact (below).
-* decisions, residuals and coefficients: :func:`stelab.engine.compiled._decide` and
-  ``_coefficients``, every entry within the error bound of a threshold decided on its exact
+* decisions, residuals and coefficients: :func:`stelab.engine.compiled.decide` and
+  ``coefficients``, every entry within the error bound of a threshold decided on its exact
   float64 value (:mod:`stelab.engine.decisions`).
 * gradient sums G = sum_r c_r Z_r over the rows with c_r != 0, in row order, each term added
   with one fused multiply-add: the rounding of ``embedding_bag``, the canonical G of the batched
@@ -47,22 +47,19 @@ import torch
 
 from stelab.config import Config
 from stelab.engine import compiled
-from stelab.engine.incremental import (
-    COLD_MAX_FLIPS,
-    FILL_BEFORE_END,
-    RESET_FACTOR,
-    incremental_unsupported,
-)
+from stelab.engine.compiled import COLD_MAX_FLIPS, FILL_BEFORE_END, RESET_FACTOR
 from stelab.engine.passes import UNIT_ROUNDOFF
 from stelab.engine.prefetch import prefetch
-from stelab.engine.problem import Problem
+from stelab.engine.problem import Problem, data_bytes, trial_bytes
 from stelab.engine.recorder import ChunkOutput, loss_of
+from stelab.engine.threads import Workers
 from stelab.engine.traffic import Traffic
-from stelab.engine.workers import Workers
+from stelab.engine_registry import Engine, Layout
 from stelab.errors import ConfigError
 from stelab.model import step_size_eta
 
-__all__ = ["run_trialwise", "trialwise_unsupported", "trial_kernel", "gradient_sums"]
+__all__ = ["ENGINE", "TrialwiseEngine", "gradient_sums", "run_trialwise", "trial_kernel",
+           "trialwise_unsupported"]
 
 #: a trial gets its column-major copy once it has taken this many full passes for its flips, and
 #: not before: the copy costs a few passes (more where its pages are touched the first time), so
@@ -79,14 +76,7 @@ COUNTERS = ("pass_rows", "gradient_rows", "update_columns", "copied_columns", "f
 
 def trialwise_unsupported(cfg: Config) -> str | None:
     """Why the trial-wise engine cannot run ``cfg`` (one line naming the field), or None."""
-    reason = incremental_unsupported(cfg)
-    if reason is not None:
-        return reason
-    if cfg.data.normalization == "batchnorm":
-        return "data.normalization: batch-norm statistics run on the batched engines"
-    if cfg.record.loss_trajectory:
-        return "record.loss_trajectory: loss trajectories are recorded by the batched engines"
-    return None
+    return ENGINE.unsupported(cfg)
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
@@ -154,9 +144,69 @@ def _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo
              closed, m):
     """Decide every row of h (exactly near a threshold), the residuals, the coefficients and
     G; inlined into a kernel with the constants compiled in."""
-    compiled._decide(h, Zk, q, err, 1.0, sign, lo, hi, closed, act, coeff)
-    compiled._coefficients(act, y, m, residual, coeff)
+    compiled.decide(h, Zk, q, err, 1.0, sign, lo, hi, closed, act, coeff)
+    compiled.coefficients(act, y, m, residual, coeff)
     counters[1] += gradient_sums(Zk, coeff, G, rows)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _latent_step(u, G, q, w_star, q_sum, flipped, weights, clipped, eta, inv_n):  # noqa: ANN001, ANN202
+    """u <- u - eta G (Q~'(u) fl(1/n)) and q = sign(u), rounded as recorder.latent_step and
+    binary round them; the flipped columns and their update weights 2 q_j go to ``flipped``
+    and ``weights``, q to the ergodic sum. Returns (columns flipped, Hamming distance to w*)."""
+    one = np.float32(1.0)
+    flips = 0
+    distance = 0
+    for j in range(u.shape[0]):
+        derivative = one
+        if clipped:
+            derivative = one if abs(u[j]) <= 1 else np.float32(0.0)
+        u[j] = u[j] - eta * (G[j] * (derivative * inv_n))
+        new = one if u[j] >= 0 else -one
+        if new != q[j]:
+            flipped[flips] = j
+            weights[flips] = new + new
+            flips += 1
+        q[j] = new
+        distance += new != w_star[j]
+        q_sum[j] += np.int64(new)
+    return flips, distance
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _transpose(Zk, Zt):  # noqa: ANN001, ANN202
+    """Zt = Z_k^T, a blocked transpose (FILL_BLOCK rows at a time: whole cache lines)."""
+    R, d = Zk.shape
+    for start in range(0, R, compiled.FILL_BLOCK):
+        stop = min(start + compiled.FILL_BLOCK, R)
+        for j in range(d):
+            for r in range(start, stop):
+                Zt[j, r] = Zk[r, j]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _add_flipped(h, Zk, Zt, has_copy, flipped, weights, flips):  # noqa: ANN001, ANN202
+    """h += weights[p] Z_k[:, flipped[p]] for p < flips: from the column-major copy ``Zt``
+    when the trial has one (eight columns per pass over h), else from the rows."""
+    if has_copy:
+        compiled.add_columns(h, Zt, flipped, weights, flips)
+        return
+    for p in range(flips):
+        j = flipped[p]
+        v = weights[p]
+        for r in range(h.shape[0]):
+            h[r] += v * Zk[r, j]
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _fill_frozen(q_sum, w_star, q, checkpoints, ergodic_at, step, steps):  # noqa: ANN001, ANN202
+    """The iterates after ``step`` of a trial at w* without label noise (an exact fixed point:
+    they are w* itself): the ergodic distances at the later checkpoints and the ergodic sum."""
+    for i in range(checkpoints.shape[0]):
+        if checkpoints[i] > step + 1:
+            ergodic_at[i] = _ergodic_distance(q_sum, w_star, checkpoints[i] - step - 1, q)
+    for j in range(q.shape[0]):
+        q_sum[j] += (steps - step - 1) * np.int64(q[j])
 
 
 def trial_kernel(
@@ -211,22 +261,8 @@ def _trial_kernel(activation: str, lo: float, hi: float, closed: bool) -> Callab
         has_copy = False
         flip_passes = 0  # full passes taken because too many uncached columns flipped
         for step in range(steps):
-            # the latent step and the new signs, as recorder.latent_step / binary round them
-            flips = 0
-            distance = 0
-            for j in range(d):
-                derivative = one
-                if clipped:
-                    derivative = one if abs(u[j]) <= 1 else np.float32(0.0)
-                u[j] = u[j] - eta * (G[j] * (derivative * inv_n))
-                new = one if u[j] >= 0 else -one
-                if new != q[j]:
-                    flipped[flips] = j
-                    weights[flips] = new + new
-                    flips += 1
-                q[j] = new
-                distance += new != w_star[j]
-                q_sum[j] += np.int64(new)
+            flips, distance = _latent_step(u, G, q, w_star, q_sum, flipped, weights, clipped,
+                                           eta, inv_n)
             counters[4] += flips
             hamming[step + 1] = distance
             for i in range(checkpoints.shape[0]):
@@ -242,34 +278,17 @@ def _trial_kernel(activation: str, lo: float, hi: float, closed: bool) -> Callab
                     flip_passes += for_flips
                     if copy_ok and not has_copy and for_flips and flip_passes >= copy_after and \
                             step < steps - fill_end:
-                        for start in range(0, R, compiled.FILL_BLOCK):  # blocked transpose
-                            stop = min(start + compiled.FILL_BLOCK, R)
-                            for j in range(d):
-                                for r in range(start, stop):
-                                    Zt[j, r] = Zk[r, j]
+                        _transpose(Zk, Zt)
                         has_copy = True
                         counters[3] += d
                 else:
-                    if has_copy:
-                        compiled._add_columns(h, Zt, flipped, weights, flips)
-                    else:
-                        for p in range(flips):
-                            j = flipped[p]
-                            v = weights[p]
-                            for r in range(R):
-                                h[r] += v * Zk[r, j]
+                    _add_flipped(h, Zk, Zt, has_copy, flipped, weights, flips)
                     err += flips * per_update
                     counters[2] += flips
                 _refresh(Zk, y, q, h, err, act, coeff, G, rows, residual, counters, sign, lo,
                          hi, closed, m)
             if distance == 0 and freeze:
-                # w* is an exact fixed point: the remaining iterates are w* itself
-                for i in range(checkpoints.shape[0]):
-                    if checkpoints[i] > step + 1:
-                        ergodic_at[i] = _ergodic_distance(q_sum, w_star,
-                                                          checkpoints[i] - step - 1, q)
-                for j in range(d):
-                    q_sum[j] += (steps - step - 1) * np.int64(q[j])
+                _fill_frozen(q_sum, w_star, q, checkpoints, ergodic_at, step, steps)
                 break
 
     return kernel
@@ -340,3 +359,42 @@ def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
         final_u=u,
         ergodic_at=ergodic_at,
     )
+
+
+class TrialwiseEngine(Engine):
+    """The trial-wise engine in the registry (:mod:`stelab.engine_registry`).
+
+    One layout, ``trialwise``: per trial :func:`stelab.engine.problem.trial_bytes` and 24 d
+    bytes of per-column state, plus once per chunk one column-major copy of a trial per worker
+    thread. Its cost estimate is the lowest of the built-in engines (no per-step overhead: the
+    fastest at every size measured, docs/benchmarks.md); where not even the smallest chunk fits
+    its copies, ``auto`` goes on to the batched incremental engine (``fallback``).
+    """
+
+    name = "trialwise"
+    fallback = "incremental"
+
+    def unsupported(self, cfg: Config) -> str | None:
+        reason = compiled.unsupported(cfg, self.name)
+        if reason is not None:
+            return reason
+        if cfg.data.normalization == "batchnorm":
+            return "data.normalization: batch-norm statistics run on the batched engines"
+        if cfg.record.loss_trajectory:
+            return "record.loss_trajectory: loss trajectories are recorded by the batched " \
+                "engines"
+        return None
+
+    def cost(self, cfg: Config) -> float:
+        return 0.25
+
+    def layouts(self, cfg: Config) -> tuple[Layout, ...]:
+        return (Layout("trialwise", trial_bytes(cfg) + 24 * cfg.model.d,
+                       fixed=torch.get_num_threads() * data_bytes(cfg)),)
+
+    def run(self, cfg: Config, problem: Problem, layout: str,
+            traffic: Traffic | None = None) -> ChunkOutput:
+        return run_trialwise(problem, cfg, traffic=traffic)
+
+
+ENGINE = TrialwiseEngine()

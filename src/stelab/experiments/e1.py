@@ -23,7 +23,7 @@ from stelab.experiments.cases import label_cases
 from stelab.experiments.e1_plots import plot_n50_scaling, plot_success_curves, plot_success_heatmap
 from stelab.experiments.profile import cell, sample_size, section
 from stelab.experiments.registry import Experiment, Figures, Frames, SectionContext, Table
-from stelab.report.markdown import fmt, interval, table
+from stelab.render.markdown import fmt, interval, table
 
 SUCCESS = ("success_last", "success_ergodic")
 SCALING_MODELS = ("power", "dlogd", "d^2", "d^4")

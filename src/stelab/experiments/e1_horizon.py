@@ -15,8 +15,8 @@ from stelab import analysis
 from stelab.config import Config
 from stelab.experiments.profile import cell, sample_size, section
 from stelab.experiments.registry import Experiment, Figures, Frames, SectionContext, Table
-from stelab.report import plotting
-from stelab.report.markdown import interval, pivot, table
+from stelab.render import plotting
+from stelab.render.markdown import interval, pivot, table
 
 SUCCESS = ("success_last", "success_ergodic")
 

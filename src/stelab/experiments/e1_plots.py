@@ -20,7 +20,7 @@ from stelab.analysis import (
     thresholds_by,
 )
 from stelab.analysis.threshold import check_fixed_setting
-from stelab.report import plotting
+from stelab.render import plotting
 
 
 def plot_success_heatmap(

@@ -23,8 +23,8 @@ from stelab.config import Config
 from stelab.errors import DataError
 from stelab.experiments.profile import cell, sample_size, section
 from stelab.experiments.registry import Experiment, Figures, Frames, SectionContext, Table
-from stelab.report import plotting
-from stelab.report.markdown import interval, pivot, table
+from stelab.render import plotting
+from stelab.render.markdown import interval, pivot, table
 
 SUCCESS = ("success_last", "success_ergodic")
 

@@ -16,8 +16,8 @@ from stelab.analysis import mean_ci_by, return_time_distribution, returns_vs_hor
 from stelab.config import Config
 from stelab.experiments.profile import cell, sample_size, section
 from stelab.experiments.registry import Experiment, Figures, Frames, SectionContext, Table
-from stelab.report import plotting
-from stelab.report.markdown import fmt, interval, table
+from stelab.render import plotting
+from stelab.render.markdown import fmt, interval, table
 
 
 def build_cells(profile: dict[str, Any]) -> list[Config]:

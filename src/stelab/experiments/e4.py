@@ -16,8 +16,8 @@ from stelab.config import NORMALIZATIONS, Config
 from stelab.data import DISTRIBUTIONS
 from stelab.experiments.profile import cell, sample_size, section
 from stelab.experiments.registry import Experiment, Figures, Frames, SectionContext, Table
-from stelab.report import plotting
-from stelab.report.markdown import interval, table
+from stelab.render import plotting
+from stelab.render.markdown import interval, table
 
 SUCCESS = ("success_last", "success_ergodic")
 

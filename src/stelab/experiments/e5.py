@@ -17,8 +17,8 @@ from stelab.analysis import mean_ci_by
 from stelab.experiments.profile import section
 from stelab.experiments.registry import Experiment, Figures, Frames, SectionContext, Table
 from stelab.realdata import digits_teacher_recovery, run_digits, summarize_digits
-from stelab.report import plotting
-from stelab.report.markdown import fmt, interval, table
+from stelab.render import plotting
+from stelab.render.markdown import fmt, interval, table
 
 
 def run_accuracy(profile: dict[str, Any]) -> pd.DataFrame:

@@ -31,8 +31,8 @@ from stelab.experiments.cases import label_cases
 from stelab.experiments.profile import cell, sample_size, section
 from stelab.experiments.registry import Experiment, Figures, Frames, SectionContext, Table
 from stelab.quantizers import SURROGATES, WEIGHT_STES
-from stelab.report import plotting
-from stelab.report.markdown import interval, table
+from stelab.render import plotting
+from stelab.render.markdown import interval, table
 
 SUCCESS = ("success_ergodic", "success_last")
 KEYS = ("case", "ste", "weight_ste")

@@ -31,7 +31,7 @@ import pandas as pd
 
 from stelab.claims import Verdict
 from stelab.config import Config
-from stelab.report.markdown import image
+from stelab.render.markdown import image
 
 Profile = dict[str, Any]
 Frames = dict[str, pd.DataFrame]

@@ -3,11 +3,9 @@
 * :mod:`stelab.report.write`: ``write_report(DIR)``: derived tables, claims.json, figures and
   report.md of a reproduce folder, looping over the registry of experiments;
 * :mod:`stelab.report.folder`: the folder's layout and reading its stored tables back;
-* :mod:`stelab.report.evidence`: the claims' evidence and verdicts from derived tables;
-* :mod:`stelab.report.markdown`, :mod:`stelab.report.plotting`: what every section and every
-  figure shares.
+* :mod:`stelab.report.evidence`: the claims' evidence and verdicts from derived tables.
 
-This package imports none of them: the experiment modules use the markdown and plotting
-helpers, and the writer imports the experiments, so importing the package must not import the
-writer.
+What every section and figure shares (Markdown, plotting) is in :mod:`stelab.render`, below the
+experiments: the writer imports the experiments and no experiment imports the report. This
+package imports none of its modules, so importing it does not import the writer.
 """

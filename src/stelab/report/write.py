@@ -19,7 +19,7 @@ import pandas as pd
 from stelab.experiments import SectionContext, experiments
 from stelab.integrity import read_checked
 from stelab.provenance import code_label
-from stelab.report import markdown as md
+from stelab.render import markdown as md
 from stelab.report.evidence import verdicts
 from stelab.report.folder import SUMMARY, TABLES, check_reproduce_folder, load_tables, write_text
 from stelab.results import write_table
@@ -66,8 +66,22 @@ def derive_all(tables: dict[str, pd.DataFrame], n_boot: int = 1000) -> dict[str,
 def write_report(
     out: str | Path, n_boot: int = 1000, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Derived tables, claims.json, figures and report.md for the reproduce folder ``out``;
-    returns the content of claims.json."""
+    """Derived tables, claims.json, figures and report.md for a reproduce folder.
+
+    Parameters
+    ----------
+    out : str or Path
+        A folder written by :func:`stelab.reproduce` (its ``tables/``).
+    n_boot : int
+        Bootstrap replicates of the thresholds' and exponents' CIs.
+    log : callable
+        Called with one line of progress text at a time.
+
+    Returns
+    -------
+    dict
+        The content of ``claims.json``: each claim's verdict and its evidence.
+    """
     out = Path(out)
     check_reproduce_folder(out)
     tables = load_tables(out, log)

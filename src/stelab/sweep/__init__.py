@@ -13,7 +13,7 @@ Library API (what ``stelab sweep`` and ``stelab reproduce`` use)::
 See docs/sweeps.md for the config format, the folder layout and running on Slurm or Dask.
 """
 
-from stelab.sweep.execution import Execution
+from stelab.sweep.execution_settings import Execution
 from stelab.sweep.executors import (
     DaskExecutor,
     Executor,
@@ -37,14 +37,13 @@ from stelab.sweep.runner import (
     TIMING_COLUMNS,
     SweepFailedError,
     SweepInterrupted,
-    SweepReport,
     drop_timing,
     execute_sweep,
-    print_failures,
     run_cells,
     run_sweep,
 )
 from stelab.sweep.store import CorruptCellError, SweepStore, SweepStoreError
+from stelab.sweep.summary import SweepReport, print_failures
 
 __all__ = [
     "TIMING_COLUMNS",

@@ -3,7 +3,7 @@
 This module is the orchestration; the steps it calls live in :mod:`~stelab.sweep.plan` (work
 and memory of every cell, before anything starts), :mod:`~stelab.sweep.worker` (one cell on a
 worker), :mod:`~stelab.sweep.progress` (the bar), :mod:`~stelab.sweep.store` (the files) and
-:mod:`~stelab.sweep.execution` (which executor, how many workers, progress or not).
+:mod:`~stelab.sweep.execution_settings` (which executor, how many workers, progress or not).
 
 ``run_cells(cells, out_dir)`` is the library entry point (``stelab sweep`` and ``stelab
 reproduce`` both go through it). For each cell the worker runs
@@ -33,12 +33,13 @@ from stelab.config import Config
 from stelab.errors import MachineError, StelabError
 from stelab.provenance import code_label
 from stelab.registration import payload_for
-from stelab.sweep.execution import Execution, execution_of
+from stelab.sweep.execution_settings import Execution, execution_of
 from stelab.sweep.executors import Executor
 from stelab.sweep.grid import Cell, make_cells, parse_sweep, sweep_cells
 from stelab.sweep.plan import SweepPlan, plan_cells
 from stelab.sweep.progress import SweepProgress
-from stelab.sweep.store import CorruptCellError, SweepStore, SweepStoreError
+from stelab.sweep.store import CorruptCellError, ScanResult, SweepStore, SweepStoreError
+from stelab.sweep.summary import SweepReport, print_failures
 from stelab.sweep.worker import CellOutcome, CellTask, compute_cell
 
 #: columns that measure time and therefore differ between otherwise identical runs
@@ -58,45 +59,6 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 # -- the sweep ---------------------------------------------------------------------------------
-@dataclass
-class SweepReport:
-    """What a sweep did; ``rows`` is the merged table (also in out_dir/results.parquet)."""
-
-    out_dir: Path
-    rows: pd.DataFrame
-    n_cells: int
-    stored_before: int
-    computed: int
-    failures: list[dict[str, Any]]
-    corrupt: list[tuple[str, str]]
-    seconds: float
-    trials_computed: int
-    executor: str
-    warnings: list[str] = field(default_factory=list)
-    plan: SweepPlan | None = None
-
-    def table(self) -> Table:
-        """The final summary as a rich table."""
-        table = Table(title="sweep summary", show_header=False, title_justify="left")
-        table.add_column("what")
-        table.add_column("value", overflow="fold")
-        table.add_row("cells", f"{self.n_cells}: {self.stored_before} stored before, "
-                      f"{self.computed} computed now, {len(self.failures)} failed")
-        if self.corrupt:
-            table.add_row("corrupt cell files", f"{len(self.corrupt)} found, moved to "
-                          f"{self.out_dir / 'quarantine'} and recomputed")
-        rate = self.trials_computed / self.seconds if self.seconds > 0 else 0.0
-        table.add_row("trials computed", f"{self.trials_computed:,} in {self.seconds:.1f} s "
-                      f"({rate:.1f} trials/s, {self.executor})")
-        if len(self.rows) or not self.failures:
-            table.add_row("rows", f"{len(self.rows):,} in {self.out_dir / 'results.parquet'}")
-        else:
-            table.add_row("rows", "none: every cell failed, so no results.parquet was written")
-        for text in self.warnings:
-            table.add_row("[yellow]note[/]", text)
-        return table
-
-
 def _as_cells(items: Sequence[Cell | Config], block_trials: int | None) -> list[Cell]:
     cells: list[Cell] = []
     for item in items:
@@ -130,6 +92,113 @@ def _load(store: SweepStore, cells: Sequence[Cell], keys: set[str]) -> tuple[lis
     return frames, bad
 
 
+@dataclass
+class _Tally:
+    """What one execution of a sweep did, gathered as it goes."""
+
+    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    corrupt: list[tuple[str, str]] = field(default_factory=list)
+    computed: int = 0
+    trials: int = 0
+
+
+def _new_run_record(runner: Executor, execution: Execution, store: SweepStore) -> dict[str, Any]:
+    """The manifest's record of this execution, while it runs."""
+    return {
+        "id": uuid.uuid4().hex[:12], "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "executor": runner.name, "workers": execution.workers,
+        "scheduler": execution.scheduler,
+        "code": code_label(store.manifest.get("code_now", {})), "status": "running",
+    }
+
+
+def _show_corrupt(show: Console | None, corrupt: Sequence[tuple[str, str]]) -> None:
+    if show is None:
+        return
+    for key, reason in corrupt:
+        show.print(f"[yellow]corrupt cell file[/] {key}: {reason}; "
+                   "moved to quarantine/, recomputing", highlight=False)
+
+
+def _run_tasks(runner: Executor, store: SweepStore, plan: SweepPlan, tasks: list[CellTask],
+               show: Console | None, tally: _Tally) -> None:
+    """Compute ``tasks`` (the plan's cells to do) on ``runner``, storing each finished cell or
+    its error as it arrives."""
+    if not tasks:
+        return
+    reporter = SweepProgress(show, len(tasks), plan.todo_flops)
+    try:
+        for j, result in runner.map_unordered(compute_cell, tasks):
+            cell = tasks[j].cell
+            if isinstance(result, CellOutcome) and result.error is None:
+                store.write_cell(cell, result.rows, {
+                    "host": result.host, "pid": result.pid, "seconds": result.seconds,
+                })
+                tally.failures.pop(cell.key, None)
+                tally.computed += 1
+                tally.trials += cell.stop - cell.start
+            else:
+                failure = _failure(result)
+                store.write_error(cell, failure)
+                tally.failures[cell.key] = {"key": cell.key, "cell": cell.describe(), **failure}
+            reporter.update(cell.stop - cell.start, plan.cell_flops[plan.todo[j]],
+                            cell.key in tally.failures)
+    finally:
+        reporter.stop()
+
+
+def _interrupted(runner: Executor, store: SweepStore, cells: list[Cell],
+                 run_record: dict[str, Any], out: Path) -> SweepInterrupted:
+    """Stop the workers and record the interruption; the exception to raise."""
+    runner.abort()
+    done = len(store.scan(cells).done)
+    run_record.update(status="interrupted", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    store.record_run(run_record)
+    return SweepInterrupted(
+        f"interrupted: {done}/{len(cells)} cells are stored in {store.cells_dir}; "
+        "run the same command again to resume",
+        done, len(cells), out,
+    )
+
+
+def _show_scan(show: Console, scan: ScanResult, store: SweepStore, plan_table: Table) -> None:
+    """What the first scan of the store found, and the plan."""
+    _show_corrupt(show, scan.corrupt)
+    if scan.failed_before:
+        show.print(f"retrying {len(scan.failed_before)} cells that failed before "
+                   f"(records in {store.errors_dir})", highlight=False)
+    show.print(plan_table)
+
+
+def _close(runner: Executor, started: bool, warnings: list[str]) -> None:
+    """Close the workers of a finished execution, warning of those that died on the way."""
+    restarts = getattr(runner, "restarts", 0)
+    if restarts:
+        warnings.append(
+            f"worker processes died {restarts} time(s) (killed, or out of memory); the "
+            "cells they were running were rerun one at a time"
+        )
+    if started:
+        runner.close()
+
+
+def _store_results(store: SweepStore, cells: list[Cell], rows: pd.DataFrame,
+                   run_record: dict[str, Any], tally: _Tally, seconds: float) -> None:
+    """Write the merged rows and close this execution's record in the manifest."""
+    run_record.update(
+        status="complete" if not tally.failures else f"{len(tally.failures)} cells failed",
+        ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(seconds, 3),
+        cells_computed=tally.computed,
+    )
+    try:
+        # every cell failed: no 0-row table that looks like a result
+        if len(rows) or not tally.failures:
+            store.write_results(rows)
+        store.record_run(run_record)
+    except OSError as err:
+        raise _storage_failure(err, store, cells) from None
+
+
 def execute_sweep(
     cells: Sequence[Cell | Config],
     out_dir: str | Path,
@@ -159,96 +228,48 @@ def execute_sweep(
         for text in warnings:
             if show is not None:
                 show.print(f"[yellow]warning:[/] {text}", highlight=False)
-        run_id = uuid.uuid4().hex[:12]
-        run_record: dict[str, Any] = {
-            "id": run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "executor": runner.name, "workers": execution.workers,
-            "scheduler": execution.scheduler,
-            "code": code_label(store.manifest.get("code_now", {})), "status": "running",
-        }
-        corrupt: list[tuple[str, str]] = []
-        failures: dict[str, dict[str, Any]] = {}
-        computed = trials_computed = 0
+        run_record = _new_run_record(runner, execution, store)
+        tally = _Tally()
         stored_before: int | None = None
         plan: SweepPlan | None = None
         started = False
         try:
             for _attempt in range(2):
                 scan = store.scan(cell_list)
-                corrupt.extend(scan.corrupt)
+                tally.corrupt.extend(scan.corrupt)
                 if stored_before is None:
                     stored_before = len(scan.done)
-                todo_exists = len(scan.done) < len(cell_list)
-                if todo_exists and not started:
+                if len(scan.done) < len(cell_list) and not started:
                     runner.start()
                     started = True
                 per_slot = runner.memory_per_slot() if started else None
                 plan = plan_cells(cell_list, scan.done, per_slot)
                 if show is not None and _attempt == 0:
-                    for key, reason in scan.corrupt:
-                        show.print(f"[yellow]corrupt cell file[/] {key}: {reason}; "
-                                   "moved to quarantine/, recomputing", highlight=False)
-                    if scan.failed_before:
-                        show.print(f"retrying {len(scan.failed_before)} cells that failed before "
-                                   f"(records in {store.errors_dir})", highlight=False)
-                    show.print(plan.table(runner.describe() if started else runner.name))
+                    _show_scan(show, scan, store, plan.table(runner.describe() if started
+                                                             else runner.name))
                 if plan_only:
                     if started:
                         runner.close()
                     return SweepReport(out, pd.DataFrame(), len(cell_list), len(scan.done), 0,
-                                       [], corrupt, 0.0, 0, runner.name, warnings, plan)
+                                       [], tally.corrupt, 0.0, 0, runner.name, warnings, plan)
                 if _attempt == 0:
                     store.record_run(run_record)
                 threads = runner.threads_per_slot() if started else None
                 tasks = [CellTask(cell_list[i], plan.chunk_plans[i], threads,
                                   payload_for(cell_list[i].config)) for i in plan.todo]
-                reporter = SweepProgress(show, len(tasks), plan.todo_flops) if tasks else None
-                try:
-                    for j, result in runner.map_unordered(compute_cell, tasks) if tasks else []:
-                        cell = tasks[j].cell
-                        i = plan.todo[j]
-                        if isinstance(result, CellOutcome) and result.error is None:
-                            store.write_cell(cell, result.rows, {
-                                "host": result.host, "pid": result.pid, "seconds": result.seconds,
-                            })
-                            failures.pop(cell.key, None)
-                            computed += 1
-                            trials_computed += cell.stop - cell.start
-                        else:
-                            failure = _failure(result)
-                            store.write_error(cell, failure)
-                            failures[cell.key] = {"key": cell.key, "cell": cell.describe(),
-                                                  **failure}
-                        assert reporter is not None
-                        reporter.update(cell.stop - cell.start, plan.cell_flops[i],
-                                        cell.key in failures)
-                finally:
-                    if reporter is not None:
-                        reporter.stop()
-                finished = store.scan(cell_list).done
-                frames, bad = _load(store, cell_list, finished)
-                corrupt.extend(bad)
+                _run_tasks(runner, store, plan, tasks, show, tally)
+                frames, bad = _load(store, cell_list, store.scan(cell_list).done)
+                tally.corrupt.extend(bad)
                 if not bad:
                     break
-                if show is not None:
-                    for key, reason in bad:
-                        show.print(f"[yellow]corrupt cell file[/] {key}: {reason}; "
-                                   "moved to quarantine/, recomputing", highlight=False)
+                _show_corrupt(show, bad)
             else:
                 raise StelabError(
                     f"--out: cell files in {store.cells_dir} are corrupt again after being "
                     "rewritten; check the disk"
                 )
         except KeyboardInterrupt:
-            runner.abort()
-            done = len(store.scan(cell_list).done)
-            run_record.update(status="interrupted", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-            store.record_run(run_record)
-            raise SweepInterrupted(
-                f"interrupted: {done}/{len(cell_list)} cells are stored in {store.cells_dir}; "
-                "run the same command again to resume",
-                done, len(cell_list), out,
-            ) from None
+            raise _interrupted(runner, store, cell_list, run_record, out) from None
         except OSError as err:
             runner.abort()
             raise _storage_failure(err, store, cell_list) from None
@@ -256,31 +277,14 @@ def execute_sweep(
             runner.abort()
             raise
         else:
-            restarts = getattr(runner, "restarts", 0)
-            if restarts:
-                warnings.append(
-                    f"worker processes died {restarts} time(s) (killed, or out of memory); the "
-                    "cells they were running were rerun one at a time"
-                )
-            if started:
-                runner.close()
+            _close(runner, started, warnings)
         rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         seconds = time.perf_counter() - began
-        run_record.update(
-            status="complete" if not failures else f"{len(failures)} cells failed",
-            ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(seconds, 3),
-            cells_computed=computed,
-        )
-        try:
-            if frames or not failures:  # every cell failed: no 0-row table that looks like a result
-                store.write_results(rows)
-            store.record_run(run_record)
-        except OSError as err:
-            raise _storage_failure(err, store, cell_list) from None
+        _store_results(store, cell_list, rows, run_record, tally, seconds)
         return SweepReport(
             out_dir=out, rows=rows, n_cells=len(cell_list), stored_before=stored_before or 0,
-            computed=computed, failures=list(failures.values()), corrupt=corrupt,
-            seconds=seconds, trials_computed=trials_computed,
+            computed=tally.computed, failures=list(tally.failures.values()),
+            corrupt=tally.corrupt, seconds=seconds, trials_computed=tally.trials,
             executor=runner.describe() if started else runner.name, warnings=warnings, plan=plan,
         )
 
@@ -317,18 +321,6 @@ def _failure(result: Any) -> dict[str, Any]:
     return {"error_type": "UnexpectedResult", "message": repr(result)[:200], "traceback": ""}
 
 
-def print_failures(report: SweepReport, console: Console, limit: int = 5) -> None:
-    """One line per failed cell (the first ``limit``) and where the full records are."""
-    for failure in report.failures[:limit]:
-        console.print(f"[red]failed[/] {failure['cell']}: {failure['error_type']}: "
-                      f"{failure['message']}", highlight=False, soft_wrap=True)
-    if len(report.failures) > limit:
-        console.print(f"... and {len(report.failures) - limit} more", highlight=False)
-    if report.failures:
-        console.print(f"tracebacks and configs: {report.out_dir / 'errors'}/*.json; "
-                      "run again to retry the failed cells", highlight=False)
-
-
 def run_cells(
     cells: Sequence[Cell | Config],
     out_dir: str | Path,
@@ -347,7 +339,7 @@ def run_cells(
     ``cells`` are :class:`~stelab.sweep.grid.Cell` objects, or configs (split into trial blocks
     of ``block_trials``, default :func:`~stelab.sweep.grid.default_block_trials`). Finished cells
     found in ``out_dir/cells`` are not recomputed. Where and how the cells run: ``execution``
-    (:class:`~stelab.sweep.execution.Execution`), or its fields as keywords ``executor``,
+    (:class:`~stelab.sweep.execution_settings.Execution`), or its fields as keywords ``executor``,
     ``workers``, ``scheduler``, ``progress`` (not both). With progress, a bar, the plan and a
     summary go to ``console`` (default stderr).
 
@@ -395,10 +387,26 @@ def run_sweep(
     execution: Execution | None = None,
     allow_failures: bool = False,
 ) -> pd.DataFrame:
-    """Run (or resume) the sweep described by ``config`` — a sweep TOML file or its mapping, the
-    format of ``stelab sweep`` (docs/sweeps.md) — under ``out_dir``; return the merged rows
-    (also in ``out_dir/results.parquet``). ``execution`` says where the cells run (default: the
-    local process pool with a progress bar)."""
+    """Run (or resume) a sweep under ``out_dir``; return the merged rows.
+
+    Parameters
+    ----------
+    config : str, Path or dict
+        A sweep TOML file or its mapping (docs/sweeps.md): a config whose fields may be lists,
+        and a ``[sweep]`` table naming the axes.
+    out_dir : str or Path
+        The sweep's folder (a Parquet file per finished cell, the manifest,
+        ``results.parquet``); running again resumes.
+    execution : Execution, optional
+        Where the cells run (default: the local process pool, with a progress bar).
+    allow_failures : bool
+        Return the finished cells' rows even if some cells failed (default: SweepFailedError).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial of every cell (the columns of :func:`stelab.run_experiment`).
+    """
     from stelab.config import read_toml
 
     raw = config if isinstance(config, dict) else read_toml(config)

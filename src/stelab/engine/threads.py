@@ -11,7 +11,11 @@ from typing import Any
 
 import torch
 
-__all__ = ["Workers", "single_threaded_blas", "split_evenly"]
+__all__ = ["PARALLEL_BYTES", "Workers", "single_threaded_blas", "split_evenly"]
+
+#: data per step from which an engine splits a step's trials over several threads (below,
+#: handing work to a thread costs more than it saves)
+PARALLEL_BYTES = 8 << 20
 
 
 @cache
