@@ -66,5 +66,5 @@ def test_each_written_formula_is_the_registrys():
 
 def test_the_check_reads_the_table():
     table = _docs_table()
-    assert table["hardtanh"] == ("1[|h| <= 1]", "{0, 1}")
+    assert table["hardtanh"] == ("1[|h| <= w], width = 1", "{0, 1}")
     assert table["swish"][1] == "continuous"
