@@ -9,6 +9,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from stelab.atomic import atomic_write
 from stelab.sweep import (
     Execution,
     SweepStore,
@@ -37,7 +38,9 @@ def test_a_cell_file_with_a_missing_row_is_corrupt_and_recomputed(tmp_path):
     good = run_cells(cells, tmp_path, executor="serial", progress=False)
     victim = tmp_path / "cells" / f"{cells[0].key}.parquet"
     table = pq.read_table(victim)
-    pq.write_table(table.slice(0, table.num_rows - 1), victim)  # same key metadata, 1 row less
+    # same key metadata, 1 row less, and a checksum that matches it (as a tool that rewrote the
+    # file through stelab's writer would leave it): the row count is what catches it
+    atomic_write(victim, lambda fh: pq.write_table(table.slice(0, table.num_rows - 1), fh))
     assert pq.read_metadata(victim).num_rows == 3
     report = execute_sweep(cells, tmp_path, SERIAL)
     assert report.corrupt == [(cells[0].key, "3 rows, expected 4")]
@@ -53,7 +56,7 @@ def test_resume_by_another_code_version_warns_and_keeps_the_cells(tmp_path):
     manifest_path = tmp_path / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["code"] = {"stelab": "0.0.1", "git_commit": "0" * 40, "git_dirty": False}
-    manifest_path.write_text(json.dumps(manifest))
+    atomic_write(manifest_path, lambda fh: fh.write(json.dumps(manifest).encode()))  # its own
     report = execute_sweep(cells, tmp_path, SERIAL)
     assert report.computed == 0
     assert len(report.warnings) == 1
@@ -65,8 +68,8 @@ def test_resume_by_another_code_version_warns_and_keeps_the_cells(tmp_path):
     # the same version again: no warning
     store = SweepStore(tmp_path)
     try:
-        manifest_path.write_text(json.dumps({**manifest, "code": json.loads(
-            manifest_path.read_text())["code_now"]}))
+        now = {**manifest, "code": json.loads(manifest_path.read_text())["code_now"]}
+        atomic_write(manifest_path, lambda fh: fh.write(json.dumps(now).encode()))
         assert store.open(cells) == []
     finally:
         store.close()
