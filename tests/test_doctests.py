@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["stelab.config", "stelab.engine.run", "stelab.analysis.proportions",
-           "stelab.analysis.threshold"]
+           "stelab.analysis.threshold", "stelab.analysis.intervals"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,7 +8,9 @@ Models, all fitted by least squares in log space over the d whose n50 is identif
 
 Uncertainty by a two-level bootstrap: each replicate draws, for every d independently, one of
 that d's bootstrap n50 replicates (from :func:`~stelab.analysis.threshold.thresholds_by`) and
-refits; the percentile interval of the refitted alpha (or C) is reported. A weighted
+refits; the percentile interval of the refitted alpha (or C) is reported, widened where needed
+to contain the point estimate (lo = min(lo, est), hi = max(hi, est); the replicates need not
+centre on the estimate, e.g. when a d's n50 bootstrap is parametric). A weighted
 least-squares fit with weights 1 / Var(log n50_d) (bootstrap variances) and its delta-method
 standard error is reported alongside for the power law.
 
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from stelab.analysis.intervals import contain_estimate
 from stelab.errors import DataError
 
 _SHAPE = re.compile(r"^d\^(\d+(?:\.\d+)?)$")
@@ -146,8 +149,9 @@ def fit_scaling(
     -------
     ScalingFit
         ``alpha`` (the exponent, with ``alpha_ci_low``/``alpha_ci_high``), ``C`` (samples,
-        with its CI), the fit's residual sum of squares on log n50, AIC/AICc, a weighted
-        least-squares slope with its standard error and a lack-of-fit test.
+        with its CI; both CIs contain their estimate), the fit's residual sum of squares on
+        log n50, AIC/AICc, a weighted least-squares slope with its standard error and a
+        lack-of-fit test.
     """
     shape_values(np.ones(1) * 2.0, model, 1.0)  # validates the model name
     usable = _usable(thresholds, d_column)
@@ -213,8 +217,8 @@ def fit_scaling(
         lc_b, al_b = solve(yb)
         boot_alpha, boot_c = al_b, np.exp(lc_b)
         if model == "power":
-            a_lo, a_hi = _percentile(al_b, confidence)
-        c_lo, c_hi = _percentile(np.exp(lc_b), confidence)
+            a_lo, a_hi = contain_estimate(*_percentile(al_b, confidence), alpha)
+        c_lo, c_hi = contain_estimate(*_percentile(np.exp(lc_b), confidence), math.exp(log_c))
         if model == "power":
             if (var > 0).all():
                 w = 1.0 / var
@@ -287,7 +291,8 @@ def local_exponents(
 ) -> pd.DataFrame:
     """Slope of log n50 between consecutive identified d: (log n50_j+1 - log n50_j) /
     (log d_j+1 - log d_j), with a percentile CI from the bootstrap replicates of both ends
-    (paired by replicate index; the two fits are independent). A drifting local exponent means
+    (paired by replicate index; the two fits are independent), widened where needed to contain
+    the local exponent. A drifting local exponent means
     no single power law describes the range.
 
     Parameters
@@ -328,7 +333,8 @@ def local_exponents(
             size = min(a.size, b.size) if n_boot is None else min(a.size, b.size, int(n_boot))
             if size > 1:
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    low, high = _percentile(np.log(b[:size] / a[:size]) / span, confidence)
+                    low, high = contain_estimate(
+                        *_percentile(np.log(b[:size] / a[:size]) / span, confidence), slope)
         records.append({"d_low": lo[d_column], "d_high": hi[d_column], "local_alpha": slope,
                         "ci_low": low, "ci_high": high})
     return pd.DataFrame(records)

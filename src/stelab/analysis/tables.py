@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from stelab.analysis.intervals import contain_estimate
 from stelab.analysis.proportions import wilson_interval
 from stelab.analysis.trajectories import group_keys, per_horizon
 from stelab.errors import DataError
@@ -143,7 +144,7 @@ def mean_ci(
         lo_v, hi_v = float(values.min()), float(values.max())
         # the percentiles of means in [min, max] stay there; float rounding of a mean of equal
         # values could step a hair outside, and the point estimate must be inside
-        return (mean, min(max(float(low), lo_v), mean), max(min(float(high), hi_v), mean))
+        return (mean, *contain_estimate(max(float(low), lo_v), min(float(high), hi_v), mean))
     raise DataError(f"method: {method!r} is not known; allowed: bootstrap, t")
 
 

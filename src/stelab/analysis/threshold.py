@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, log_ndtr, ndtr
 
+from stelab.analysis.intervals import contain_estimate
 from stelab.errors import DataError
 
 Link = Literal["logit", "probit"]
@@ -65,9 +66,11 @@ class ThresholdFit:
     failures at all, a non-positive slope, a point estimate outside [min n, max n] (then
     ``n50_fit`` keeps the extrapolated value, for diagnostics only) or a failed fit.
     ``note`` flags a usable but special estimate (separated data). ``ci_low``/``ci_high`` are
-    percentile bootstrap bounds (nan without bootstrap, when n50 is not identified, or when more
-    than the tail share of replicates has no n50). ``boot_n50`` holds the replicate n50s (nan
-    for replicates without one), for the scaling-exponent bootstrap.
+    percentile bootstrap bounds, widened where needed to contain n50
+    (:func:`~stelab.analysis.intervals.contain_estimate`), both in (0, inf) (nan without
+    bootstrap, when n50 is not identified, or when more than the tail share of replicates has
+    no n50). ``boot_n50`` holds the replicate n50s (nan for replicates without a positive,
+    finite one), for the scaling-exponent bootstrap.
     """
 
     n50: float
@@ -268,7 +271,8 @@ def fit_threshold(
     -------
     ThresholdFit
         ``n50`` (samples; nan with ``reason`` when the grid does not identify it), its CI
-        ``ci_low``/``ci_high`` (within the range of n50's replicates), the curve's
+        ``ci_low``/``ci_high`` (percentile bounds of the replicate n50s, widened where needed
+        to contain ``n50``; nan when not reported), the curve's
         ``intercept``/``slope`` (on log n, centred) and the bootstrap's bookkeeping.
 
     Raises
@@ -339,7 +343,10 @@ def fit_threshold(
         return empty("the fit did not converge", **fit_fields)
     if b <= 0:
         return empty("slope not positive: success does not increase with n", **fit_fields)
-    n50_fit = math.exp(centre - a_c / b)
+    try:
+        n50_fit = math.exp(centre - a_c / b)
+    except OverflowError:  # a slope near 0 puts n50 beyond any float
+        n50_fit = math.inf
     reasons = []
     note = ""
     if separated:
@@ -361,7 +368,7 @@ def fit_threshold(
         good = cb & (bb[:, 1] > 0)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             boot = np.where(good, np.exp(centre - bb[:, 0] / bb[:, 1]), nan)
-        boot[~np.isfinite(boot)] = nan
+        boot[~(np.isfinite(boot) & (boot > 0))] = nan  # exp over- or underflowed: no n50
         n_failed = int(np.isnan(boot).sum())
         conv_share = float(cb.mean())
         tail = (1.0 - confidence) / 2.0
@@ -376,6 +383,7 @@ def fit_threshold(
             ci_high = float(vals[hi_rank]) if hi_rank < vals.size else nan
     if not identified:  # no interval around an n50 that is not reported
         ci_low = ci_high = nan
+    ci_low, ci_high = contain_estimate(ci_low, ci_high, n50_fit)
     return ThresholdFit(
         n50=n50_fit if identified else nan, ci_low=ci_low, ci_high=ci_high,
         n_boot_failed=n_failed, boot_converged_share=conv_share, identified=identified,
