@@ -161,81 +161,102 @@ def fit_scaling(
     d = usable[d_column].to_numpy(dtype=float)
     y = np.log(usable["n50"].to_numpy(dtype=float))
     nan = math.nan
-    fixed = _fixed_exponent(model)
     common = dict(model=model, n_params=n_params, n_points=int(d.size), confidence=confidence,
                   n_boot=int(n_boot), d_min=float(d.min()) if d.size else nan,
                   d_max=float(d.max()) if d.size else nan)
     if d.size < n_params or (model == "power" and np.unique(d).size < 2):
         reasons.append(f"{d.size} identified point(s): too few for model {model!r}")
-        return ScalingFit(alpha=fixed, alpha_ci_low=nan, alpha_ci_high=nan, C=nan, C_ci_low=nan,
-                          C_ci_high=nan, rss_log=nan, aic=nan, aicc=nan, wls_alpha=nan,
-                          wls_alpha_se=nan, lack_of_fit_chi2=nan, lack_of_fit_p=nan,
-                          reason="; ".join(reasons), **common)
-
-    def solve(yv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """log C (B,) and alpha (B,) for rows of log n50 values yv (B, N)."""
-        if model == "power":
-            x = np.log(d)
-            xc = x - x.mean()
-            alpha = (yv - yv.mean(1, keepdims=True)) @ xc / (xc @ xc)
-            return yv.mean(1) - alpha * x.mean(), alpha
-        offset = np.log(shape_values(d, model))
-        return (yv - offset).mean(1), np.full(yv.shape[0], fixed)
-
-    log_c, alpha = solve(y[None, :])
+        return ScalingFit(alpha=_fixed_exponent(model), alpha_ci_low=nan, alpha_ci_high=nan,
+                          C=nan, C_ci_low=nan, C_ci_high=nan, rss_log=nan, aic=nan, aicc=nan,
+                          wls_alpha=nan, wls_alpha_se=nan, lack_of_fit_chi2=nan,
+                          lack_of_fit_p=nan, reason="; ".join(reasons), **common)
+    log_c, alpha = _solve(y[None, :], d, model)
     log_c, alpha = float(log_c[0]), float(alpha[0])
     fitted = log_c + np.log(shape_values(d, model, alpha))
+    rss, aic, aicc = _goodness(y, fitted, n_params, reasons)
+    pools = _log_replicates(usable)
+    if n_boot > 0 and len(pools) == d.size and all(p.size > 1 for p in pools):
+        boot = _bootstrap_scaling(d, y, fitted, pools, model, n_boot, confidence, seed)
+        a_lo, a_hi = contain_estimate(boot["alpha_ci_low"], boot.pop("alpha_ci_high"), alpha)
+        c_lo, c_hi = contain_estimate(boot["C_ci_low"], boot.pop("C_ci_high"), math.exp(log_c))
+        boot.update(alpha_ci_low=a_lo, alpha_ci_high=a_hi, C_ci_low=c_lo, C_ci_high=c_hi)
+    else:
+        reasons.append("no bootstrap replicates of n50 (n_boot = 0 or missing): CI not reported")
+        boot = dict(alpha_ci_low=nan, alpha_ci_high=nan, C_ci_low=nan, C_ci_high=nan,
+                    wls_alpha=nan, wls_alpha_se=nan, lack_of_fit_chi2=nan, lack_of_fit_p=nan)
+    return ScalingFit(alpha=alpha, C=math.exp(log_c), rss_log=rss, aic=aic, aicc=aicc,
+                      reason="; ".join(reasons), **boot, **common)
+
+
+def _solve(yv: np.ndarray, d: np.ndarray, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """log C (B,) and alpha (B,) of the least-squares fit to rows of log n50 values yv (B, N)."""
+    if model == "power":
+        x = np.log(d)
+        xc = x - x.mean()
+        alpha = (yv - yv.mean(1, keepdims=True)) @ xc / (xc @ xc)
+        return yv.mean(1) - alpha * x.mean(), alpha
+    offset = np.log(shape_values(d, model))
+    return (yv - offset).mean(1), np.full(yv.shape[0], _fixed_exponent(model))
+
+
+def _goodness(
+    y: np.ndarray, fitted: np.ndarray, n_params: int, reasons: list[str]
+) -> tuple[float, float, float]:
+    """RSS on log n50, AIC and AICc (module docstring); appends why AIC is nan to reasons."""
     rss = float(((y - fitted) ** 2).sum())
-    n_pts = d.size
+    n_pts = y.size
     if n_pts > n_params and rss > 1e-12 * n_pts:
         aic = n_pts * math.log(rss / n_pts) + 2 * (n_params + 1)
     else:
-        aic = nan
+        aic = math.nan
         reasons.append("no residual degrees of freedom (or an exact fit): AIC not defined")
     denom = n_pts - n_params - 2
-    aicc = aic + 2 * (n_params + 1) * (n_params + 2) / denom if denom > 0 else nan
+    aicc = aic + 2 * (n_params + 1) * (n_params + 2) / denom if denom > 0 else math.nan
+    return rss, aic, aicc
 
-    # bootstrap replicates of log n50 per d
+
+def _log_replicates(usable: pd.DataFrame) -> list[np.ndarray]:
+    """Per d, the logs of its positive finite bootstrap n50 replicates (none without the column)."""
     pools = []
     if "boot_n50" in usable:
         for reps in usable["boot_n50"]:
             reps = np.asarray(reps, dtype=float)
-            reps = reps[np.isfinite(reps) & (reps > 0)]
-            pools.append(np.log(reps))
-    have_boot = n_boot > 0 and len(pools) == n_pts and all(p.size > 1 for p in pools)
-    boot_alpha = boot_c = np.zeros(0)
-    a_lo = a_hi = c_lo = c_hi = wls_alpha = wls_se = lof = lof_p = nan
-    if have_boot:
-        var = np.array([p.var(ddof=1) for p in pools])
-        if (var > 0).all() and n_pts > n_params:
-            lof = float((((y - fitted) ** 2) / var).sum())
-            from scipy.stats import chi2  # scipy.stats costs ~0.5 s to import: when needed
+            pools.append(np.log(reps[np.isfinite(reps) & (reps > 0)]))
+    return pools
 
-            lof_p = float(chi2.sf(lof, n_pts - n_params))
-        rng = np.random.default_rng(seed)
-        yb = np.stack([p[rng.integers(0, p.size, size=int(n_boot))] for p in pools], axis=1)
-        lc_b, al_b = solve(yb)
-        boot_alpha, boot_c = al_b, np.exp(lc_b)
-        if model == "power":
-            a_lo, a_hi = contain_estimate(*_percentile(al_b, confidence), alpha)
-        c_lo, c_hi = contain_estimate(*_percentile(np.exp(lc_b), confidence), math.exp(log_c))
-        if model == "power":
-            if (var > 0).all():
-                w = 1.0 / var
-                x = np.log(d)
-                xw = (w * x).sum() / w.sum()
-                sxx = (w * (x - xw) ** 2).sum()
-                wls_alpha = float((w * (x - xw) * y).sum() / sxx)
-                wls_se = float(math.sqrt(1.0 / sxx))
-    else:
-        reasons.append("no bootstrap replicates of n50 (n_boot = 0 or missing): CI not reported")
-    return ScalingFit(
-        alpha=alpha, alpha_ci_low=a_lo, alpha_ci_high=a_hi, C=math.exp(log_c), C_ci_low=c_lo,
-        C_ci_high=c_hi, rss_log=rss, aic=aic, aicc=aicc, wls_alpha=wls_alpha,
-        wls_alpha_se=wls_se, lack_of_fit_chi2=lof, lack_of_fit_p=lof_p,
-        reason="; ".join(reasons), boot_alpha=boot_alpha, boot_C=boot_c,
-        **common,
-    )
+
+def _bootstrap_scaling(
+    d: np.ndarray, y: np.ndarray, fitted: np.ndarray, pools: list[np.ndarray], model: str,
+    n_boot: int, confidence: float, seed: int,
+) -> dict[str, object]:
+    """Two-level bootstrap of the fit (percentile ends, not yet widened), the weighted
+    least-squares slope and the lack-of-fit test: ScalingFit fields by name."""
+    nan = math.nan
+    n_params = 2 if model == "power" else 1
+    n_pts = d.size
+    out = dict(alpha_ci_low=nan, alpha_ci_high=nan, wls_alpha=nan, wls_alpha_se=nan,
+               lack_of_fit_chi2=nan, lack_of_fit_p=nan)
+    var = np.array([p.var(ddof=1) for p in pools])
+    if (var > 0).all() and n_pts > n_params:
+        lof = float((((y - fitted) ** 2) / var).sum())
+        from scipy.stats import chi2  # scipy.stats costs ~0.5 s to import: when needed
+
+        out.update(lack_of_fit_chi2=lof, lack_of_fit_p=float(chi2.sf(lof, n_pts - n_params)))
+    rng = np.random.default_rng(seed)
+    yb = np.stack([p[rng.integers(0, p.size, size=int(n_boot))] for p in pools], axis=1)
+    lc_b, al_b = _solve(yb, d, model)
+    out.update(boot_alpha=al_b, boot_C=np.exp(lc_b))
+    if model == "power":
+        out["alpha_ci_low"], out["alpha_ci_high"] = _percentile(al_b, confidence)
+    out["C_ci_low"], out["C_ci_high"] = _percentile(np.exp(lc_b), confidence)
+    if model == "power" and (var > 0).all():
+        w = 1.0 / var
+        x = np.log(d)
+        xw = (w * x).sum() / w.sum()
+        sxx = (w * (x - xw) ** 2).sum()
+        out.update(wls_alpha=float((w * (x - xw) * y).sum() / sxx),
+                   wls_alpha_se=float(math.sqrt(1.0 / sxx)))
+    return out
 
 
 def compare_scaling_models(

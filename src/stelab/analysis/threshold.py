@@ -289,6 +289,64 @@ def fit_threshold(
     >>> 100 < fit.n50 < 200, fit.slope > 0
     (True, True)
     """
+    grid, m, k = _grouped(n, success, confidence, bootstrap)
+    logn = np.log(grid)
+    centre = float(logn.mean())
+    x = logn - centre
+    separated = _separated(x, k, m)
+    if bootstrap == "auto":
+        bootstrap = "parametric" if separated else "trials"
+    base = dict(
+        link=link, penalty=penalty, confidence=confidence, n_boot=int(n_boot), bootstrap=bootstrap,
+        n_min=float(grid[0]), n_max=float(grid[-1]), n_points=int(grid.size),
+        n_trials=int(np.asarray(n).size), separated=separated,
+    )
+    if k.sum() == 0:
+        return _empty(base, "no successes at any n: the grid does not reach the threshold "
+                      "(n50 > max n)")
+    if k.sum() == m.sum():
+        return _empty(base, "all trials succeed at every n: the grid starts above the threshold "
+                      "(n50 < min n)")
+    if grid.size < 2:
+        return _empty(base, "only one value of n: the slope is not identified")
+    if penalty == "none" and base["separated"]:
+        return _empty(base, "complete separation: the maximum-likelihood estimate does not "
+                      "exist; use penalty='firth'")
+    beta, conv = fit_binomial_curves(x, k[None, :], m, link, penalty)
+    a_c, b = float(beta[0, 0]), float(beta[0, 1])
+    fit_fields = dict(slope=b, intercept=a_c - b * centre, converged=bool(conv[0]))
+    if not conv[0]:
+        return _empty(base, "the fit did not converge", **fit_fields)
+    if b <= 0:
+        return _empty(base, "slope not positive: success does not increase with n", **fit_fields)
+    try:
+        n50_fit = math.exp(centre - a_c / b)
+    except OverflowError:  # a slope near 0 puts n50 beyond any float
+        n50_fit = math.inf
+    note = ("separated data (no failure above a success in n): n50 is the penalized estimate "
+            f"inside the gap; CI from the {bootstrap} bootstrap") if separated else ""
+    reasons = []
+    identified = grid[0] <= n50_fit <= grid[-1]
+    if not identified:
+        side = "below the smallest" if n50_fit < grid[0] else "above the largest"
+        reasons.append(f"n50 extrapolated {side} n of the grid: not identified")
+    boot = _BootN50(np.zeros(0), math.nan, math.nan, 0, math.nan, "")
+    if n_boot > 0:
+        p_boot = k / m if bootstrap == "trials" else _cdf(a_c + b * x, link)
+        boot = _bootstrap_n50(x, m, p_boot, centre, link, penalty, int(n_boot), confidence, seed)
+        reasons += [boot.reason] if boot.reason else []
+    ends = (boot.ci_low, boot.ci_high) if identified else (math.nan, math.nan)  # none if no n50
+    ci_low, ci_high = contain_estimate(*ends, n50_fit)
+    return ThresholdFit(
+        n50=n50_fit if identified else math.nan, ci_low=ci_low, ci_high=ci_high,
+        n_boot_failed=boot.n_failed, boot_converged_share=boot.converged_share,
+        identified=identified, n50_fit=n50_fit, reason="; ".join(reasons), note=note,
+        boot_n50=boot.values, **fit_fields, **base,
+    )
+
+
+def _grouped(n, success, confidence: float, bootstrap: str) -> tuple[np.ndarray, ...]:
+    """fit_threshold's checks, then the grid of n with trials m and successes k at each."""
     if bootstrap not in BOOTSTRAPS:
         raise DataError(f"bootstrap: {bootstrap!r} is not known; allowed: {', '.join(BOOTSTRAPS)}")
     n = np.asarray(n, dtype=float)
@@ -304,91 +362,54 @@ def fit_threshold(
     grid, inverse = np.unique(n, return_inverse=True)
     m = np.bincount(inverse, minlength=grid.size).astype(float)
     k = np.bincount(inverse, weights=success.astype(float), minlength=grid.size)
-    logn = np.log(grid)
-    centre = float(logn.mean())
-    x = logn - centre
-    separated = _separated(x, k, m)
-    if bootstrap == "auto":
-        bootstrap = "parametric" if separated else "trials"
-    base = dict(
-        link=link, penalty=penalty, confidence=confidence, n_boot=int(n_boot), bootstrap=bootstrap,
-        n_min=float(grid[0]), n_max=float(grid[-1]), n_points=int(grid.size),
-        n_trials=int(n.size), separated=separated,
-    )
+    return grid, m, k
+
+
+def _empty(base: dict, reason: str, **extra) -> ThresholdFit:
+    """A ThresholdFit without n50 (nan estimate and CI), saying why."""
     nan = math.nan
+    fields = dict(n50=nan, ci_low=nan, ci_high=nan, slope=nan, intercept=nan, n_boot_failed=0,
+                  converged=False, boot_converged_share=nan, identified=False, n50_fit=nan,
+                  reason=reason)
+    return ThresholdFit(**{**fields, **base, **extra})
 
-    def empty(reason: str, **extra) -> ThresholdFit:
-        fields = dict(n50=nan, ci_low=nan, ci_high=nan, slope=nan, intercept=nan, n_boot_failed=0,
-                      converged=False, boot_converged_share=nan, identified=False, n50_fit=nan,
-                      reason=reason)
-        fields.update(base)
-        fields.update(extra)
-        return ThresholdFit(**fields)
 
-    if k.sum() == 0:
-        return empty("no successes at any n: the grid does not reach the threshold (n50 > max n)")
-    if k.sum() == m.sum():
-        return empty("all trials succeed at every n: the grid starts above the threshold "
-                     "(n50 < min n)")
-    if grid.size < 2:
-        return empty("only one value of n: the slope is not identified")
-    if penalty == "none" and base["separated"]:
-        return empty("complete separation: the maximum-likelihood estimate does not exist; "
-                     "use penalty='firth'")
-    beta, conv = fit_binomial_curves(x, k[None, :], m, link, penalty)
-    a_c, b = float(beta[0, 0]), float(beta[0, 1])
-    intercept = a_c - b * centre
-    fit_fields = dict(slope=b, intercept=intercept, converged=bool(conv[0]))
-    if not conv[0]:
-        return empty("the fit did not converge", **fit_fields)
-    if b <= 0:
-        return empty("slope not positive: success does not increase with n", **fit_fields)
-    try:
-        n50_fit = math.exp(centre - a_c / b)
-    except OverflowError:  # a slope near 0 puts n50 beyond any float
-        n50_fit = math.inf
-    reasons = []
-    note = ""
-    if separated:
-        note = ("separated data (no failure above a success in n): n50 is the penalized estimate "
-                f"inside the gap; CI from the {bootstrap} bootstrap")
-    identified = grid[0] <= n50_fit <= grid[-1]
-    if not identified:
-        side = "below the smallest" if n50_fit < grid[0] else "above the largest"
-        reasons.append(f"n50 extrapolated {side} n of the grid: not identified")
-    boot = np.zeros(0)
-    ci_low = ci_high = nan
-    n_failed = 0
-    conv_share = nan
-    if n_boot > 0:
-        rng = np.random.default_rng(seed)
-        p_boot = k / m if bootstrap == "trials" else _cdf(a_c + b * x, link)
-        kb = rng.binomial(m.astype(np.int64), p_boot, size=(int(n_boot), grid.size))
-        bb, cb = fit_binomial_curves(x, kb, m, link, penalty)
-        good = cb & (bb[:, 1] > 0)
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            boot = np.where(good, np.exp(centre - bb[:, 0] / bb[:, 1]), nan)
-        boot[~(np.isfinite(boot) & (boot > 0))] = nan  # exp over- or underflowed: no n50
-        n_failed = int(np.isnan(boot).sum())
-        conv_share = float(cb.mean())
-        tail = (1.0 - confidence) / 2.0
-        if n_failed > tail * n_boot:
-            reasons.append(f"{n_failed}/{n_boot} bootstrap replicates have no n50: CI not reported")
-        else:
-            # a replicate without n50 counts as beyond either end (conservative)
-            vals = np.sort(boot[~np.isnan(boot)])
-            lo_rank = math.floor(tail * n_boot) - n_failed
-            hi_rank = math.ceil((1.0 - tail) * n_boot) - 1
-            ci_low = float(vals[max(lo_rank, 0)]) if lo_rank >= 0 else nan
-            ci_high = float(vals[hi_rank]) if hi_rank < vals.size else nan
-    if not identified:  # no interval around an n50 that is not reported
-        ci_low = ci_high = nan
-    ci_low, ci_high = contain_estimate(ci_low, ci_high, n50_fit)
-    return ThresholdFit(
-        n50=n50_fit if identified else nan, ci_low=ci_low, ci_high=ci_high,
-        n_boot_failed=n_failed, boot_converged_share=conv_share, identified=identified,
-        n50_fit=n50_fit, reason="; ".join(reasons), note=note, boot_n50=boot, **fit_fields, **base,
-    )
+@dataclass
+class _BootN50:
+    """The bootstrap of n50: replicate values, percentile ends, failures, why no CI."""
+
+    values: np.ndarray
+    ci_low: float
+    ci_high: float
+    n_failed: int
+    converged_share: float
+    reason: str
+
+
+def _bootstrap_n50(
+    x: np.ndarray, m: np.ndarray, p_boot: np.ndarray, centre: float, link: str, penalty: str,
+    n_boot: int, confidence: float, seed: int,
+) -> _BootN50:
+    """Redraw k*_j ~ Binomial(m_j, p_boot_j), refit, and take the percentile ends of n50*."""
+    rng = np.random.default_rng(seed)
+    kb = rng.binomial(m.astype(np.int64), p_boot, size=(n_boot, x.size))
+    bb, cb = fit_binomial_curves(x, kb, m, link, penalty)
+    good = cb & (bb[:, 1] > 0)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        boot = np.where(good, np.exp(centre - bb[:, 0] / bb[:, 1]), math.nan)
+    boot[~(np.isfinite(boot) & (boot > 0))] = math.nan  # exp over- or underflowed: no n50
+    n_failed = int(np.isnan(boot).sum())
+    tail = (1.0 - confidence) / 2.0
+    if n_failed > tail * n_boot:
+        return _BootN50(boot, math.nan, math.nan, n_failed, float(cb.mean()),
+                        f"{n_failed}/{n_boot} bootstrap replicates have no n50: CI not reported")
+    # a replicate without n50 counts as beyond either end (conservative)
+    vals = np.sort(boot[~np.isnan(boot)])
+    lo_rank = math.floor(tail * n_boot) - n_failed
+    hi_rank = math.ceil((1.0 - tail) * n_boot) - 1
+    ci_low = float(vals[max(lo_rank, 0)]) if lo_rank >= 0 else math.nan
+    ci_high = float(vals[hi_rank]) if hi_rank < vals.size else math.nan
+    return _BootN50(boot, ci_low, ci_high, n_failed, float(cb.mean()), "")
 
 
 def check_fixed_setting(rows: pd.DataFrame, vary: tuple[str, ...] = ("n",)) -> None:
