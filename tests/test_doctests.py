@@ -8,7 +8,9 @@ import importlib
 import pytest
 
 MODULES = ["stelab.config", "stelab.engine.run", "stelab.analysis.proportions",
-           "stelab.analysis.threshold", "stelab.analysis.intervals"]
+           "stelab.analysis.threshold", "stelab.analysis.intervals", "stelab.quantizers",
+           "stelab.nn.layers", "stelab.nn.metrics", "stelab.nn.optim", "stelab.nn.summary",
+           "stelab.diagnosis.loading"]
 
 
 @pytest.mark.parametrize("name", MODULES)
