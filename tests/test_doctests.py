@@ -10,7 +10,8 @@ import pytest
 MODULES = ["stelab.config", "stelab.engine.run", "stelab.analysis.proportions",
            "stelab.analysis.threshold", "stelab.analysis.intervals", "stelab.quantizers",
            "stelab.nn.layers", "stelab.nn.metrics", "stelab.nn.optim", "stelab.nn.summary",
-           "stelab.diagnosis.loading", "stelab.analysis.tables", "stelab.analysis.trajectories"]
+           "stelab.diagnosis.loading", "stelab.analysis.tables", "stelab.analysis.trajectories",
+           "stelab.analysis.exponents"]
 
 
 @pytest.mark.parametrize("name", MODULES)
