@@ -65,6 +65,10 @@ class ThresholdFit:
     bootstrap, when n50 is not identified, or when more than the tail share of replicates has
     no n50). ``boot_n50`` holds the replicate n50s (nan for replicates without a positive,
     finite one), for the scaling-exponent bootstrap.
+
+    Built by :func:`fit_threshold`. Units: ``n50``, its CI, ``n50_fit``, ``n_min`` and
+    ``n_max`` in samples; ``slope`` per unit of log n; ``intercept`` on log n (not centred);
+    ``boot_n50`` shape (n_boot,) float64 (empty without a bootstrap).
     """
 
     n50: float
@@ -150,7 +154,8 @@ def fit_threshold(
         ``n50`` (samples; nan with ``reason`` when the grid does not identify it), its CI
         ``ci_low``/``ci_high`` (percentile bounds of the replicate n50s, widened where needed
         to contain ``n50``; nan when not reported), the curve's
-        ``intercept``/``slope`` (on log n, centred) and the bootstrap's bookkeeping.
+        ``intercept``/``slope`` (P = F(intercept + slope log n)) and the bootstrap's
+        bookkeeping.
 
     Raises
     ------
