@@ -8,7 +8,10 @@ import importlib
 import pytest
 
 MODULES = ["stelab.config", "stelab.engine.run", "stelab.analysis.proportions",
-           "stelab.analysis.threshold"]
+           "stelab.analysis.threshold", "stelab.analysis.intervals", "stelab.quantizers",
+           "stelab.nn.layers", "stelab.nn.metrics", "stelab.nn.optim", "stelab.nn.summary",
+           "stelab.diagnosis.loading", "stelab.analysis.tables", "stelab.analysis.trajectories",
+           "stelab.analysis.exponents", "stelab.analysis.recurrence"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -279,6 +279,19 @@ class Quantizer:
 
     ``precision`` is the number of bits of one output value (1 for every registered quantizer);
     :func:`stelab.nn.summary` reads it.
+
+    Parameters
+    ----------
+    name : str
+        The registry name.
+    activation : {"sign", "step"}
+        The forward map (sign(0) = +1; step(x) = 1[x > 0]).
+    ste : str
+        The surrogate derivative's name (:func:`binary_ste`).
+    params : dict of str to float
+        The surrogate's parameters (e.g. a window width).
+    precision : int
+        Bits per output value.
     """
 
     name: str
@@ -324,7 +337,29 @@ QUANTIZERS: dict[str, Quantizer] = {
 def get_quantizer(name: str, field_name: str = "quantizer") -> Quantizer:
     """The quantizer registered as ``name``, or composed from ``"<activation>:<ste>"``.
 
-    Unknown names raise ConfigError naming ``field_name`` and the allowed values.
+    Parameters
+    ----------
+    name : str
+        A key of :data:`QUANTIZERS` or ``"<activation>:<ste>"`` (activation "sign" or "step",
+        ste a surrogate name or "clipped"), e.g. ``"sign:clipped"``.
+    field_name : str
+        The field named in the error message.
+
+    Returns
+    -------
+    Quantizer
+        Applied to a Tensor it returns a Tensor of the same shape and dtype.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name (the message names ``field_name`` and the allowed values).
+
+    Examples
+    --------
+    >>> import torch
+    >>> get_quantizer("sign")(torch.tensor([-0.5, 0.0, 2.0]))
+    tensor([-1.,  1.,  1.])
     """
     if name in QUANTIZERS:
         return QUANTIZERS[name]

@@ -4,6 +4,7 @@ Every function is a pure function of tidy per-trial rows (``stelab.engine.run_ex
 output, or a sweep's merged table) or of tables derived from them; nothing reruns experiments.
 """
 
+from stelab.analysis.exponents import local_exponents, reference_curve, reference_ratios
 from stelab.analysis.recurrence import (
     recurrence_table,
     return_growth,
@@ -16,9 +17,6 @@ from stelab.analysis.scaling import (
     ScalingFit,
     compare_scaling_models,
     fit_scaling,
-    local_exponents,
-    reference_curve,
-    reference_ratios,
     scaling_by,
 )
 from stelab.analysis.tables import (

@@ -37,6 +37,27 @@ def trial_recurrence(h: np.ndarray) -> dict[str, object]:
     Returns a dict with arrays ``excursions``, ``return_times``, ``sojourns`` and scalars
     ``n_returns``, ``n_visits`` (steps at 0), ``occupation``, ``first_hit_step`` (-1 if none),
     ``censored`` (1 if the trial ends in an excursion after having visited 0), ``T``.
+
+    Parameters
+    ----------
+    h : ndarray, shape (T + 1,), int
+        Hamming distances H_t, t = 0..T, T >= 1.
+
+    Returns
+    -------
+    dict of str to object
+        As above; lengths in steps (int arrays), occupation a float in [0, 1].
+
+    Raises
+    ------
+    DataError
+        ``h`` not 1-d or T < 1.
+
+    Examples
+    --------
+    >>> r = trial_recurrence(np.array([3, 0, 0, 2, 1, 0, 4]))
+    >>> r["n_returns"], r["occupation"], r["first_hit_step"], r["censored"]
+    (1, 0.5, 1, 1)
     """
     h = np.asarray(h)
     if h.ndim != 1 or h.size < 2:
@@ -62,7 +83,26 @@ def recurrence_table(
     keep: tuple[str, ...] = ("d", "n", "steps", "noise_kind", "noise_level", "trial"),
 ) -> pd.DataFrame:
     """One row per trial row: the ``keep`` columns present plus n_returns, n_visits, occupation,
-    first_hit_step, censored, mean/median return time, mean/max excursion (nan if none)."""
+    first_hit_step, censored, mean/median return time, mean/max excursion (nan if none).
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows with ``hamming_trajectory`` (arrays H_0..H_T, int).
+    keep : tuple of str
+        Columns copied from ``rows`` where present.
+
+    Returns
+    -------
+    DataFrame
+        One row per trial row; times and lengths in steps.
+
+    Raises
+    ------
+    DataError
+        No recorded trajectory, a trajectory shorter than two values, or a ``by`` column
+        missing.
+    """
     records = []
     for h in trajectories(rows):
         s = trial_recurrence(h)
@@ -85,7 +125,26 @@ def return_time_distribution(
     rows: pd.DataFrame, by: str | list[str] | tuple[str, ...] = ("noise_level",)
 ) -> pd.DataFrame:
     """Pooled lengths, long format: the ``by`` columns, trial (if present), row, kind
-    (return_time | excursion | sojourn), length."""
+    (return_time | excursion | sojourn), length.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows with ``hamming_trajectory`` (arrays H_0..H_T, int).
+    by : str or sequence of str
+        Grouping columns.
+
+    Returns
+    -------
+    DataFrame
+        One row per completed return time, excursion or sojourn; ``length`` in steps.
+
+    Raises
+    ------
+    DataError
+        No recorded trajectory, a trajectory shorter than two values, or a ``by`` column
+        missing.
+    """
     by = as_list(by)
     for column in by:
         if column not in rows:
@@ -112,7 +171,28 @@ def return_time_summary(
 ) -> pd.DataFrame:
     """Per group and kind: count, trials_with_any, mean (with a bootstrap CI over the per-trial
     means, so correlated lengths within a trial are not counted as independent), median, q90,
-    max."""
+    max.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows with ``hamming_trajectory`` (arrays H_0..H_T, int).
+    by : str or sequence of str
+        Grouping columns.
+    confidence : float
+        Two-sided coverage of the intervals, in (0, 1).
+
+    Returns
+    -------
+    DataFrame
+        One row per (group, kind); lengths in steps.
+
+    Raises
+    ------
+    DataError
+        No recorded trajectory, a trajectory shorter than two values, or a ``by`` column
+        missing.
+    """
     by = as_list(by)
     dist = return_time_distribution(rows, by)
     trials_per_group = {k: len(g) for k, g in group_keys(rows, by)}
@@ -149,6 +229,28 @@ def returns_vs_horizon(
 
     Columns: the ``by`` columns, T, trials, returns_mean, returns_ci_low, returns_ci_high,
     occupation_mean, occupation_ci_low, occupation_ci_high, share_hit (best-iterate success).
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows with ``hamming_trajectory`` (arrays H_0..H_T, int).
+    horizons : array_like of int or None
+        The horizons T' (steps; default
+        :func:`~stelab.analysis.trajectories.horizon_grid` of the longest trajectory).
+    by : str or sequence of str
+        Grouping columns.
+    confidence : float
+        Two-sided coverage of the intervals, in (0, 1).
+
+    Returns
+    -------
+    DataFrame
+        The columns above, one row per (group, T'); occupation and share_hit in [0, 1].
+
+    Raises
+    ------
+    DataError
+        No recorded trajectory, a ``by`` column missing, or a horizon outside 1..T.
     """
     by = as_list(by)
     long = per_horizon(rows, horizons, by)
@@ -186,6 +288,28 @@ def return_growth(
     the steps), each averaged over trials with a bootstrap CI, and the share of trials with at
     least one return in the late window (Wilson CI). ``keeps_returning`` = the late rate's CI
     is above 0.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows with ``hamming_trajectory`` (arrays H_0..H_T, int).
+    by : str or sequence of str
+        Grouping columns.
+    window : float
+        The late share of the steps, in (0, 1).
+    confidence : float
+        Two-sided coverage of the intervals, in (0, 1).
+
+    Returns
+    -------
+    DataFrame
+        One row per group; rates in returns per step.
+
+    Raises
+    ------
+    DataError
+        ``window`` outside (0, 1), trajectories of several lengths in one group, or the
+        trajectory and ``by`` errors of :func:`recurrence_table`.
     """
     by = as_list(by)
     if not 0.0 < window < 1.0:

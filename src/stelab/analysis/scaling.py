@@ -8,7 +8,9 @@ Models, all fitted by least squares in log space over the d whose n50 is identif
 
 Uncertainty by a two-level bootstrap: each replicate draws, for every d independently, one of
 that d's bootstrap n50 replicates (from :func:`~stelab.analysis.threshold.thresholds_by`) and
-refits; the percentile interval of the refitted alpha (or C) is reported. A weighted
+refits; the percentile interval of the refitted alpha (or C) is reported, widened where needed
+to contain the point estimate (lo = min(lo, est), hi = max(hi, est); the replicates need not
+centre on the estimate, e.g. when a d's n50 bootstrap is parametric). A weighted
 least-squares fit with weights 1 / Var(log n50_d) (bootstrap variances) and its delta-method
 standard error is reported alongside for the power law.
 
@@ -18,10 +20,12 @@ number of curve parameters (the +1 counts the error variance). The points are we
 Lack of fit: chi2 = sum_d (log n50_d - fitted_d)^2 / Var(log n50_d) against chi2_{N - k}; a small
 p-value means the model's shape does not fit within the sampling noise of the thresholds (then
 the bootstrap CI of alpha, which reflects only that noise, is too narrow as a statement about the
-"true exponent"; see :func:`local_exponents` for how the slope drifts with d).
+"true exponent"; see :func:`~stelab.analysis.exponents.local_exponents` for how the slope
+drifts with d).
 
-The bounds d^2 and d^4 (C1, C2 of the paper) are upper bounds: :func:`reference_curve` draws
-their *shape* through an anchor point and :func:`reference_ratios` tabulates n50 / d^k.
+The bounds d^2 and d^4 (C1, C2 of the paper) are upper bounds:
+:func:`~stelab.analysis.exponents.reference_curve` draws their *shape* through an anchor point
+and :func:`~stelab.analysis.exponents.reference_ratios` tabulates n50 / d^k.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from stelab.analysis.intervals import contain_estimate
 from stelab.errors import DataError
 
 _SHAPE = re.compile(r"^d\^(\d+(?:\.\d+)?)$")
@@ -40,7 +45,13 @@ _SHAPE = re.compile(r"^d\^(\d+(?:\.\d+)?)$")
 
 @dataclass
 class ScalingFit:
-    """A fitted model n50(d) = C g(d); ``alpha`` is the exponent (fixed for the d^k shapes)."""
+    """A fitted model n50(d) = C g(d); ``alpha`` is the exponent (fixed for the d^k shapes).
+
+    Built by :func:`fit_scaling`. ``C`` and its CI are in samples; ``alpha`` and the
+    ``wls_alpha`` slope are dimensionless; ``rss_log`` is on log n50; ``boot_alpha``/``boot_C``
+    hold the bootstrap replicates (shape (n_boot,), float64; empty without a bootstrap);
+    ``reason`` says what was left out or not reported.
+    """
 
     model: str
     alpha: float
@@ -92,7 +103,8 @@ def _fixed_exponent(model: str) -> float:
     return float(match.group(1)) if match else math.nan
 
 
-def _percentile(values: np.ndarray, confidence: float) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The percentile interval of the finite ``values`` ((nan, nan) without one)."""
     values = values[np.isfinite(values)]
     if values.size == 0:
         return (math.nan, math.nan)
@@ -101,7 +113,9 @@ def _percentile(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return (float(low), float(high))
 
 
-def _usable(thresholds: pd.DataFrame, d_column: str) -> pd.DataFrame:
+def usable_thresholds(thresholds: pd.DataFrame, d_column: str) -> pd.DataFrame:
+    """The rows with an identified n50 and d > 1, sorted by d (DataError: not one notion's
+    thresholds_by output)."""
     for column in (d_column, "n50"):
         if column not in thresholds:
             raise DataError(f"thresholds.{column}: column missing (use thresholds_by output)")
@@ -146,92 +160,114 @@ def fit_scaling(
     -------
     ScalingFit
         ``alpha`` (the exponent, with ``alpha_ci_low``/``alpha_ci_high``), ``C`` (samples,
-        with its CI), the fit's residual sum of squares on log n50, AIC/AICc, a weighted
-        least-squares slope with its standard error and a lack-of-fit test.
+        with its CI; both CIs contain their estimate), the fit's residual sum of squares on
+        log n50, AIC/AICc, a weighted least-squares slope with its standard error and a
+        lack-of-fit test.
     """
     shape_values(np.ones(1) * 2.0, model, 1.0)  # validates the model name
-    usable = _usable(thresholds, d_column)
+    usable = usable_thresholds(thresholds, d_column)
     n_params = 2 if model == "power" else 1
     left_out = len(thresholds) - len(usable)
     reasons = [f"{left_out} d value(s) without identified n50 left out"] if left_out else []
     d = usable[d_column].to_numpy(dtype=float)
     y = np.log(usable["n50"].to_numpy(dtype=float))
     nan = math.nan
-    fixed = _fixed_exponent(model)
     common = dict(model=model, n_params=n_params, n_points=int(d.size), confidence=confidence,
                   n_boot=int(n_boot), d_min=float(d.min()) if d.size else nan,
                   d_max=float(d.max()) if d.size else nan)
     if d.size < n_params or (model == "power" and np.unique(d).size < 2):
         reasons.append(f"{d.size} identified point(s): too few for model {model!r}")
-        return ScalingFit(alpha=fixed, alpha_ci_low=nan, alpha_ci_high=nan, C=nan, C_ci_low=nan,
-                          C_ci_high=nan, rss_log=nan, aic=nan, aicc=nan, wls_alpha=nan,
-                          wls_alpha_se=nan, lack_of_fit_chi2=nan, lack_of_fit_p=nan,
-                          reason="; ".join(reasons), **common)
-
-    def solve(yv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """log C (B,) and alpha (B,) for rows of log n50 values yv (B, N)."""
-        if model == "power":
-            x = np.log(d)
-            xc = x - x.mean()
-            alpha = (yv - yv.mean(1, keepdims=True)) @ xc / (xc @ xc)
-            return yv.mean(1) - alpha * x.mean(), alpha
-        offset = np.log(shape_values(d, model))
-        return (yv - offset).mean(1), np.full(yv.shape[0], fixed)
-
-    log_c, alpha = solve(y[None, :])
+        return ScalingFit(alpha=_fixed_exponent(model), alpha_ci_low=nan, alpha_ci_high=nan,
+                          C=nan, C_ci_low=nan, C_ci_high=nan, rss_log=nan, aic=nan, aicc=nan,
+                          wls_alpha=nan, wls_alpha_se=nan, lack_of_fit_chi2=nan,
+                          lack_of_fit_p=nan, reason="; ".join(reasons), **common)
+    log_c, alpha = _solve(y[None, :], d, model)
     log_c, alpha = float(log_c[0]), float(alpha[0])
     fitted = log_c + np.log(shape_values(d, model, alpha))
+    rss, aic, aicc = _goodness(y, fitted, n_params, reasons)
+    pools = _log_replicates(usable)
+    if n_boot > 0 and len(pools) == d.size and all(p.size > 1 for p in pools):
+        boot = _bootstrap_scaling(d, y, fitted, pools, model, n_boot, confidence, seed)
+        a_lo, a_hi = contain_estimate(boot["alpha_ci_low"], boot.pop("alpha_ci_high"), alpha)
+        c_lo, c_hi = contain_estimate(boot["C_ci_low"], boot.pop("C_ci_high"), math.exp(log_c))
+        boot.update(alpha_ci_low=a_lo, alpha_ci_high=a_hi, C_ci_low=c_lo, C_ci_high=c_hi)
+    else:
+        reasons.append("no bootstrap replicates of n50 (n_boot = 0 or missing): CI not reported")
+        boot = dict(alpha_ci_low=nan, alpha_ci_high=nan, C_ci_low=nan, C_ci_high=nan,
+                    wls_alpha=nan, wls_alpha_se=nan, lack_of_fit_chi2=nan, lack_of_fit_p=nan)
+    return ScalingFit(alpha=alpha, C=math.exp(log_c), rss_log=rss, aic=aic, aicc=aicc,
+                      reason="; ".join(reasons), **boot, **common)
+
+
+def _solve(yv: np.ndarray, d: np.ndarray, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """log C (B,) and alpha (B,) of the least-squares fit to rows of log n50 values yv (B, N)."""
+    if model == "power":
+        x = np.log(d)
+        xc = x - x.mean()
+        alpha = (yv - yv.mean(1, keepdims=True)) @ xc / (xc @ xc)
+        return yv.mean(1) - alpha * x.mean(), alpha
+    offset = np.log(shape_values(d, model))
+    return (yv - offset).mean(1), np.full(yv.shape[0], _fixed_exponent(model))
+
+
+def _goodness(
+    y: np.ndarray, fitted: np.ndarray, n_params: int, reasons: list[str]
+) -> tuple[float, float, float]:
+    """RSS on log n50, AIC and AICc (module docstring); appends why AIC is nan to reasons."""
     rss = float(((y - fitted) ** 2).sum())
-    n_pts = d.size
+    n_pts = y.size
     if n_pts > n_params and rss > 1e-12 * n_pts:
         aic = n_pts * math.log(rss / n_pts) + 2 * (n_params + 1)
     else:
-        aic = nan
+        aic = math.nan
         reasons.append("no residual degrees of freedom (or an exact fit): AIC not defined")
     denom = n_pts - n_params - 2
-    aicc = aic + 2 * (n_params + 1) * (n_params + 2) / denom if denom > 0 else nan
+    aicc = aic + 2 * (n_params + 1) * (n_params + 2) / denom if denom > 0 else math.nan
+    return rss, aic, aicc
 
-    # bootstrap replicates of log n50 per d
+
+def _log_replicates(usable: pd.DataFrame) -> list[np.ndarray]:
+    """Per d, the logs of its positive finite bootstrap n50 replicates (none without the column)."""
     pools = []
     if "boot_n50" in usable:
         for reps in usable["boot_n50"]:
             reps = np.asarray(reps, dtype=float)
-            reps = reps[np.isfinite(reps) & (reps > 0)]
-            pools.append(np.log(reps))
-    have_boot = n_boot > 0 and len(pools) == n_pts and all(p.size > 1 for p in pools)
-    boot_alpha = boot_c = np.zeros(0)
-    a_lo = a_hi = c_lo = c_hi = wls_alpha = wls_se = lof = lof_p = nan
-    if have_boot:
-        var = np.array([p.var(ddof=1) for p in pools])
-        if (var > 0).all() and n_pts > n_params:
-            lof = float((((y - fitted) ** 2) / var).sum())
-            from scipy.stats import chi2  # scipy.stats costs ~0.5 s to import: when needed
+            pools.append(np.log(reps[np.isfinite(reps) & (reps > 0)]))
+    return pools
 
-            lof_p = float(chi2.sf(lof, n_pts - n_params))
-        rng = np.random.default_rng(seed)
-        yb = np.stack([p[rng.integers(0, p.size, size=int(n_boot))] for p in pools], axis=1)
-        lc_b, al_b = solve(yb)
-        boot_alpha, boot_c = al_b, np.exp(lc_b)
-        if model == "power":
-            a_lo, a_hi = _percentile(al_b, confidence)
-        c_lo, c_hi = _percentile(np.exp(lc_b), confidence)
-        if model == "power":
-            if (var > 0).all():
-                w = 1.0 / var
-                x = np.log(d)
-                xw = (w * x).sum() / w.sum()
-                sxx = (w * (x - xw) ** 2).sum()
-                wls_alpha = float((w * (x - xw) * y).sum() / sxx)
-                wls_se = float(math.sqrt(1.0 / sxx))
-    else:
-        reasons.append("no bootstrap replicates of n50 (n_boot = 0 or missing): CI not reported")
-    return ScalingFit(
-        alpha=alpha, alpha_ci_low=a_lo, alpha_ci_high=a_hi, C=math.exp(log_c), C_ci_low=c_lo,
-        C_ci_high=c_hi, rss_log=rss, aic=aic, aicc=aicc, wls_alpha=wls_alpha,
-        wls_alpha_se=wls_se, lack_of_fit_chi2=lof, lack_of_fit_p=lof_p,
-        reason="; ".join(reasons), boot_alpha=boot_alpha, boot_C=boot_c,
-        **common,
-    )
+
+def _bootstrap_scaling(
+    d: np.ndarray, y: np.ndarray, fitted: np.ndarray, pools: list[np.ndarray], model: str,
+    n_boot: int, confidence: float, seed: int,
+) -> dict[str, object]:
+    """Two-level bootstrap of the fit (percentile ends, not yet widened), the weighted
+    least-squares slope and the lack-of-fit test: ScalingFit fields by name."""
+    nan = math.nan
+    n_params = 2 if model == "power" else 1
+    n_pts = d.size
+    out = dict(alpha_ci_low=nan, alpha_ci_high=nan, wls_alpha=nan, wls_alpha_se=nan,
+               lack_of_fit_chi2=nan, lack_of_fit_p=nan)
+    var = np.array([p.var(ddof=1) for p in pools])
+    if (var > 0).all() and n_pts > n_params:
+        lof = float((((y - fitted) ** 2) / var).sum())
+        from scipy.stats import chi2  # scipy.stats costs ~0.5 s to import: when needed
+
+        out.update(lack_of_fit_chi2=lof, lack_of_fit_p=float(chi2.sf(lof, n_pts - n_params)))
+    rng = np.random.default_rng(seed)
+    yb = np.stack([p[rng.integers(0, p.size, size=int(n_boot))] for p in pools], axis=1)
+    lc_b, al_b = _solve(yb, d, model)
+    out.update(boot_alpha=al_b, boot_C=np.exp(lc_b))
+    if model == "power":
+        out["alpha_ci_low"], out["alpha_ci_high"] = percentile_interval(al_b, confidence)
+    out["C_ci_low"], out["C_ci_high"] = percentile_interval(np.exp(lc_b), confidence)
+    if model == "power" and (var > 0).all():
+        w = 1.0 / var
+        x = np.log(d)
+        xw = (w * x).sum() / w.sum()
+        sxx = (w * (x - xw) ** 2).sum()
+        out.update(wls_alpha=float((w * (x - xw) * y).sum() / sxx),
+                   wls_alpha_se=float(math.sqrt(1.0 / sxx)))
+    return out
 
 
 def compare_scaling_models(
@@ -246,6 +282,32 @@ def compare_scaling_models(
 
     Fixed-exponent shapes such as d^2 and d^4 are included as fits of the constant only: they
     test the *shape* of the bounds, not the bounds themselves.
+
+    Parameters
+    ----------
+    thresholds : DataFrame
+        One success notion's thresholds (:func:`fit_scaling`).
+    models : tuple of str
+        The shapes compared (:func:`shape_values`).
+    n_boot : int
+        Bootstrap replicates for the CIs (0: none).
+    confidence : float
+        Two-sided coverage of the CIs, in (0, 1).
+    d_column : str
+        The column holding d.
+    seed : int
+        Seed of every model's bootstrap.
+
+    Returns
+    -------
+    DataFrame
+        One row per model: the :class:`ScalingFit` fields but ``boot_alpha``/``boot_C``, and
+        ``delta_aic`` (nan where AIC is).
+
+    Raises
+    ------
+    DataError
+        An unknown model or an unusable thresholds table (:func:`fit_scaling`).
     """
     records = []
     for model in models:
@@ -269,7 +331,35 @@ def scaling_by(
     seed: int = 0,
     d_column: str = "d",
 ) -> pd.DataFrame:
-    """:func:`fit_scaling` per group of ``by`` (e.g. per success notion); one row per group."""
+    """:func:`fit_scaling` per group of ``by`` (e.g. per success notion); one row per group.
+
+    Parameters
+    ----------
+    thresholds : DataFrame
+        :func:`~stelab.analysis.threshold.thresholds_by` output.
+    by : str or sequence of str
+        Grouping columns (dropped before each fit).
+    model : str
+        The shape (:func:`fit_scaling`).
+    n_boot : int
+        Bootstrap replicates for the CIs (0: none).
+    confidence : float
+        Two-sided coverage of the CIs, in (0, 1).
+    d_column : str
+        The column holding d.
+    seed : int
+        Seed of group 0; group g uses ``seed + g``.
+
+    Returns
+    -------
+    DataFrame
+        The ``by`` columns and every :class:`ScalingFit` field (replicates as array cells).
+
+    Raises
+    ------
+    DataError
+        As :func:`fit_scaling`.
+    """
     by = [by] if isinstance(by, str) else list(by)
     records = []
     for g, (key, group) in enumerate(thresholds.groupby(by, sort=True)):
@@ -277,94 +367,3 @@ def scaling_by(
         fit = fit_scaling(group.drop(columns=by), model, n_boot, confidence, seed + g, d_column)
         records.append({**dict(zip(by, key, strict=True)), **fit.as_dict()})
     return pd.DataFrame(records)
-
-
-def local_exponents(
-    thresholds: pd.DataFrame,
-    confidence: float = 0.95,
-    d_column: str = "d",
-    n_boot: int | None = None,
-) -> pd.DataFrame:
-    """Slope of log n50 between consecutive identified d: (log n50_j+1 - log n50_j) /
-    (log d_j+1 - log d_j), with a percentile CI from the bootstrap replicates of both ends
-    (paired by replicate index; the two fits are independent). A drifting local exponent means
-    no single power law describes the range.
-
-    Parameters
-    ----------
-    thresholds : DataFrame
-        :func:`~stelab.analysis.threshold.thresholds_by` output: columns d, n50, boot_n50 (for
-        the CI), and ``success``; with several success notions the slopes are given per notion
-        (a ``success`` column first, notions in sorted order).
-    confidence : float
-        Level of the percentile CI.
-    d_column : str
-        The dimension column.
-    n_boot : int or None
-        Paired replicates used for the CI: the first ``n_boot`` (None: all there are; 0: no CI).
-
-    Returns
-    -------
-    DataFrame
-        One row per neighbouring pair: d_low, d_high, local_alpha, ci_low, ci_high.
-    """
-    if "success" in thresholds and thresholds["success"].nunique() > 1:
-        parts = [
-            local_exponents(group.drop(columns="success"), confidence, d_column, n_boot)
-            .assign(success=notion)
-            for notion, group in thresholds.groupby("success", sort=True)
-        ]
-        table = pd.concat(parts, ignore_index=True)
-        return table[["success", *[c for c in table if c != "success"]]]
-    usable = _usable(thresholds, d_column)
-    records = []
-    for (_, lo), (_, hi) in zip(usable.iloc[:-1].iterrows(), usable.iloc[1:].iterrows(),
-                                strict=True):
-        span = math.log(hi[d_column] / lo[d_column])
-        slope = math.log(hi["n50"] / lo["n50"]) / span
-        low = high = math.nan
-        if "boot_n50" in usable:
-            a, b = np.asarray(lo["boot_n50"], float), np.asarray(hi["boot_n50"], float)
-            size = min(a.size, b.size) if n_boot is None else min(a.size, b.size, int(n_boot))
-            if size > 1:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    low, high = _percentile(np.log(b[:size] / a[:size]) / span, confidence)
-        records.append({"d_low": lo[d_column], "d_high": hi[d_column], "local_alpha": slope,
-                        "ci_low": low, "ci_high": high})
-    return pd.DataFrame(records)
-
-
-def reference_curve(
-    d: np.ndarray, shape: str, anchor_d: float, anchor_n: float
-) -> np.ndarray:
-    """The curve C g(d) through (anchor_d, anchor_n) for a shape "d^k" or "dlogd".
-
-    Only the shape is meaningful: the paper's d^2 / d^4 are upper bounds with unknown constants.
-    """
-    g = shape_values(np.asarray(d, dtype=float), shape)
-    return anchor_n * g / shape_values(np.array([anchor_d], dtype=float), shape)[0]
-
-
-def reference_ratios(
-    thresholds: pd.DataFrame,
-    shapes: tuple[str, ...] = ("d^2", "d^4", "dlogd"),
-    d_column: str = "d",
-) -> pd.DataFrame:
-    """n50 / g(d) with its CI for each shape: columns ``ratio_<shape>``, ``..._low``, ``..._high``.
-
-    A ratio that falls with d means n50 grows more slowly than that shape.
-    """
-    for column in (d_column, "n50"):
-        if column not in thresholds:
-            raise DataError(f"thresholds.{column}: column missing (use thresholds_by output)")
-    keep = [c for c in (d_column, "success", "n50", "ci_low", "ci_high") if c in thresholds]
-    table = thresholds[keep].copy()
-    d = table[d_column].to_numpy(dtype=float)
-    for shape in shapes:
-        g = shape_values(d, shape)
-        name = "ratio_" + shape.replace("^", "")
-        table[name] = table["n50"] / g
-        for col in ("ci_low", "ci_high"):
-            if col in table:
-                table[f"{name}_{col.split('_')[1]}"] = table[col] / g
-    return table

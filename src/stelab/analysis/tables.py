@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from stelab.analysis.intervals import contain_estimate
 from stelab.analysis.proportions import wilson_interval
 from stelab.analysis.trajectories import group_keys, per_horizon
 from stelab.errors import DataError
@@ -33,6 +34,37 @@ def success_table(
     ``success`` default: every column of SUCCESS_COLUMNS present in ``rows``. Column ``metric``
     names the success column. For E4 use by=["distribution", "normalization",
     "teacher_balance"]; for success vs horizon over separate runs add "steps" to ``by``.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows with boolean success columns.
+    by : str or sequence of str
+        Grouping columns of ``rows`` (none: one group).
+    success : str, sequence of str or None
+        The success columns (None: those of SUCCESS_COLUMNS present).
+    confidence : float
+        Two-sided coverage of the intervals, in (0, 1).
+
+    Returns
+    -------
+    DataFrame
+        The ``by`` columns, metric, successes, trials (int), rate and ci_low, ci_high (in
+        [0, 1], containing the rate).
+
+    Raises
+    ------
+    DataError
+        A success column or a ``by`` column missing from ``rows``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"d": [8, 8, 8, 16], "success_last": [True, True, False, False]})
+    >>> success_table(rows, by="d")[["d", "successes", "trials", "rate"]]
+        d  successes  trials      rate
+    0   8          2       3  0.666667
+    1  16          0       1  0.000000
     """
     by = as_list(by)
     metrics = [c for c in SUCCESS_COLUMNS if c in rows] if success is None else as_list(success)
@@ -61,6 +93,22 @@ def success_by_steps(
 
     (The ergodic average at an earlier horizon needs the running sum of q, which rows do not
     store, so each horizon is its own run.) Same columns as :func:`success_table`.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows of runs with several ``steps`` (a ``steps`` column).
+    by : str or sequence of str
+        Grouping columns of ``rows`` (none: one group).
+    success : tuple of str
+        The success columns compared.
+    confidence : float
+        Two-sided coverage of the intervals, in (0, 1).
+
+    Returns
+    -------
+    DataFrame
+        :func:`success_table` grouped by ``by`` and ``steps``.
     """
     return success_table(rows, [*as_list(by), "steps"], success, confidence)
 
@@ -75,6 +123,27 @@ def success_vs_horizon(
 
     Columns: the ``by`` columns, T, metric (success_last | success_best), successes, trials,
     rate, ci_low, ci_high (Wilson).
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows with ``hamming_trajectory`` (arrays of H_t, t = 0..T).
+    horizons : array_like of int or None
+        The horizons T' (steps; default :func:`~stelab.analysis.trajectories.horizon_grid`).
+    by : str or sequence of str
+        Grouping columns of ``rows`` (none: one group).
+    confidence : float
+        Two-sided coverage of the intervals, in (0, 1).
+
+    Returns
+    -------
+    DataFrame
+        One row per (group, T', metric); rate and its Wilson interval in [0, 1].
+
+    Raises
+    ------
+    DataError
+        No recorded trajectories, a ``by`` column missing, or a horizon outside 1..T.
     """
     by = as_list(by)
     long = per_horizon(rows, horizons, by)
@@ -122,6 +191,29 @@ def mean_ci(
 
     Returns (nan, nan, nan) without a finite value, and nan ends with fewer than
     :data:`MIN_SAMPLE` values: too few for any interval (callers print that instead).
+
+    Parameters
+    ----------
+    values : array_like, shape (k,), float
+        The values (non-finite ones are left out).
+    confidence : float
+        Two-sided coverage, in (0, 1).
+    method : {"bootstrap", "t"}
+        The interval (above).
+    n_boot : int
+        Bootstrap replicates.
+    seed : int
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    (float, float, float)
+        mean, low, high, in the units of ``values``.
+
+    Raises
+    ------
+    DataError
+        An unknown ``method``.
     """
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
@@ -143,7 +235,7 @@ def mean_ci(
         lo_v, hi_v = float(values.min()), float(values.max())
         # the percentiles of means in [min, max] stay there; float rounding of a mean of equal
         # values could step a hair outside, and the point estimate must be inside
-        return (mean, min(max(float(low), lo_v), mean), max(min(float(high), hi_v), mean))
+        return (mean, *contain_estimate(max(float(low), lo_v), min(float(high), hi_v), mean))
     raise DataError(f"method: {method!r} is not known; allowed: bootstrap, t")
 
 
@@ -160,7 +252,31 @@ def mean_ci_by(
     :func:`mean_ci` (bootstrap: inside the value's range; nan ends for fewer than
     :data:`MIN_SAMPLE` trials).
 
-    Columns: the ``by`` columns, trials, mean, sd, ci_low, ci_high.
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows.
+    value : str
+        The numeric column averaged.
+    by : str or sequence of str
+        Grouping columns of ``rows`` (none: one group).
+    confidence : float
+        Two-sided coverage of the intervals, in (0, 1).
+    method, n_boot : str, int
+        As for :func:`mean_ci`.
+    seed : int
+        Seed of group 0; group g uses ``seed + g``.
+
+    Returns
+    -------
+    DataFrame
+        The ``by`` columns, trials (int), mean, sd (ddof = 1; nan for one trial), ci_low,
+        ci_high, in the units of ``value``.
+
+    Raises
+    ------
+    DataError
+        ``value`` or a ``by`` column missing from ``rows``, or an unknown ``method``.
     """
     by = as_list(by)
     if value not in rows:

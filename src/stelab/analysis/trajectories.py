@@ -22,7 +22,25 @@ TRAJECTORY_COLUMNS = ("hamming_trajectory", "loss_trajectory")
 
 
 def trajectories(rows: pd.DataFrame, column: str = "hamming_trajectory") -> list[np.ndarray]:
-    """The per-row trajectory arrays of ``column`` (DataError when it was not recorded)."""
+    """The per-row trajectory arrays of ``column`` (DataError when it was not recorded).
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows.
+    column : str
+        ``"hamming_trajectory"`` (H_t, integers) or ``"loss_trajectory"``.
+
+    Returns
+    -------
+    list of ndarray, each shape (T + 1,)
+        One array per row, in row order.
+
+    Raises
+    ------
+    DataError
+        The column is missing or a row has no trajectory.
+    """
     if column not in rows:
         raise DataError(f"rows.{column}: column missing; run with [record] trajectory = true"
                         + (" and loss_trajectory = true" if column == "loss_trajectory" else ""))
@@ -35,7 +53,30 @@ def trajectories(rows: pd.DataFrame, column: str = "hamming_trajectory") -> list
 
 
 def horizon_grid(steps: int, points: int = 25) -> np.ndarray:
-    """About ``points`` distinct horizons from 1 to ``steps``, evenly spaced in log T."""
+    """About ``points`` distinct horizons from 1 to ``steps``, evenly spaced in log T.
+
+    Parameters
+    ----------
+    steps : int
+        The largest horizon T (steps), >= 1.
+    points : int
+        Horizons asked for (rounding can merge some).
+
+    Returns
+    -------
+    ndarray, shape (<= points,), int64
+        Sorted distinct horizons in 1..steps.
+
+    Raises
+    ------
+    DataError
+        ``steps`` < 1.
+
+    Examples
+    --------
+    >>> horizon_grid(100, 5)
+    array([  1,   3,  10,  32, 100])
+    """
     if steps < 1:
         raise DataError(f"steps: {steps} < 1")
     grid = np.unique(np.round(np.geomspace(1, steps, points)).astype(np.int64))
@@ -45,7 +86,23 @@ def horizon_grid(steps: int, points: int = 25) -> np.ndarray:
 def horizon_stats(hamming: np.ndarray, horizons: np.ndarray) -> dict[str, np.ndarray]:
     """The statistics of the module docstring for trajectories ``hamming`` (k, T+1).
 
-    Returns arrays of shape (k, len(horizons)); every horizon must lie in 1..T.
+    Parameters
+    ----------
+    hamming : ndarray, shape (k, T + 1) or (T + 1,), int
+        Hamming distances H_t of k trajectories, t = 0..T.
+    horizons : ndarray, shape (h,), int
+        Horizons T' in 1..T (steps).
+
+    Returns
+    -------
+    dict of str to ndarray, each shape (k, h)
+        success_last, success_best (bool), occupation (float, share of steps in 1..T' with
+        H = 0), n_returns, n_exits (int64).
+
+    Raises
+    ------
+    DataError
+        A horizon outside 1..T.
     """
     H = np.atleast_2d(np.asarray(hamming))
     T = H.shape[1] - 1
@@ -93,6 +150,27 @@ def per_horizon(
     ``horizons`` default: :func:`horizon_grid` of the longest trajectory; horizons beyond a
     row's own T are skipped for that row. Columns: the ``by`` columns, ``trial`` (when present),
     ``row`` (the index in ``rows``), ``T``, and the statistics.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows with a recorded trajectory column (arrays of length T + 1, t = 0..T).
+    horizons : array_like of int or None
+        The horizons T' (steps).
+    by : str or sequence of str
+        Columns of ``rows`` copied to every output row.
+    column : str
+        The Hamming trajectory column.
+
+    Returns
+    -------
+    DataFrame
+        The columns above, one row per (trial row, horizon).
+
+    Raises
+    ------
+    DataError
+        The trajectory column or a ``by`` column is missing.
     """
     by = [by] if isinstance(by, str) else list(by)
     paths = trajectories(rows, column)
@@ -132,6 +210,30 @@ def trajectory_bands(
     ``per_d`` divides each trajectory by its row's d (bit error H_t / d). Trajectories of
     different lengths are padded with nan (a step counts only the trials that reached it).
     Columns: the ``by`` columns, t, trials, mean, median, q_low, q_high.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows with a recorded trajectory column (arrays of length T + 1, t = 0..T).
+    column : str
+        The trajectory column.
+    by : str or sequence of str
+        Grouping columns.
+    quantiles : (float, float)
+        The band's lower and upper quantile, in [0, 1].
+    per_d : bool
+        Divide by the row's ``d`` (needs a ``d`` column).
+
+    Returns
+    -------
+    DataFrame
+        The columns above, one row per (group, t); values in the units of ``column`` (per
+        bit with ``per_d``).
+
+    Raises
+    ------
+    DataError
+        The trajectory, a ``by`` column or (with ``per_d``) ``d`` is missing.
     """
     by = [by] if isinstance(by, str) else list(by)
     frames = []
@@ -178,6 +280,25 @@ def at_checkpoints(rows: pd.DataFrame, keep_trajectories: bool = False) -> pd.Da
     STEs a run of T' steps gives the same rows (the iterates do not depend on the horizon), so
     :func:`~stelab.analysis.threshold.thresholds_by` with by=[..., "steps"] gives thresholds per
     horizon and :func:`~stelab.analysis.tables.success_by_steps` ergodic vs last success vs T.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Per-trial rows with ``checkpoint_steps`` and ``ergodic_hamming_at`` (arrays, one value
+        per checkpoint).
+    keep_trajectories : bool
+        Keep the trajectory columns (cut to t = 0..T') in the output.
+
+    Returns
+    -------
+    DataFrame
+        One row per (trial, checkpoint): the rows' other columns, ``steps`` = T',
+        ``run_steps`` = T and the outcomes above.
+
+    Raises
+    ------
+    DataError
+        ``checkpoint_steps`` or ``ergodic_hamming_at`` missing.
     """
     for column in ("checkpoint_steps", "ergodic_hamming_at"):
         if column not in rows:

@@ -69,7 +69,39 @@ def load_data(
     """Read a samples x features matrix from ``.npz`` (array ``key``, or the only array, or
     ``X``), ``.npy`` or ``.csv`` (every column numeric after dropping ``drop`` and the label
     column ``label``; a header row is detected). Problems raise DataError with one line; a kept
-    column that looks like labels warns (:class:`LabelColumnWarning`)."""
+    column that looks like labels warns (:class:`LabelColumnWarning`).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.npz``, ``.npy`` or ``.csv`` file.
+    key : str or None
+        The array of an ``.npz`` file to read (``.npz`` only).
+    drop : tuple of str
+        CSV columns to leave out (``.csv`` only).
+    label : str or None
+        A CSV label column to leave out (``.csv`` only).
+
+    Returns
+    -------
+    ndarray, shape (n, d), float64
+        Samples x features, finite.
+
+    Raises
+    ------
+    DataError
+        An unsupported, missing, empty or unreadable file, ``key``/``drop``/``label`` given for
+        the wrong file type or naming nothing, or data that are not a finite 2-D numeric array.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+    >>> _ = path.write_text(chr(10).join(["a,b,y", "1.5,2,0", "3,4.25,1"]))
+    >>> load_data(path, label="y")
+    array([[1.5 , 2.  ],
+           [3.  , 4.25]])
+    """
     path = Path(path)
     if label is not None:
         if path.suffix.lower() != ".csv":

@@ -237,6 +237,44 @@ def diagnose(
     ``max_seconds`` the diagnosis is refused (ConfigError naming the costly part and what to pass
     instead). Data at any finite scale are accepted (they are rescaled by a power of two first);
     NaN or inf is refused.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d), numeric
+        The samples (rows) and features (columns); read as float64.
+    teacher_balances : tuple of float
+        Shares of +1 weights of the random binary teachers, each in [0, 1].
+    normalizations : tuple of str
+        Input normalizations to check, from :data:`stelab.config.NORMALIZATIONS`.
+    teachers : int
+        Random teachers per (normalization, balance), >= 1.
+    steps : int
+        The training horizon (steps) the Gaussian reference n50 refers to.
+    n50 : float or None
+        The Gaussian reference n50 (samples) at d and ``steps``; None: measured.
+    seed : int
+        Seed of the teachers and the random projections.
+    projections : int
+        Random projections used for the feature statistics.
+    measure : int
+        Trials of a measured run on ``X`` per check (0: predict only).
+    max_seconds : float
+        Bound (seconds) on the estimated cost; more is refused.
+
+    Returns
+    -------
+    Diagnosis
+        Feature statistics (in the units of ``X``), one ``NormalizationCheck`` per
+        (normalization, balance) in ``checks``, ``recommended`` (a normalization name) and
+        ``healthy_raw``.
+
+    Raises
+    ------
+    DataError
+        ``X`` not a finite 2-D numeric array, or every feature constant.
+    ConfigError
+        A balance outside [0, 1], an unknown normalization, ``teachers`` < 1, ``measure`` < 0,
+        a non-positive ``n50`` or ``max_seconds``, or an estimated cost over ``max_seconds``.
     """
     X = validate_data(X)
     n, d = X.shape

@@ -85,7 +85,19 @@ def _check_clip(weight_clip: float | None) -> float | None:
 
 
 class QuantizedLayer:
-    """Mixin of the quantized layers: quantizers, latent-weight clipping, the binary weights."""
+    """Mixin of the quantized layers: quantizers, latent-weight clipping, the binary weights.
+
+    Not built directly: :class:`QuantLinear` and :class:`QuantConv2d` take its parameters
+    (``input_quantizer``, ``weight_quantizer``, ``weight_clip``) and ``isinstance(m,
+    QuantizedLayer)`` is how :func:`quantized_layers` finds them.
+
+    Attributes
+    ----------
+    input_quantizer, weight_quantizer : callable or None
+        The resolved Q_in and Q_w (None: identity).
+    weight_clip : float or None
+        The clamp c of the latent weights, or None.
+    """
 
     weight: nn.Parameter
     input_quantizer: Callable[[Tensor], Tensor] | None
@@ -133,6 +145,39 @@ class QuantLinear(QuantizedLayer, nn.Linear):
     """``torch.nn.Linear`` on quantized inputs and weights: y = Q_in(x) Q_w(W)^T + b.
 
     Defaults: real inputs, weights Q_w = ``"sign"`` (sign(0) = +1, identity surrogate).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of the last dimension of the input (..., in_features) and of the output
+        (..., out_features); the latent weight has shape (out_features, in_features).
+    bias : bool
+        Whether to add a real bias of shape (out_features,) (default True).
+    device, dtype : optional
+        As for ``torch.nn.Linear`` (default: torch's default device and float32).
+    input_quantizer : str, callable or None, keyword-only
+        Q_in: a quantizer name (:data:`stelab.quantizers.QUANTIZERS` or ``"<activation>:<ste>"``),
+        a callable Tensor -> Tensor, or None (default: inputs stay real).
+    weight_quantizer : str, callable or None, keyword-only
+        Q_w, as ``input_quantizer``; default ``"sign"``.
+    weight_clip : float or None, keyword-only
+        c > 0: the latent weights are clamped to [-c, c] after every optimizer step (module
+        docstring); None (default): no clipping.
+
+    Raises
+    ------
+    ConfigError
+        An unknown quantizer name, a quantizer that is neither a name, a callable nor None, or
+        ``weight_clip`` <= 0.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = QuantLinear(3, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[0.5, -2.0, 0.0], [-0.1, 0.2, 0.3]]))
+    >>> layer(torch.tensor([[1.0, 1.0, 1.0]]))
+    tensor([[1., 1.]], grad_fn=<MmBackward0>)
     """
 
     def __init__(
@@ -162,6 +207,28 @@ class QuantConv2d(QuantizedLayer, nn.Conv2d):
 
     Note: with ``padding_mode="zeros"`` the padding is added after Q_in, so a sign-quantized
     input is padded with 0, a third value (as in Larq's default ``pad_values=0``).
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode
+        As for ``torch.nn.Conv2d``: input (N, in_channels, H, W), output
+        (N, out_channels, H', W'), latent weight (out_channels, in_channels / groups, kH, kW).
+    device, dtype : optional
+        As for ``torch.nn.Conv2d``.
+    input_quantizer : str, callable or None, keyword-only
+        Q_in: a quantizer name (:data:`stelab.quantizers.QUANTIZERS` or ``"<activation>:<ste>"``),
+        a callable Tensor -> Tensor, or None (default: inputs stay real).
+    weight_quantizer : str, callable or None, keyword-only
+        Q_w, as ``input_quantizer``; default ``"sign"``.
+    weight_clip : float or None, keyword-only
+        c > 0: the latent weights are clamped to [-c, c] after every optimizer step (module
+        docstring); None (default): no clipping.
+
+    Raises
+    ------
+    ConfigError
+        An unknown quantizer name, a quantizer that is neither a name, a callable nor None, or
+        ``weight_clip`` <= 0.
     """
 
     def __init__(
@@ -206,7 +273,13 @@ class QuantConv2d(QuantizedLayer, nn.Conv2d):
 
 class Scale(nn.Module):
     """y = factor * x: a fixed scale (e.g. 1/sqrt(fan_in) after a binary layer, so that a
-    surrogate window such as 1[|x| <= 1] means the same at every width)."""
+    surrogate window such as 1[|x| <= 1] means the same at every width).
+
+    Parameters
+    ----------
+    factor : float
+        The fixed multiplier (not trained); the output has the input's shape and dtype.
+    """
 
     def __init__(self, factor: float) -> None:
         super().__init__()
@@ -245,14 +318,36 @@ def _clip_after_step(optimizer: torch.optim.Optimizer, *_args: Any) -> None:
 
 
 def quantized_layers(model: nn.Module) -> Iterator[tuple[str, QuantizedLayer]]:
-    """(name, layer) for every quantized layer of ``model`` (including ``model`` itself)."""
+    """(name, layer) for every quantized layer of ``model`` (including ``model`` itself).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module.
+
+    Returns
+    -------
+    iterator of (str, QuantizedLayer)
+        The dotted name from ``model.named_modules()`` ("" for ``model`` itself) and the layer.
+    """
     for name, module in model.named_modules():
         if isinstance(module, QuantizedLayer):
             yield name, module
 
 
 def clip_weights_(model: nn.Module) -> None:
-    """Apply every quantized layer's ``weight_clip`` (call after ``optimizer.step()``)."""
+    """Apply every quantized layer's ``weight_clip`` (call after ``optimizer.step()``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its quantized layers' latent weights are clamped in place (layers without a clip are
+        left alone).
+
+    Returns
+    -------
+    None
+    """
     for _name, layer in quantized_layers(model):
         layer.clip_weights_()
 
@@ -260,5 +355,18 @@ def clip_weights_(model: nn.Module) -> None:
 def attach_weight_clip(optimizer: torch.optim.Optimizer, model: nn.Module) -> Any:
     """Run :func:`clip_weights_` on ``model`` after every ``optimizer.step()``; returns the hook
     handle (``handle.remove()`` detaches it). No longer needed: ``weight_clip`` is enforced after
-    every step without it (module docstring); kept so existing code runs unchanged."""
+    every step without it (module docstring); kept so existing code runs unchanged.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        The optimizer whose ``step()`` triggers the clamp.
+    model : torch.nn.Module
+        The model whose quantized layers are clamped (:func:`clip_weights_`).
+
+    Returns
+    -------
+    torch.utils.hooks.RemovableHandle
+        The hook's handle.
+    """
     return optimizer.register_step_post_hook(lambda *_args, **_kwargs: clip_weights_(model))

@@ -25,6 +25,29 @@ def flip_ratio(before: Tensor, after: Tensor, binarize: bool = True) -> float:
 
     With ``binarize`` the inputs are latent weights and sign(.) (sign(0) = +1) is taken first;
     otherwise they are compared as given (already quantized values).
+
+    Parameters
+    ----------
+    before, after : Tensor, same shape, any float dtype
+        The weights at two moments (latent weights with ``binarize``, else quantized values).
+    binarize : bool
+        Take sign(.) of both first (default True).
+
+    Returns
+    -------
+    float
+        The share in [0, 1] (0.0 for empty tensors).
+
+    Raises
+    ------
+    ValueError
+        The shapes differ.
+
+    Examples
+    --------
+    >>> import torch
+    >>> flip_ratio(torch.tensor([0.5, -0.2, 0.0, 1.0]), torch.tensor([0.4, 0.1, -0.3, 2.0]))
+    0.5
     """
     if before.shape != after.shape:
         raise ValueError(
@@ -53,6 +76,19 @@ class FlipRatio:
         for batch in data:
             ...; optimizer.step()
             ratio = tracker.update()
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The quantized layers with 1-bit weights are tracked (layers are found once, at
+        construction).
+
+    Attributes
+    ----------
+    per_layer : dict of str to float
+        The last ratio of each tracked layer, by its name in ``model``.
+    history : list of float
+        Every overall ratio ``update()`` returned.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -68,6 +104,9 @@ class FlipRatio:
         self._last = {name: _binary_weights(layer) for name, layer in self._layers.items()}
 
     def update(self) -> float:
+        """The share in [0, 1] of binary weights (all tracked layers together) that changed
+        since the reference; the current weights become the new reference. 0.0 without
+        tracked weights."""
         flipped = total = 0
         for name, layer in self._layers.items():
             current = _binary_weights(layer)

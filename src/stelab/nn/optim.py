@@ -29,14 +29,37 @@ __all__ = ["Bop", "binary_parameters", "real_parameters"]
 
 
 def binary_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The weights of the quantized layers whose weight quantizer is 1-bit."""
+    """The weights of the quantized layers whose weight quantizer is 1-bit.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module.
+
+    Returns
+    -------
+    list of torch.nn.Parameter
+        The latent weights of its 1-bit quantized layers, in ``named_modules`` order (give them
+        to :class:`Bop`).
+    """
     return [
         layer.weight for _n, layer in quantized_layers(model) if layer.weight_precision == 1
     ]
 
 
 def real_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """Every parameter of ``model`` that :func:`binary_parameters` does not return."""
+    """Every parameter of ``model`` that :func:`binary_parameters` does not return.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module.
+
+    Returns
+    -------
+    list of torch.nn.Parameter
+        Biases, normalization parameters, real layers' weights (for an ordinary optimizer).
+    """
     binary = {id(p) for p in binary_parameters(model)}
     return [p for p in model.parameters() if id(p) not in binary]
 
@@ -45,7 +68,33 @@ class Bop(torch.optim.Optimizer):
     """Bop: flip w where |m| > threshold and sign(m) == sign(w), m the EMA of the gradient.
 
     At construction every parameter is replaced by sign(w) (sign(0) = +1), so it holds binary
-    values from the first step on. ``gamma`` in (0, 1]: adaptivity rate; ``threshold`` >= 0.
+    values from the first step on.
+
+    Parameters
+    ----------
+    params : iterable of torch.nn.Parameter (or param-group dicts)
+        The binary weights (:func:`binary_parameters`); overwritten by their sign, in place.
+    gamma : float
+        The adaptivity rate of the gradient average, in (0, 1] (default 1e-4).
+    threshold : float
+        tau >= 0, the strength |m| a flip needs (default 1e-8; units of the gradient).
+
+    Raises
+    ------
+    ConfigError
+        ``gamma`` outside (0, 1] or ``threshold`` < 0 (or nan).
+
+    Examples
+    --------
+    >>> import torch
+    >>> w = torch.nn.Parameter(torch.tensor([0.3, -0.7, 0.0]))
+    >>> opt = Bop([w], gamma=1.0, threshold=0.5)
+    >>> w.data
+    tensor([ 1., -1.,  1.])
+    >>> w.grad = torch.tensor([1.0, 1.0, 0.1])
+    >>> opt.step()
+    >>> w.data
+    tensor([-1., -1.,  1.])
     """
 
     def __init__(

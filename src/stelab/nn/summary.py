@@ -41,7 +41,19 @@ __all__ = ["LayerSummary", "ModelSummary", "summary"]
 
 @dataclass(frozen=True)
 class LayerSummary:
-    """Bit counts of one module's own parameters and floating buffers."""
+    """Bit counts of one module's own parameters and floating buffers.
+
+    Parameters
+    ----------
+    name, kind : str
+        The module's dotted name in the model and its class name.
+    params_1bit, params_32bit, params_other : int
+        Parameter (and floating buffer) values stored with 1 bit, 32 bits, other precisions.
+    other_bits : int
+        Bits held by the ``params_other`` values together.
+    macs_binary, macs_real_binary, macs_float : int
+        Multiply-accumulates of one sample: 1-bit x 1-bit, real x 1-bit, the rest.
+    """
 
     name: str
     kind: str
@@ -150,7 +162,15 @@ def _count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, dic
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """The per-layer rows and their total; ``str()`` gives a fixed-width text table."""
+    """The per-layer rows and their total; ``str()`` gives a fixed-width text table.
+
+    Parameters
+    ----------
+    layers : tuple of LayerSummary
+        One row per module that holds parameters or floating buffers of its own.
+    counted_macs : bool
+        Whether the MAC columns were counted (:func:`summary` got an ``input_shape``).
+    """
 
     layers: tuple[LayerSummary, ...]
     counted_macs: bool = False
@@ -261,7 +281,35 @@ def summary(
 ) -> ModelSummary:
     """Per-layer 1-bit / 32-bit parameter counts, memory in bytes and compression ratio; with
     ``input_shape`` (one sample, no batch dimension) also the MACs per precision; with
-    ``fold_batchnorm`` batch norms counted folded (2 values per channel)."""
+    ``fold_batchnorm`` batch norms counted folded (2 values per channel).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module; quantized layers count their weights at the weight quantizer's precision.
+    input_shape : tuple of int or None
+        The shape of one sample, without the batch dimension (e.g. (1, 28, 28)); the model is
+        run once on zeros of shape (1, *input_shape) to count MACs. None: no MAC counts.
+    fold_batchnorm : bool
+        Count a batch norm as 2 values per channel (scale and shift after folding) instead of
+        its parameters and running statistics.
+
+    Returns
+    -------
+    ModelSummary
+        ``layers``, ``total``, ``memory_bytes`` (bytes), ``compression`` (float32 bytes /
+        bytes), ``macs`` (per sample), ``to_frame()``, ``to_rich()`` and ``str()``.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from stelab.nn import QuantLinear
+    >>> s = summary(nn.Sequential(QuantLinear(64, 10, bias=False)), input_shape=(64,))
+    >>> s.total.params_1bit, s.memory_bytes, s.compression
+    (640, 80, 32.0)
+    >>> s.macs["real_binary"]
+    640
+    """
     macs = _count_macs(model, tuple(input_shape)) if input_shape is not None else {}
     rows = [_layer_summary(name, module, macs.get(name, {}), fold_batchnorm)
             for name, module in model.named_modules()]

@@ -330,7 +330,25 @@ def _check_metadata(path: Path, metadata: dict[str, str] | None) -> dict[str, An
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The metadata of a packed file (format, versions, architecture JSON), checked."""
+    """The metadata of a packed file (format, versions, architecture JSON), checked.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`export_packed`.
+
+    Returns
+    -------
+    dict of str to str
+        The safetensors header metadata: ``format``, the format version, the architecture as
+        JSON text and the versions that wrote it.
+
+    Raises
+    ------
+    PackError
+        No such file, not a readable safetensors file, not a stelab packed model, an
+        unsupported format version, or architecture metadata that is missing or not JSON.
+    """
     path = Path(path)
     handle = _open(path)
     metadata = handle.metadata() or {}

@@ -181,7 +181,28 @@ class _PackedLayer(nn.Module):
 
 
 class PackedLinear(_PackedLayer):
-    """y = Q_in(x) sign(W)^T + b with sign(W) stored as packed bits (see the module doc)."""
+    """y = Q_in(x) sign(W)^T + b with sign(W) stored as packed bits (see the module doc).
+
+    Built by :func:`~stelab.pack.load_packed` for each packed ``QuantLinear`` of a model;
+    inference only, on float32 inputs of shape (..., in_features) -> (..., out_features).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        The layer's sizes.
+    rows : ndarray, shape (out_features, ceil(in_features / 64)), uint64
+        The packed sign bits, one row per output (bit j set where W_j < 0;
+        :func:`~stelab.pack.bits.pack_bits`).
+    bias : Tensor, shape (out_features,), or None
+        Kept as float32.
+    mode : {"real", "sign", "step"}
+        The input quantizer's family (:data:`INPUT_MODES`, module docstring).
+
+    Raises
+    ------
+    PackError
+        An unknown ``mode``.
+    """
 
     def __init__(self, in_features: int, out_features: int, rows: np.ndarray,
                  bias: Tensor | None, mode: str) -> None:
@@ -212,6 +233,25 @@ class PackedConv2d(_PackedLayer):
     asymmetric paddings need no special case. Binary inputs: the weights are kept as
     (G, kh, kw, words, O/G) words for :func:`~stelab.pack.kernels.binary_conv2d`; real inputs:
     as rows of (C/G kh kw) bits for patches (unfold) times packed rows.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, dilation, groups, padding_mode
+        As for ``torch.nn.Conv2d`` (tuples where torch stores tuples); input
+        (N, in_channels, H, W) float32, output (N, out_channels, H', W').
+    padding : (int, int, int, int)
+        (left, right, top, bottom), as above.
+    signs : ndarray, shape (out_channels, in_channels / groups, kh, kw)
+        The weights' signs (+1 / -1; only the negative entries matter).
+    bias : Tensor, shape (out_channels,), or None
+        Kept as float32.
+    mode : {"real", "sign", "step"}
+        The input quantizer's family (:data:`INPUT_MODES`, module docstring).
+
+    Raises
+    ------
+    PackError
+        An unknown ``mode``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
