@@ -59,3 +59,28 @@ def test_run_cells_from_the_top_level(tmp_path):
     rows = stelab.run_cells(configs, tmp_path, executor="serial", progress=False)
     assert sorted(set(zip(rows["d"], rows["n"], strict=True))) == [
         (16, 16), (16, 32), (40, 40), (40, 80)]
+
+
+def test_a_single_run_takes_n_over_d_too(tmp_path):
+    """`stelab run` reads train.n_over_d as a sweep does (it used to say 'train.n: required
+    field is missing'), and a bad value is refused in one line naming train.n_over_d."""
+    from typer.testing import CliRunner
+
+    from stelab.cli import app
+    from stelab.config import parse_config
+
+    assert parse_config({"model": {"d": 10}, "train": {"n_over_d": 1.25, "steps": 5}}).train.n == 12
+    raw = {"model": {"d": 8}, "train": {"n_over_d": 2, "steps": 5}}
+    parse_config(raw)
+    assert raw["train"] == {"n_over_d": 2, "steps": 5}  # the caller's mapping is left as it is
+    (tmp_path / "ok.toml").write_text(
+        '[model]\nd = 8\n[train]\nn_over_d = 2\nsteps = 10\n[run]\ntrials = 2\ndevice = "cpu"\n')
+    done = CliRunner().invoke(app, ["run", str(tmp_path / "ok.toml"), "--out", str(tmp_path / "r")])
+    assert done.exit_code == 0, done.output
+    import pandas as pd
+
+    assert (pd.read_parquet(tmp_path / "r" / "results.parquet")["n"] == 16).all()
+    (tmp_path / "bad.toml").write_text('[model]\nd = 8\n[train]\nn_over_d = -1\nsteps = 10\n')
+    done = CliRunner().invoke(app, ["run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "b")])
+    assert done.exit_code != 0
+    assert "train.n_over_d: -1 is not allowed" in done.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -310,6 +311,53 @@ def _allowed_keys_hint(err: ValidationError) -> str:
     return "; allowed: " + ", ".join(section_model.model_fields)
 
 
+def sample_size_of(n_over_d: Any, d: Any) -> int:
+    """n = round(n_over_d * d), halves to even (Python's ``round``: 2.5 -> 2, 3.5 -> 4).
+
+    Parameters
+    ----------
+    n_over_d : float
+        Samples per dimension, > 0 and finite.
+    d : int
+        The dimension (``model.d``).
+
+    Returns
+    -------
+    int
+        n >= 1; ConfigError (naming ``train.n_over_d``) when ``n_over_d`` is not a positive
+        number or when ``n_over_d * d`` rounds to 0.
+    """
+    if isinstance(n_over_d, bool) or not isinstance(n_over_d, int | float) or not (
+        math.isfinite(n_over_d) and n_over_d > 0
+    ):
+        raise ConfigError(f"train.n_over_d: {n_over_d!r} is not allowed; allowed: a number > 0")
+    if isinstance(d, bool) or not isinstance(d, int):
+        raise ConfigError("train.n_over_d: needs an integer model.d to give n = round(n_over_d d)")
+    n = round(n_over_d * d)
+    if n < 1:
+        raise ConfigError(
+            f"train.n_over_d: {n_over_d!r} x model.d = {d} rounds to n = 0; allowed: "
+            "n_over_d * d >= 0.5"
+        )
+    return n
+
+
+def resolve_n_over_d(tree: dict[str, Any]) -> dict[str, Any]:
+    """The config mapping with ``train.n_over_d`` replaced by ``train.n`` (:func:`sample_size_of`;
+    ``tree`` itself is left as it is). Giving both ``train.n`` and ``train.n_over_d`` is a
+    ConfigError."""
+    train = tree.get("train") if isinstance(tree, dict) else None
+    if not isinstance(train, dict) or "n_over_d" not in train:
+        return tree
+    if "n" in train:
+        raise ConfigError("train.n_over_d: give train.n or train.n_over_d, not both")
+    model = tree.get("model")
+    d = model.get("d") if isinstance(model, dict) else None
+    train = {key: value for key, value in train.items() if key != "n_over_d"}
+    train["n"] = sample_size_of(tree["train"]["n_over_d"], d)
+    return {**tree, "train": train}
+
+
 def parse_config(raw: dict[str, Any]) -> Config:
     """Validate a config mapping (the TOML tables as nested dicts).
 
@@ -317,8 +365,8 @@ def parse_config(raw: dict[str, Any]) -> Config:
     ----------
     raw : dict
         Sections ``model``, ``data``, ``noise``, ``train``, ``run``, ``record`` (each a dict of
-        keys; absent keys take their defaults; ``model.d``, ``train.n`` and ``train.steps`` are
-        required).
+        keys; absent keys take their defaults; ``model.d``, ``train.n`` (or ``train.n_over_d``,
+        :func:`resolve_n_over_d`) and ``train.steps`` are required).
 
     Returns
     -------
@@ -341,6 +389,7 @@ def parse_config(raw: dict[str, Any]) -> Config:
     ...
     stelab.errors.ConfigError: run.engine: 'gpu' is not allowed; allowed: auto, dense, ...
     """
+    raw = resolve_n_over_d(raw)
     try:
         return Config.model_validate(raw)
     except ConfigError:

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stelab.config import Config, parse_config
+from stelab.config import Config, parse_config, resolve_n_over_d, sample_size_of
 from stelab.errors import ConfigError
 
 SWEEP_KEYS = ("axes", "zip", "block_trials", "name")
@@ -191,52 +190,6 @@ def _axis_values(name: str, lists: dict[str, list], used: set[str]) -> list:
     return values
 
 
-def sample_size_of(n_over_d: Any, d: Any) -> int:
-    """n = round(n_over_d * d), halves to even (Python's ``round``: 2.5 -> 2, 3.5 -> 4).
-
-    Parameters
-    ----------
-    n_over_d : float
-        Samples per dimension, > 0 and finite.
-    d : int
-        The dimension (``model.d``).
-
-    Returns
-    -------
-    int
-        n >= 1; ConfigError (naming ``train.n_over_d``) when ``n_over_d`` is not a positive
-        number or when ``n_over_d * d`` rounds to 0.
-    """
-    if isinstance(n_over_d, bool) or not isinstance(n_over_d, int | float) or not (
-        math.isfinite(n_over_d) and n_over_d > 0
-    ):
-        raise ConfigError(f"train.n_over_d: {n_over_d!r} is not allowed; allowed: a number > 0")
-    if isinstance(d, bool) or not isinstance(d, int):
-        raise ConfigError("train.n_over_d: needs an integer model.d to give n = round(n_over_d d)")
-    n = round(n_over_d * d)
-    if n < 1:
-        raise ConfigError(
-            f"train.n_over_d: {n_over_d!r} x model.d = {d} rounds to n = 0; allowed: "
-            "n_over_d * d >= 0.5"
-        )
-    return n
-
-
-def resolve_n_over_d(tree: dict[str, Any]) -> dict[str, Any]:
-    """Replace ``train.n_over_d`` in a config mapping by ``train.n`` (:func:`sample_size_of`);
-    the mapping is changed in place and returned. Giving both ``train.n`` and
-    ``train.n_over_d`` is a ConfigError."""
-    train = tree.get("train")
-    if not isinstance(train, dict) or "n_over_d" not in train:
-        return tree
-    if "n" in train:
-        raise ConfigError("train.n_over_d: give train.n or train.n_over_d, not both")
-    model = tree.get("model")
-    d = model.get("d") if isinstance(model, dict) else None
-    train["n"] = sample_size_of(train.pop("n_over_d"), d)
-    return tree
-
-
 def _parse_sweep_table(table: Any) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError("sweep: must be a table, e.g. [sweep] axes = [\"model.d\"]")
@@ -296,7 +249,7 @@ def parse_sweep(raw: dict[str, Any]) -> SweepSpec:
             _set_path(tree, path, value)
         where = ", ".join(f"{k}={v!r}" for k, v in coords)
         try:
-            cfg = parse_config(resolve_n_over_d(tree))
+            cfg = parse_config(tree)
         except ConfigError as err:
             text = f"{err} (in the sweep cell {where})" if coords else str(err)
             raise ConfigError(text) from None
