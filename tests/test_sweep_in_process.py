@@ -45,3 +45,15 @@ def test_pool_kept_for_several_cells_or_given_workers():
     assert Execution().for_cells(cells_of([0.0, 0.1])).executor == "local"
     assert Execution(workers=2).for_cells(cells_of([0.1])).executor == "local"
     assert Execution(executor="serial").for_cells(cells_of([0.1])).executor == "serial"
+
+
+def test_a_large_single_cell_keeps_its_worker():
+    """Running out of memory must cost a worker, not the sweep's process: a single cell above
+    IN_PROCESS_VALUES input values stays on the pool."""
+    from stelab.sweep.execution_settings import IN_PROCESS_VALUES
+
+    raw = {"model": {"d": 256}, "train": {"n": IN_PROCESS_VALUES // 256 + 1, "steps": 5},
+           "run": {"trials": 1, "device": "cpu"}}
+    cells = sweep_cells(parse_sweep(raw))
+    assert len(cells) == 1
+    assert Execution().for_cells(cells).executor == "local"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from stelab.sweep.executors import Executor, SerialExecutor, make_executor
 from stelab.sweep.grid import Cell
 
-__all__ = ["Execution", "InProcess", "execution_of"]
+__all__ = ["IN_PROCESS_VALUES", "Execution", "InProcess", "execution_of"]
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,11 @@ class Execution:
         worker when the cells run on a GPU (one process feeds the card with large chunks; many
         would share it); and a sweep of a single cell runs in this process (:class:`InProcess`):
         one cell keeps one worker busy, so a pool would only add its start-up (a spawned worker
-        imports torch and stelab again, ~2-3 s here). Rows are the same on every executor."""
-        if self.executor == "local" and self.workers is None and len(cells) == 1:
+        imports torch and stelab again, ~2-3 s here) when the cell is small
+        (:data:`IN_PROCESS_VALUES`): a large one keeps the worker, so that running out of memory
+        costs a worker and is reported, not this process. Rows are the same on every executor."""
+        if self.executor == "local" and self.workers is None and len(cells) == 1 \
+                and _input_values(cells[0]) <= IN_PROCESS_VALUES:
             return replace(self, executor=InProcess())
         if self.executor == "local" and self.workers is None and _wants_gpu(cells):
             return replace(self, workers=1)
@@ -40,6 +43,16 @@ class Execution:
     def make_executor(self) -> Executor:
         """The executor this record names (a ConfigError names a bad value)."""
         return make_executor(self.executor, workers=self.workers, scheduler=self.scheduler)
+
+
+#: the most input values (trials x n x m x d) of a single cell that the local default runs in this
+#: process: 2^22 float32 values, 16 MB, far from any memory limit
+IN_PROCESS_VALUES = 1 << 22
+
+
+def _input_values(cell: Cell) -> int:
+    model, n = cell.config.model, cell.config.train.n
+    return (cell.stop - cell.start) * n * model.m * model.d
 
 
 class InProcess(SerialExecutor):
