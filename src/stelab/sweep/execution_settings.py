@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from stelab.sweep.executors import Executor, SerialExecutor, make_executor
-from stelab.sweep.grid import Cell
+from stelab.sweep.grid import Cell, trial_values
 
 __all__ = ["IN_PROCESS_VALUES", "Execution", "InProcess", "execution_of"]
 
@@ -34,7 +34,7 @@ class Execution:
         (:data:`IN_PROCESS_VALUES`): a large one keeps the worker, so that running out of memory
         costs a worker and is reported, not this process. Rows are the same on every executor."""
         if self.executor == "local" and self.workers is None and len(cells) == 1 \
-                and _input_values(cells[0]) <= IN_PROCESS_VALUES:
+                and len(cells[0].trials) * trial_values(cells[0].config) <= IN_PROCESS_VALUES:
             return replace(self, executor=InProcess())
         if self.executor == "local" and self.workers is None and _wants_gpu(cells):
             return replace(self, workers=1)
@@ -48,11 +48,6 @@ class Execution:
 #: the most input values (trials x n x m x d) of a single cell that the local default runs in this
 #: process: 2^22 float32 values, 16 MB, far from any memory limit
 IN_PROCESS_VALUES = 1 << 22
-
-
-def _input_values(cell: Cell) -> int:
-    model, n = cell.config.model, cell.config.train.n
-    return (cell.stop - cell.start) * n * model.m * model.d
 
 
 class InProcess(SerialExecutor):

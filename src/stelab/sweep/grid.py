@@ -101,6 +101,11 @@ def trial_flops(cfg: Config) -> float:
     return per_step * cfg.train.steps + 2.0 * cfg.train.n * cfg.model.m * cfg.model.d
 
 
+def trial_values(cfg: Config) -> int:
+    """Input values of one trial: n x m x d (the floats its data tensor holds)."""
+    return cfg.train.n * cfg.model.m * cfg.model.d
+
+
 def default_block_trials(cfg: Config) -> int:
     """Trials per cell when not given: the largest power of two whose work stays under
     :data:`TARGET_CELL_FLOPS`; or, if that is more, the smallest whose inputs reach
@@ -108,8 +113,7 @@ def default_block_trials(cfg: Config) -> int:
     on the config only, never on the executor, so a resumed sweep finds the same cells."""
     flops = max(trial_flops(cfg), 1.0)
     by_work = _power_of_two_at_most(TARGET_CELL_FLOPS // flops)
-    values = cfg.train.n * cfg.model.m * cfg.model.d
-    by_data = min(_power_of_two_at_least(-(-MIN_CELL_VALUES // values)),
+    by_data = min(_power_of_two_at_least(-(-MIN_CELL_VALUES // trial_values(cfg))),
                   _power_of_two_at_most(MAX_CELL_FLOPS // flops))
     return min(cfg.run.trials, max(by_work, by_data))
 
