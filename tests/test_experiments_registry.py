@@ -153,10 +153,12 @@ def test_two_experiments_cannot_share_a_table():
 
 
 def test_a_table_has_exactly_one_producer():
-    with pytest.raises(TypeError, match="exactly one of cells= and run="):
+    with pytest.raises(TypeError, match="exactly one of cells=, design= and run="):
         Table("x", "neither")
-    with pytest.raises(TypeError, match="exactly one of cells= and run="):
+    with pytest.raises(TypeError, match="exactly one of cells=, design= and run="):
         Table("x", "both", cells=_toy_cells, run=_toy_notes)
+    with pytest.raises(TypeError, match="exactly one of cells=, design= and run="):
+        Table("x", "both", cells=_toy_cells, design=lambda profile, rows: [])
 
 
 @pytest.mark.parametrize("module", ["reproduction.py", "cli.py", "report/__init__.py",

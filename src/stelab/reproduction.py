@@ -17,12 +17,17 @@ Running again with the same profile resumes: finished cells are read back from t
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from stelab.errors import ConfigError, StelabError
 from stelab.experiments import Experiment, Table, experiments
@@ -69,7 +74,7 @@ def _check_tables(profile: dict[str, Any], only: list[str] | None) -> None:
     runs = selected(profile, only)
     for exp, tables in runs:
         for table in tables:
-            if table.cells is not None:
+            if table.runs_cells:
                 _build_checked(exp, table, profile)
     if not runs:
         wanted = sorted({exp.profile_table for exp in experiments()})
@@ -84,7 +89,7 @@ def _build_checked(exp: Experiment, table: Table, profile: dict[str, Any]) -> li
     """The cells of ``table``; a profile the builder cannot read is a ConfigError."""
     where = f"--profile: the table [{exp.profile_table}] (for {table.name})"
     try:
-        return table.cells(profile)
+        return table.next_cells(profile, pd.DataFrame())
     except StelabError as err:
         raise ConfigError(f"{where}: {err}") from None
     except KeyError as err:
@@ -128,16 +133,12 @@ def run_tables(
     """Produce every selected table of ``profile`` (engine cells through the sweep store, where
     ``execution`` says, default the local pool; or the experiment's own runner) into
     ``out/tables``; return the seconds each took."""
-    from stelab.sweep import run_cells
-
     seconds: dict[str, float] = {}
     for _exp, tables in selected(profile, only):
         for table in tables:
             began = time.perf_counter()
-            if table.cells is not None:
-                cells = table.cells(profile)
-                log(f"[{table.name}] {table.description}: {len(cells)} cells")
-                rows = run_cells(cells, out / "store" / table.name, execution=execution)
+            if table.runs_cells:
+                rows = _run_rounds(table, profile, out / "store" / table.name, execution, log)
             else:
                 log(f"[{table.name}] {table.description}")
                 rows = table.run(profile)
@@ -146,6 +147,52 @@ def run_tables(
             write_table(rows, out / TABLES / f"{table.name}.parquet")
             seconds[table.name] = time.perf_counter() - began
     return seconds
+
+
+def plan_tables(profile: dict[str, Any], only: list[str] | None,
+                execution: Execution | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """Log the expected trials, worker-seconds and peak memory of every selected table that
+    gives an estimate (``Table.estimate``), before anything runs; return them for the
+    manifest."""
+    workers = (execution.workers if execution is not None and execution.workers else None) \
+        or os.cpu_count() or 1
+    planned: dict[str, Any] = {}
+    for _exp, tables in selected(profile, only):
+        for table in tables:
+            if table.estimate is not None:
+                estimate = table.estimate(profile)
+                log(estimate.line(workers))
+                planned[table.name] = {**dataclasses.asdict(estimate), "workers": workers}
+    return planned
+
+
+def _run_rounds(table: Table, profile: dict[str, Any], store: Path,
+                execution: Execution | None, log: Callable[[str], None]) -> pd.DataFrame:
+    """Run the table's cells through the sweep store, round after round until a round adds no
+    cell: a fixed table has one round (stored in ``store``); an adaptive design chooses each
+    round from the rows of the rounds before it (round k stored in ``store/round_<k>``).
+    Finished cells are read back, so a rerun replays the same rounds on the same rows and
+    resumes where the last one stopped."""
+    from stelab.sweep import run_cells
+
+    seen: set[str] = set()
+    parts: list[pd.DataFrame] = []
+    rows = pd.DataFrame()
+    for index in itertools.count():
+        new = [c for c in table.next_cells(profile, rows) if c.digest() not in seen]
+        if not new:
+            return rows
+        seen.update(c.digest() for c in new)
+        if table.design is None:
+            log(f"[{table.name}] {table.description}: {len(new)} cells")
+            where = store
+        else:
+            trials = sum(c.run.trials for c in new)
+            log(f"[{table.name}] {table.description}: round {index}, {len(new)} cells, "
+                f"{trials} trials")
+            where = store / f"round_{index:03d}"
+        parts.append(run_cells(new, where, execution=execution))
+        rows = pd.concat(parts, ignore_index=True)
 
 
 def reproduce(
@@ -185,17 +232,35 @@ def reproduce(
     with folder_lock(out, "reproduce"):
         _check_profile(out, text)  # again, now that no other process can write it
         write_text(out / "profile.toml", text)
+        planned = plan_tables(profile, only, execution, log)
         began = time.perf_counter()
         seconds = run_tables(profile, out, execution, only, log)
-        manifest = {
-            "profile": str(profile_name),
+        sitting = {
             "code": code_version(),
-            "environment": environment(),
             "seconds_per_table": seconds,
             "seconds_total": time.perf_counter() - began,
         }
+        manifest = {
+            "profile": str(profile_name),
+            "plan": planned,
+            **sitting,
+            "environment": environment(),
+            "sittings": [*_earlier_sittings(out), sitting],
+        }
         write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
         return write_report(out, log=log)
+
+
+def _earlier_sittings(out: Path) -> list[dict[str, Any]]:
+    """The sittings recorded by earlier runs into ``out`` (a resumed run adds its own, so the
+    time a run took over several sittings stays on record); none before the first."""
+    path = out / "manifest.json"
+    if not path.exists():
+        return []
+    earlier = json.loads(read_checked(path))
+    return list(earlier.get("sittings", [{k: earlier[k] for k in
+                                          ("code", "seconds_per_table", "seconds_total")
+                                          if k in earlier}]))
 
 
 @contextmanager

@@ -43,11 +43,31 @@ ROW_COLUMNS = ("d", "n", "m", "steps", "trial", "success_last", "success_ergodic
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """What one table is expected to take, printed before a reproduce runs (``Table.estimate``)."""
+
+    table: str
+    trials: int
+    worker_seconds: float
+    peak_bytes: int  # of one worker running the largest trial
+
+    def line(self, workers: int) -> str:
+        return (f"[{self.table}] plan: ~{self.trials:,} trials, ~{self.worker_seconds:,.0f} "
+                f"worker-seconds (~{self.worker_seconds / workers / 60:.0f} min on {workers} "
+                f"workers), peak ~{self.peak_bytes / 2**30:.2f} GB a worker "
+                f"(~{workers * self.peak_bytes / 2**30:.1f} GB for {workers})")
+
+
+
+@dataclass(frozen=True)
 class Table:
     """One per-trial table of an experiment, ``DIR/tables/<name>.parquet``.
 
-    Exactly one of ``cells`` (the engine cells of the table, run through the sweep store) and
-    ``run`` (the experiment's own runner, which returns the rows). ``wanted``: whether the
+    Exactly one of ``cells`` (the engine cells of the table, run through the sweep store),
+    ``design`` (an adaptive design: profile and the rows of every cell run so far -> the cells
+    so far and those of the next round, run through the sweep store until a round adds none;
+    :func:`next_cells`) and ``run`` (the experiment's own runner, which returns the rows).
+    ``wanted``: whether the
     profile asks for the table at all (default: whenever its experiment runs). ``columns``:
     what a stored table must hold to be read back (engine tables also need
     :data:`ROW_COLUMNS`). ``optional``: the experiment is reported without it.
@@ -57,6 +77,9 @@ class Table:
     description: str
     cells: Callable[[Profile], list[Config]] | None = None
     run: Callable[[Profile], pd.DataFrame] | None = None
+    design: Callable[[Profile, pd.DataFrame], list[Config]] | None = None
+    #: profile -> the table's expected trials, worker-seconds and peak memory (optional)
+    estimate: Callable[[Profile], Estimate] | None = None
     wanted: Callable[[Profile], bool] | None = None
     columns: tuple[str, ...] = ()
     optional: bool = False
@@ -65,15 +88,29 @@ class Table:
     label: Callable[[Profile, pd.DataFrame], pd.DataFrame] | None = None
 
     def __post_init__(self) -> None:
-        if (self.cells is None) == (self.run is None):
-            raise TypeError(f"Table {self.name!r}: give exactly one of cells= and run=")
+        if sum(x is not None for x in (self.cells, self.design, self.run)) != 1:
+            raise TypeError(f"Table {self.name!r}: give exactly one of cells=, design= and run=")
+
+    @property
+    def runs_cells(self) -> bool:
+        """Whether the table is made of engine cells run through the sweep store."""
+        return self.run is None
+
+    def next_cells(self, profile: Profile, rows: pd.DataFrame) -> list[Config]:
+        """Every cell of the table given the ``rows`` of the cells run so far: a fixed table's
+        cells whatever the rows; an adaptive design's cells so far plus its next round (the
+        table is complete when this adds no cell)."""
+        if self.design is not None:
+            return self.design(profile, rows)
+        assert self.cells is not None
+        return self.cells(profile)
 
     def is_wanted(self, profile: Profile) -> bool:
         return self.wanted is None or bool(self.wanted(profile))
 
     @property
     def required_columns(self) -> tuple[str, ...]:
-        base = ROW_COLUMNS if self.cells is not None else ()
+        base = ROW_COLUMNS if self.runs_cells else ()
         return tuple(dict.fromkeys((*base, *self.columns)))
 
 
