@@ -29,9 +29,12 @@ SUCCESS = ("success_last", "success_ergodic")
 SCALING_MODELS = ("power", "dlogd", "d^2", "d^4")
 
 
-def _grid_cells(
+def grid_cells(
     profile: dict[str, Any], spec: dict[str, Any], case: dict[str, Any]
 ) -> list[Config]:
+    """The fixed grid of one case: n = ceil(r d) for r in ``spec["n_over_d"]`` at every d of
+    ``case["d"]``, ``spec["trials"]`` trials of ``spec["steps"]`` steps each (one seed, so trial
+    k shares its streams across n)."""
     cells = []
     for d in case["d"]:
         for ratio in spec["n_over_d"]:
@@ -54,7 +57,7 @@ def _grid_cells(
 def build_cells(profile: dict[str, Any]) -> list[Config]:
     """The E1 grid: every case x d x n."""
     spec = section(profile, "e1")
-    return [c for case in spec["case"] for c in _grid_cells(profile, spec, case)]
+    return [c for case in spec["case"] for c in grid_cells(profile, spec, case)]
 
 
 def label_rows(profile: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from typing import Any
 from stelab.config import Config, parse_config, read_toml
 from stelab.errors import ConfigError
 
-EMBEDDED = ("quick", "full")
+EMBEDDED = ("quick", "full", "scale")
 
 
 def load_profile(name_or_path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,147 @@
+"""The scale experiment end to end on a tiny profile: the adaptive rounds run through the sweep
+store, the plan is printed and stored before anything runs, the report and figures come from the
+stored rows, and running again resumes to identical tables without running a cell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stelab.errors import ConfigError
+from stelab.experiments.profile import load_profile
+from stelab.reproduction import plan_tables, reproduce
+from stelab.sweep import Execution
+
+TINY = """
+[base.model]
+m = 1
+activation = "sign"
+[base.train]
+step_size = 0.5
+init = "small"
+init_scale = 1e-3
+[base.run]
+seed = 5
+device = "cpu"
+
+[scale]
+steps = 100
+
+[scale.design]
+trials_per_point = 8
+target_ci = 0.5
+max_trials = 48
+n_boot = 100
+
+[[scale.case]]
+name = "m1_sign"
+model = { m = 1, activation = "sign" }
+ergodic_d = [8, 16]
+last_d = [8, 16]
+
+[scale.horizon]
+case = "m1_sign"
+d = [8]
+checkpoints = [30, 100]
+
+[scale.fixed]
+case = "m1_sign"
+d = [8]
+n_over_d = [0.5, 1, 2, 4]
+trials = 8
+
+[scale.plan]
+ergodic = { a = 1.0, alpha = 1.1 }
+last = { a = 1.0, alpha = 1.2 }
+slope = 6.0
+
+[scale.plan.cost]
+data_ns = 5.0
+step_ns = 0.04
+"""
+
+QUIET = {"execution": Execution("serial", progress=False)}
+
+
+def _profile(tmp_path: Path, text: str = TINY) -> Path:
+    path = tmp_path / "scale.toml"
+    path.write_text(text)
+    return path
+
+
+def _tables(out: Path) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_parquet(out / "tables" / f"{name}.parquet").drop(
+        columns="wall_seconds") for name in ("scale", "scale_horizon", "scale_fixed")}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path, list[str]]:
+    tmp = tmp_path_factory.mktemp("scale")
+    profile = _profile(tmp)
+    out = tmp / "out"
+    lines: list[str] = []
+    reproduce(profile, out, log=lines.append, **QUIET)
+    return profile, out, lines
+
+
+def test_rounds_run_until_every_threshold_is_done(tiny_run):
+    _, out, lines = tiny_run
+    rounds = sorted(p.name for p in (out / "store" / "scale").iterdir())
+    assert rounds[0] == "round_000" and len(rounds) >= 2
+    rows = pd.read_parquet(out / "tables" / "scale.parquet")
+    assert set(rows["case"]) == {"m1_sign"} and set(rows["d"]) == {8, 16}
+    # every point is its own cell with its own seed (independent trials)
+    per_seed = rows.groupby("seed")["n"].nunique()
+    assert (per_seed == 1).all()
+    thresholds = pd.read_parquet(out / "tables" / "summary_scale_thresholds.parquet")
+    assert {"n50_over_d", "ci_low_over_dlnd"} <= set(thresholds.columns)
+    assert any("round 1" in line for line in lines)
+
+
+def test_plan_is_printed_first_and_stored_in_the_manifest(tiny_run):
+    _, out, lines = tiny_run
+    assert lines[0].startswith("[scale] plan: ~")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["plan"]) == {"scale", "scale_horizon", "scale_fixed"}
+    assert manifest["plan"]["scale"]["worker_seconds"] > 0
+
+
+def test_report_has_the_scale_section_from_stored_rows(tiny_run):
+    _, out, _ = tiny_run
+    report = (out / "report.md").read_text()
+    assert "## Scale: thresholds to large d" in report
+    assert "### The last-iterate threshold and the horizon T" in report
+    assert "### What the adaptive design saves" in report
+    assert (out / "figures" / "scale_normalized_m1_sign.png").is_file()
+
+
+def test_running_again_resumes_to_identical_tables(tiny_run):
+    profile, out, _ = tiny_run
+    before = _tables(out)
+    rounds = sorted(p.name for p in (out / "store" / "scale").iterdir())
+    reproduce(profile, out, log=lambda _line: None, **QUIET)
+    after = _tables(out)
+    assert sorted(p.name for p in (out / "store" / "scale").iterdir()) == rounds
+    for name in before:
+        pd.testing.assert_frame_equal(before[name], after[name])
+    sittings = json.loads((out / "manifest.json").read_text())["sittings"]
+    assert len(sittings) == 2 and all(s["seconds_total"] > 0 for s in sittings)
+
+
+def test_a_bad_design_key_is_one_line(tmp_path):
+    bad = TINY.replace("target_ci = 0.5", "target_ci = 0.5\nbogus = 3")
+    with pytest.raises(ConfigError) as err:
+        reproduce(_profile(tmp_path, bad), tmp_path / "out", log=lambda _line: None, **QUIET)
+    assert "design.bogus" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_shipped_scale_profile_plans_within_the_machine():
+    profile = load_profile("scale")
+    planned = plan_tables(profile, None, Execution("local", workers=2), lambda _line: None)
+    assert set(planned) == {"scale", "scale_horizon", "scale_fixed"}
+    total_hours = sum(p["worker_seconds"] for p in planned.values()) / 2 / 3600
+    assert total_hours < 2.0  # the issue's budget: two hours of tables on two workers
+    assert max(p["peak_bytes"] for p in planned.values()) * 2 < 16 * 2**30
