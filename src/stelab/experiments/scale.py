@@ -40,8 +40,15 @@ def _spec(profile: dict[str, Any]) -> dict[str, Any]:
     return section(profile, "scale")
 
 
-def _rule(spec: dict[str, Any]) -> DesignRule:
+def main_rule(spec: dict[str, Any]) -> DesignRule:
+    """The design rule of the ``scale`` table: ``[scale.design]``."""
     return rule_from_profile(spec.get("design", {}))
+
+
+def horizon_rule(spec: dict[str, Any]) -> DesignRule:
+    """The rule of ``scale_horizon``: ``[scale.horizon.design]`` over ``[scale.design]`` (the
+    horizon effect needs less precision than the exponents)."""
+    return rule_from_profile({**spec.get("design", {}), **spec["horizon"].get("design", {})})
 
 
 def _case(spec: dict[str, Any], name: str) -> dict[str, Any]:
@@ -92,13 +99,12 @@ def _rows_of(rows: pd.DataFrame, ladder: Ladder) -> pd.DataFrame:
     return at[at["steps"] == ladder.horizon]
 
 
-def _round(profile: dict[str, Any], rows: pd.DataFrame, ladders: list[Ladder], steps: int,
-           checkpoints: list[int]) -> list[Config]:
+def _round(profile: dict[str, Any], rows: pd.DataFrame, ladders: list[Ladder], rule: DesignRule,
+           steps: int, checkpoints: list[int]) -> list[Config]:
     spec = _spec(profile)
     rows = label_rows(profile, rows) if len(rows) else rows
     base_seed = int(profile.get("base", {}).get("run", {}).get("seed", 0))
-    points, _ = design_round(ladders, lambda ladder: _rows_of(rows, ladder), base_seed,
-                             _rule(spec))
+    points, _ = design_round(ladders, lambda ladder: _rows_of(rows, ladder), base_seed, rule)
     return [_point_cell(profile, _case(spec, p.ladder.case), p, steps, checkpoints)
             for p in points]
 
@@ -106,14 +112,15 @@ def _round(profile: dict[str, Any], rows: pd.DataFrame, ladders: list[Ladder], s
 def design_main(profile: dict[str, Any], rows: pd.DataFrame) -> list[Config]:
     """The next round of the ``scale`` table (every case's ladders at ``[scale] steps``)."""
     spec = _spec(profile)
-    return _round(profile, rows, main_ladders(spec), int(spec["steps"]), [])
+    return _round(profile, rows, main_ladders(spec), main_rule(spec), int(spec["steps"]), [])
 
 
 def design_horizon(profile: dict[str, Any], rows: pd.DataFrame) -> list[Config]:
     """The next round of the ``scale_horizon`` table (cells run the largest checkpoint)."""
     spec = _spec(profile)
     checkpoints = sorted(int(t) for t in spec["horizon"]["checkpoints"])
-    return _round(profile, rows, horizon_ladders(spec), checkpoints[-1], checkpoints)
+    return _round(profile, rows, horizon_ladders(spec), horizon_rule(spec), checkpoints[-1],
+                  checkpoints)
 
 
 def fixed_cells(profile: dict[str, Any]) -> list[Config]:
@@ -131,14 +138,15 @@ def _cases(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def estimate_main(profile: dict[str, Any]) -> Estimate:
     spec = _spec(profile)
-    return estimate_ladders(profile, "scale", main_ladders(spec), _cases(spec),
+    return estimate_ladders(profile, "scale", main_ladders(spec), main_rule(spec), _cases(spec),
                             int(spec["steps"]))
 
 
 def estimate_horizon(profile: dict[str, Any]) -> Estimate:
     spec = _spec(profile)
     steps = max(int(t) for t in spec["horizon"]["checkpoints"])
-    return estimate_ladders(profile, "scale_horizon", horizon_ladders(spec), _cases(spec), steps)
+    return estimate_ladders(profile, "scale_horizon", horizon_ladders(spec), horizon_rule(spec),
+                            _cases(spec), steps)
 
 
 def estimate_fixed(profile: dict[str, Any]) -> Estimate:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from stelab.adaptive import DesignRule, Ladder, rule_from_profile
+from stelab.adaptive import DesignRule, Ladder
 from stelab.config import Config
 from stelab.errors import ConfigError
 from stelab.experiments.profile import cell, section
@@ -82,11 +82,9 @@ def _peak(profile: dict[str, Any], case: dict[str, Any], d: int, n: int, steps: 
 
 
 def estimate_ladders(profile: dict[str, Any], table: str, ladders: list[Ladder],
-                     cases: dict[str, dict[str, Any]], steps: int) -> Estimate:
-    """The Estimate of a table of ladders (module docstring)."""
-    spec = section(profile, "scale")
-    plan = _planning(spec)
-    rule = rule_from_profile(spec.get("design", {}))
+                     rule: DesignRule, cases: dict[str, dict[str, Any]], steps: int) -> Estimate:
+    """The Estimate of a table of ladders measured by ``rule`` (module docstring)."""
+    plan = _planning(section(profile, "scale"))
     trials, seconds, peak = 0, 0.0, 0
     for ladder in ladders:
         law = plan["ergodic" if ladder.success == "success_ergodic" else "last"]
