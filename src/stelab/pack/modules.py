@@ -84,21 +84,33 @@ def _as_rows(x: Tensor, k: int) -> np.ndarray:
     return np.ascontiguousarray(x.detach().numpy().reshape(-1, k))
 
 
-def binary_matmul(x: np.ndarray, wrows: np.ndarray, k: int, step: bool, layer: str) -> np.ndarray:
+def binary_matmul(x: np.ndarray, wrows: np.ndarray, k: int, step: bool, layer: str,
+                  w_pop: np.ndarray | None = None) -> np.ndarray:
     """(N, K) float32 inputs, binarized (sign, or ``step``) and packed here, times the packed
-    signs (O, ceil(K/64)): the exact integer dot products as float32 (N, O)."""
+    signs (O, ceil(K/64)): the exact integer dot products as float32 (N, O). ``w_pop``: the
+    weight rows' popcounts (int64 (O,), used by ``step`` inputs; computed here when None)."""
     bits = np.empty((x.shape[0], words_for(k)), dtype=np.uint64)
-    pops = np.zeros(x.shape[0], dtype=np.int64)
     out = np.empty((x.shape[0], wrows.shape[0]), dtype=np.float32)
+    if step and w_pop is None:
+        w_pop = weight_popcounts(wrows)
     with _threads_for(x.shape[0] * wrows.shape[0] * wrows.shape[1], _SERIAL_WORDS):
         nans = kernels.pack_rows(x, step, bits)
         if nans:
             raise DataError(f"{layer}: {nans} NaN input value(s) reach a binary layer; a NaN "
                             "has no sign (clean the input, or find where it was produced)")
-        if step:
-            kernels.row_popcounts(bits, pops)
-        kernels.binary_gemm(bits, wrows, k, step, pops, out)
+        kernels.binary_gemm(bits, wrows, k, step, _NO_POPS if w_pop is None else w_pop, out)
     return out
+
+
+#: what sign inputs pass as the (unused) weight popcounts
+_NO_POPS = np.zeros(0, dtype=np.int64)
+
+
+def weight_popcounts(wrows: np.ndarray) -> np.ndarray:
+    """popcount of every packed weight row: int64 (O,)."""
+    pops = np.empty(wrows.shape[0], dtype=np.int64)
+    kernels.row_popcounts(wrows, pops)
+    return pops
 
 
 def real_matmul(x: np.ndarray, wrows: np.ndarray, k: int) -> np.ndarray:
@@ -174,10 +186,23 @@ class _PackedLayer(nn.Module):
             self.__dict__["_rows_view"] = cached
         return cached[1]
 
+    def _weight_pops(self) -> np.ndarray | None:
+        """The weight rows' popcounts (``step`` inputs only), computed again only when the
+        buffer is replaced or changed in place (its version counter)."""
+        if self.mode != "step":
+            return None
+        key = (self.weight_bits, self.weight_bits._version)
+        cached = self.__dict__.get("_pops")
+        if cached is None or cached[0] is not key[0] or cached[1] != key[1]:
+            cached = (*key, weight_popcounts(self._rows()))
+            self.__dict__["_pops"] = cached
+        return cached[2]
+
     def _multiply(self, x: np.ndarray, k: int) -> np.ndarray:
         if self.mode == "real":
             return real_matmul(x, self._rows(), k)
-        return binary_matmul(x, self._rows(), k, self.mode == "step", self.label)
+        return binary_matmul(x, self._rows(), k, self.mode == "step", self.label,
+                             self._weight_pops())
 
 
 class PackedLinear(_PackedLayer):
