@@ -88,7 +88,7 @@ def test_serial_twins_compute_what_the_threaded_kernels_compute():
     assert np.array_equal(out_a[:1], out_b[:1])
     assert kernels.serial["binary_gemm"] is not kernels.binary_gemm
     assert set(kernels.serial) == {"pack_rows", "binary_gemm", "pack_pixels", "binary_conv2d",
-                                   "real_binary_lut", "real_binary_unpacked"}
+                                   "real_binary_lut", "real_binary_unpacked", "unpack_signs"}
 
 
 def test_pick_runs_small_work_on_the_serial_twin():

@@ -427,5 +427,5 @@ def _serial_twin(kernel: Any) -> Callable[..., Any]:
 serial: dict[str, Callable[..., Any]] = {
     kernel.__name__: _serial_twin(kernel)
     for kernel in (pack_rows, binary_gemm, pack_pixels, binary_conv2d, real_binary_lut,
-                   real_binary_unpacked)
+                   real_binary_unpacked, unpack_signs)
 }

@@ -105,7 +105,7 @@ def _real_gemm(padded: np.ndarray, wrows: np.ndarray) -> np.ndarray:
     out = torch.empty((n, outs), dtype=torch.float32)
     for o0 in range(0, outs, tile):
         o1 = min(o0 + tile, outs)
-        kernels.unpack_signs(wrows[o0:o1], signs[:o1 - o0])
+        pick("unpack_signs", (o1 - o0) * kp, SERIAL_MACS)(wrows[o0:o1], signs[:o1 - o0])
         out[:, o0:o1] = xt @ torch.from_numpy(signs[:o1 - o0]).T
     return out.numpy()
 
