@@ -1,5 +1,5 @@
 """Real x binary at batch >= 16: the compiled tile loop (kernels.real_binary_unpacked, the path
-before) against unpacked sign tiles times torch's GEMM (modules._real_gemm, the path now) and
+before) against unpacked sign tiles times torch's GEMM (matmul._real_gemm, the path now) and
 torch float32 F.linear; same process, interleaved, median of 5 timings.
 
     OMP_WAIT_POLICY=PASSIVE PYTHONPATH=src python bench/pack_rxb_gemm.py [THREADS]
@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from stelab.bench.pack_limits import on_threads, per_call
 from stelab.pack import kernels
 from stelab.pack.bits import pack_signs_rows
-from stelab.pack.modules import _real_gemm
+from stelab.pack.matmul import _real_gemm
 
 
 def compare(n: int, batch: int, threads: int) -> dict[str, float]:

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 import torch
 
-from stelab.pack import kernels
+from stelab.pack import probes
 
 __all__ = ["floor_seconds", "machine_limits", "per_call", "on_threads", "read_seconds",
            "time_interleaved"]
@@ -62,20 +62,20 @@ def machine_limits(threads: int, tiny: bool = False) -> dict[str, float]:
         words = np.random.default_rng(0).integers(0, 2**63, (threads, 512), dtype=np.uint64)
         out = np.zeros(threads, np.uint64)
         rounds = 200 if tiny else 20_000
-        kernels.popcount_probe(words, 1, out)
+        probes.popcount_probe(words, 1, out)
         pop_s = float("inf")
         for _ in range(3):
             began = time.perf_counter()
-            kernels.popcount_probe(words, rounds, out)
+            probes.popcount_probe(words, rounds, out)
             pop_s = min(pop_s, time.perf_counter() - began)
         pop_rate = words.size * rounds / pop_s
         big = np.ones((8 if tiny else 512) * 2**20 // 8, np.uint64)
         chunks = np.zeros(threads * 8, np.uint64)
-        kernels.read_probe(big, chunks.size, chunks)
+        probes.read_probe(big, chunks.size, chunks)
         best = float("inf")
         for _ in range(5):
             began = time.perf_counter()
-            kernels.read_probe(big, chunks.size, chunks)
+            probes.read_probe(big, chunks.size, chunks)
             best = min(best, time.perf_counter() - began)
     return {"popcount_words_per_s": pop_rate, "read_bytes_per_s": big.nbytes / best}
 
@@ -93,11 +93,11 @@ def _read_seconds_on(nbytes: int, threads: int, repeats: int) -> float:
     words = np.ones(max(1, nbytes // 8), np.uint64)
     chunks = np.zeros(threads * 8, np.uint64)
     with on_threads(threads):
-        kernels.read_probe(words, chunks.size, chunks)
+        probes.read_probe(words, chunks.size, chunks)
         best = float("inf")
         for _ in range(repeats):
             began = time.perf_counter()
-            kernels.read_probe(words, chunks.size, chunks)
+            probes.read_probe(words, chunks.size, chunks)
             best = min(best, time.perf_counter() - began)
     return best
 

@@ -23,17 +23,14 @@ multiplies unfolded patches by packed rows.
 
 from __future__ import annotations
 
-import threading
-
-import numba
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from stelab.errors import DataError, PackError
-from stelab.pack import kernels
-from stelab.pack.bits import pack_bits, words_for
+from stelab.pack.bits import pack_bits
+from stelab.pack.matmul import SERIAL_WORDS, binary_matmul, pick, real_matmul, weight_popcounts
 
 Tensor = torch.Tensor
 
@@ -43,110 +40,11 @@ __all__ = ["INPUT_MODES", "PackedLinear", "PackedConv2d", "PackedModel", "binary
 #: how a packed layer reads its input: real values, sign(x) in {-1, +1} or step(x) in {0, 1}
 INPUT_MODES = ("real", "sign", "step")
 
-#: the one-table-per-row kernel pays 256 sums per 8 inputs and row, the lookups one per 8 weights:
-#: it wins while rows * 256 <= outputs (batch 1 on a wide layer); otherwise unpack tiles of signs
-_LUT_ROWS_PER_OUTPUT = 1 / 256
-
-
-#: from this many input rows on, real x binary multiplies unpacked tiles of signs with torch's
-#: GEMM (:func:`_real_gemm`); a tile holds about this many float32 signs (4 MB)
-_GEMM_ROWS = 16
-_GEMM_TILE_FLOATS = 2**20
-
-#: below these amounts of work (word operations; real multiply-adds) a call runs on one thread:
-#: waking the other threads costs more than they would save (tens of microseconds)
-_SERIAL_WORDS = 2**20
-_SERIAL_MACS = 2**22
-
-
-class _threads_for:
-    """Run the block on one numba thread when ``work < limit``, else on the current count."""
-
-    def __init__(self, work: int, limit: int) -> None:
-        self.serial = work < limit
-
-    def __enter__(self) -> None:
-        if self.serial:
-            self._saved = numba.get_num_threads()
-            self.serial = self._saved > 1  # already on one thread: nothing to set (~9 us)
-        if self.serial:
-            numba.set_num_threads(1)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.serial:
-            numba.set_num_threads(self._saved)
-
-
 def _as_rows(x: Tensor, k: int) -> np.ndarray:
     """(..., K) tensor -> (N, K) contiguous float32 numpy (no copy when it already is)."""
     if x.dtype != torch.float32:
         x = x.to(torch.float32)
     return np.ascontiguousarray(x.detach().numpy().reshape(-1, k))
-
-
-def binary_matmul(x: np.ndarray, wrows: np.ndarray, k: int, step: bool, layer: str) -> np.ndarray:
-    """(N, K) float32 inputs, binarized (sign, or ``step``) and packed here, times the packed
-    signs (O, ceil(K/64)): the exact integer dot products as float32 (N, O)."""
-    bits = np.empty((x.shape[0], words_for(k)), dtype=np.uint64)
-    pops = np.zeros(x.shape[0], dtype=np.int64)
-    out = np.empty((x.shape[0], wrows.shape[0]), dtype=np.float32)
-    with _threads_for(x.shape[0] * wrows.shape[0] * wrows.shape[1], _SERIAL_WORDS):
-        nans = kernels.pack_rows(x, step, bits)
-        if nans:
-            raise DataError(f"{layer}: {nans} NaN input value(s) reach a binary layer; a NaN "
-                            "has no sign (clean the input, or find where it was produced)")
-        if step:
-            kernels.row_popcounts(bits, pops)
-        kernels.binary_gemm(bits, wrows, k, step, pops, out)
-    return out
-
-
-def real_matmul(x: np.ndarray, wrows: np.ndarray, k: int) -> np.ndarray:
-    """(N, K) real inputs times the packed signs (O, ceil(K/64)) -> float32 (N, O)."""
-    n, outs = x.shape[0], wrows.shape[0]
-    padded = np.zeros((n, wrows.shape[1] * kernels.WORD_BITS), dtype=np.float32)
-    padded[:, :k] = x
-    if n >= _GEMM_ROWS:
-        return _real_gemm(padded, wrows)
-    out = np.empty((n, outs), dtype=np.float32)
-    with _threads_for(n * outs * k, _SERIAL_MACS):
-        if n <= outs * _LUT_ROWS_PER_OUTPUT:
-            wbytes = wrows.view(np.uint8)
-            table = _scratch((n, wbytes.shape[1], 256))
-            kernels.real_binary_lut(padded, wbytes, table, out)
-        else:
-            kernels.real_binary_unpacked(padded, wrows, out)
-    return out
-
-
-def _real_gemm(padded: np.ndarray, wrows: np.ndarray) -> np.ndarray:
-    """Many rows: tiles of weight rows unpacked to float32 signs (about 4 MB, in cache) and
-    multiplied by torch's float32 GEMM, which blocks for the cache and vectorizes better than
-    a compiled loop (real x binary 4096^2 at batch 64 ran at 0.5x float32 on the loop)."""
-    n, kp = padded.shape
-    outs = wrows.shape[0]
-    tile = max(1, min(outs, _GEMM_TILE_FLOATS // kp))
-    signs = _scratch((tile, kp))
-    xt = torch.from_numpy(padded)
-    out = torch.empty((n, outs), dtype=torch.float32)
-    for o0 in range(0, outs, tile):
-        o1 = min(o0 + tile, outs)
-        kernels.unpack_signs(wrows[o0:o1], signs[:o1 - o0])
-        out[:, o0:o1] = xt @ torch.from_numpy(signs[:o1 - o0]).T
-    return out.numpy()
-
-
-_SCRATCH = threading.local()
-
-
-def _scratch(shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 work array of ``shape``, kept per thread: a fresh one of a few hundred kB
-    each call costs an mmap and its page faults (measured: as long as the lookups at K = 1024)."""
-    size = int(np.prod(shape))
-    buffer = getattr(_SCRATCH, "buffer", None)
-    if buffer is None or buffer.size < size:
-        buffer = _SCRATCH.buffer = np.empty(size, dtype=np.float32)
-    return buffer[:size].reshape(shape)
 
 
 def _check_mode(mode: str) -> str:
@@ -167,17 +65,33 @@ class _PackedLayer(nn.Module):
         self.label = type(self).__name__
 
     def _rows(self) -> np.ndarray:
-        """The packed words as uint64 (a view of the buffer, kept while the buffer is)."""
+        """The packed words as uint64 (a view of the buffer, kept while the buffer is). The
+        buffers are read from ``_buffers``: ``nn.Module.__getattr__`` costs ~0.7 us a read."""
+        bits = self._buffers["weight_bits"]
         cached = self.__dict__.get("_rows_view")
-        if cached is None or cached[0] is not self.weight_bits:
-            cached = (self.weight_bits, self.weight_bits.numpy().view(np.uint64))
+        if cached is None or cached[0] is not bits:
+            cached = (bits, bits.numpy().view(np.uint64))
             self.__dict__["_rows_view"] = cached
         return cached[1]
+
+    def _weight_pops(self) -> np.ndarray | None:
+        """The weight rows' popcounts (``step`` inputs only), computed again only when the
+        buffer is replaced or changed in place (its version counter)."""
+        if self.mode != "step":
+            return None
+        bits = self._buffers["weight_bits"]
+        key = (bits, bits._version)
+        cached = self.__dict__.get("_pops")
+        if cached is None or cached[0] is not key[0] or cached[1] != key[1]:
+            cached = (*key, weight_popcounts(self._rows()))
+            self.__dict__["_pops"] = cached
+        return cached[2]
 
     def _multiply(self, x: np.ndarray, k: int) -> np.ndarray:
         if self.mode == "real":
             return real_matmul(x, self._rows(), k)
-        return binary_matmul(x, self._rows(), k, self.mode == "step", self.label)
+        return binary_matmul(x, self._rows(), k, self.mode == "step", self.label,
+                             self._weight_pops())
 
 
 class PackedLinear(_PackedLayer):
@@ -218,7 +132,8 @@ class PackedLinear(_PackedLayer):
         y = torch.from_numpy(self._multiply(_as_rows(x, self.in_features), self.in_features))
         if x.dim() != 2:
             y = y.reshape(*x.shape[:-1], self.out_features)
-        return y if self.bias is None else y + self.bias
+        bias = self._buffers["bias"]
+        return y if bias is None else y.add_(bias)  # y is this call's own array
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -300,15 +215,15 @@ class PackedConv2d(_PackedLayer):
         bits = np.empty((batch, rows, cols, self.groups, weights.shape[3]), dtype=np.uint64)
         out = np.empty((batch, self.out_channels, height, width), dtype=np.float32)
         work = out.size * self.kernel_size[0] * self.kernel_size[1] * weights.shape[3]
-        with _threads_for(work, _SERIAL_WORDS):
-            nans = kernels.pack_pixels(np.ascontiguousarray(x.numpy()), self.groups,
-                                       self.mode == "step", bits)
-            if nans:
-                raise DataError(f"{self.label}: {nans} NaN input value(s) reach a binary layer; "
-                                "a NaN has no sign (clean the input, or find where it was "
-                                "produced)")
-            kernels.binary_conv2d(bits, weights, self.in_channels // self.groups, self.stride,
-                                  pad, self.dilation, self.mode == "step", out)
+        nans = pick("pack_pixels", work, SERIAL_WORDS)(np.ascontiguousarray(x.numpy()),
+                                                       self.groups, self.mode == "step", bits)
+        if nans:
+            raise DataError(f"{self.label}: {nans} NaN input value(s) reach a binary layer; "
+                            "a NaN has no sign (clean the input, or find where it was "
+                            "produced)")
+        pick("binary_conv2d", work, SERIAL_WORDS)(
+            bits, weights, self.in_channels // self.groups, self.stride, pad, self.dilation,
+            self.mode == "step", out)
         return torch.from_numpy(out)
 
     def _real(self, x: Tensor, pad: tuple[int, int, int, int], height: int, width: int
