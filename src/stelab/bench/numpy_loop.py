@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from stelab.engine.problem import Problem
-from stelab.model import step_size_eta
+from stelab.surrogates import step_size_eta
 
 
 def train_one(Z: np.ndarray, y: np.ndarray, u0: np.ndarray, w_star: np.ndarray, eta: float,

@@ -75,6 +75,6 @@ def execution_of(
 
 
 def _wants_gpu(cells: Sequence[Cell]) -> bool:
-    import torch  # here, not at import: planning a CPU sweep needs no torch before it runs
+    from stelab.devices import cuda_available  # torch only where a GPU driver exists
 
-    return torch.cuda.is_available() and any(c.config.run.device != "cpu" for c in cells)
+    return any(c.config.run.device != "cpu" for c in cells) and cuda_available()
