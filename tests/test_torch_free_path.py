@@ -23,7 +23,7 @@ TINY = """
 [model]
 d = {d}
 [train]
-n = 64
+n = {n}
 steps = 40
 [run]
 trials = 3
@@ -49,14 +49,20 @@ def _cli_loads(tmp_path, *args: str) -> str:
     return done.stdout.splitlines()[-1]
 
 
-def test_a_tiny_trialwise_run_never_imports_torch(tmp_path):
-    (tmp_path / "run.toml").write_text(TINY.format(d=16))
+@pytest.mark.parametrize("n", [64, 12])
+def test_a_tiny_trialwise_run_never_imports_torch(tmp_path, n):
+    """n = 64: every trial reaches w*; n = 12: none does (non-zero residuals at the end, whose
+    loss is still computed without torch)."""
+    import pandas as pd
+
+    (tmp_path / "run.toml").write_text(TINY.format(d=16, n=n))
     assert _cli_loads(tmp_path, "run", "run.toml", "--out", "out") == "LOADED []"
-    assert (tmp_path / "out" / "results.parquet").exists()
+    rows = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert rows["success_last"].all() == (n == 64) and (rows["final_loss"] > 0).any() == (n == 12)
 
 
 def test_a_tiny_one_cell_sweep_never_imports_torch(tmp_path):
-    (tmp_path / "sweep.toml").write_text(TINY.format(d="[16]") + '[sweep]\naxes = ["model.d"]\n')
+    (tmp_path / "sweep.toml").write_text(TINY.format(d="[16]", n=12) + '[sweep]\naxes = ["model.d"]\n')
     assert _cli_loads(tmp_path, "sweep", "sweep.toml", "--out", "out") == "LOADED []"
     assert (tmp_path / "out" / "results.parquet").exists()
 

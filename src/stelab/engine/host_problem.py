@@ -170,9 +170,11 @@ def build_host_problem(cfg: Config, trials: list[int]) -> HostProblem:
                   for k in trials])
     teacher = np.where(w >= 0, np.float32(1), np.float32(-1))
     Z = _draw(cfg, trials)
-    bound = host_bound(Z)
-    with single_threaded_blas():  # as in the run: no spinning BLAS threads left behind
-        y = _labels(cfg, Z, bound, teacher, trials)
-    u0 = initial_weights(cfg, trials).astype(np.float32)
+    # inf or NaN in the inputs or u_0 pass through (as in torch) and are refused by the run
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = host_bound(Z)
+        with single_threaded_blas():  # as in the run: no spinning BLAS threads left behind
+            y = _labels(cfg, Z, bound, teacher, trials)
+        u0 = initial_weights(cfg, trials).astype(np.float32)
     release_free_memory()
     return HostProblem(trials=list(trials), Z=Z, y=y, teacher=teacher, u0=u0, bound=bound)

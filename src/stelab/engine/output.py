@@ -25,18 +25,19 @@ def final_loss(residual: np.ndarray) -> np.ndarray:
     """L = (1/2n) sum_i res_i^2 per trial, (t,) float64, from float32 residuals (t, n), with
     the float32 rounding of the batched engines' ``0.5 * res.square().mean(dim=1)`` in torch.
 
-    Where every partial sum of the squares is exact in float32 (the squares are multiples of
-    the unit q of the smallest one's last place and their total is at most 2^24 q: residuals
-    of +-1 labels without noise, say), the sum is the same in any order and the value is
-    0.5 * fl(S / n), computed here. Otherwise torch's summation order decides the last bits,
-    so torch computes it (the only import of torch on the trial-wise path, and only then).
+    Where every partial sum of the squares is exact in float32 (all squares are multiples of a
+    power of two q, the largest that divides each, and their total is at most 2^24 q: residuals
+    in {0, +-1, +-2} of labels without noise, say), the sum is the same in any order and the
+    value is 0.5 * fl(S / n), computed here. Otherwise torch's summation order decides the last
+    bits, so torch computes it (the only import of torch on the trial-wise path, and only then).
     """
     squares = np.square(residual)
     total = squares.sum(axis=1, dtype=np.float64)
-    smallest = np.where(squares > 0, squares, np.float32(np.inf)).min(axis=1, initial=np.inf)
-    _, exponent = np.frexp(np.where(np.isfinite(smallest), smallest, np.float32(1)))
-    unit = np.ldexp(1.0, exponent.astype(np.int64) - 24)  # last place of the smallest square
-    if np.all(total <= 2.0**24 * unit):
+    mantissa, exponent = np.frexp(squares)  # squares = mantissa 2^exponent, 0.5 <= mantissa < 1
+    whole = np.ldexp(mantissa.astype(np.float64), 24).astype(np.int64)  # 24-bit integers
+    low = np.ldexp((whole & -whole).astype(np.float64), exponent.astype(np.int64) - 24)
+    unit = np.where(squares > 0, low, np.inf).min(axis=1, initial=np.inf)  # q of each trial
+    if np.all(np.isfinite(total) & (total <= 2.0**24 * np.where(total > 0, unit, 1.0))):
         n = np.float32(residual.shape[1])
         return (np.float32(0.5) * (total.astype(np.float32) / n)).astype(np.float64)
     import torch
