@@ -30,14 +30,20 @@ device = "cpu"
 TOML
 sed 's/^d = 16/d = [16]/' "$T/run.toml" > "$T/sweep.toml"
 printf '[sweep]\naxes = ["model.d"]\n' >> "$T/sweep.toml"
+# wall seconds, and CPU seconds (user + sys of the process and its workers: on a loaded machine
+# the wall time mostly measures the wait for a core, the CPU time much less so)
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for what in run sweep; do
   for _ in 1 2 3 4 5; do
     rm -rf "$T/out"
     if [ "$what" = run ]; then cmd=("$B/stelab" run "$T/run.toml" --out "$T/out" --overwrite)
     else cmd=("$B/stelab" sweep "$T/sweep.toml" --out "$T/out"); fi
-    s=$(date +%s.%N); "${cmd[@]}" > /dev/null 2>&1 || echo "failed: ${cmd[*]}" >&2; e=$(date +%s.%N)
-    echo "$e - $s" | bc
-  done | median | sed "s/^/tiny stelab $what, median of 5 (s): /"
+    /usr/bin/time -f "%e %U %S" -o "$T/time" "${cmd[@]}" > /dev/null 2>&1 \
+      || echo "failed: ${cmd[*]}" >&2
+    cat "$T/time"
+  done > "$T/times"
+  wall=$(awk '{print $1}' "$T/times" | median)
+  cpu=$(awk '{print $2 + $3}' "$T/times" | median)
+  echo "tiny stelab $what, median of 5: wall $wall s, CPU $cpu s"
 done
 rm -rf "$T"

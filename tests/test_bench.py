@@ -14,7 +14,8 @@ from stelab.cli import app
 def test_every_benchmark_runs_and_checks_its_results():
     lines: list[str] = []
     results = run_all(tiny=True, threads=1, say=lines.append)
-    assert [r.name for r in results] == ["numpy", "bandwidth", "baseline", "incremental"]
+    assert [r.name for r in results] == ["numpy", "process", "bandwidth", "baseline",
+                                         "incremental"]
     for result in results:
         assert result.values and all(math.isfinite(v) and v > 0 for v in result.values)
     by_name = {r.name: r for r in results}
@@ -56,5 +57,5 @@ def test_cli_bench_rejects_an_unknown_benchmark(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert stop.value.code == 2
     assert err.strip().splitlines() == [
-        "error: --only: unknown benchmark 'nope'; allowed: numpy, bandwidth, baseline, "
-        "incremental"]
+        "error: --only: unknown benchmark 'nope'; allowed: numpy, process, bandwidth, "
+        "baseline, incremental"]

@@ -196,7 +196,7 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="smaller workloads, fewer repeats"),
     threads: int = typer.Option(2, "--threads", help="CPU threads for engine and baselines"),
     only: list[str] | None = typer.Option(
-        None, "--only", help="bandwidth | baseline | incremental"
+        None, "--only", help="numpy | process | bandwidth | baseline | incremental"
     ),
     json_out: Path | None = typer.Option(None, "--json", help="also write the results as JSON"),
     tiny: bool = typer.Option(False, "--tiny", hidden=True, help="seconds-long smoke test"),

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stelab.data import get_distribution
 from stelab.engine_registry import engine_names
 from stelab.errors import ConfigError
-from stelab.quantizers import get_surrogate
 from stelab.registration import digest_suffix
+from stelab.surrogates import get_surrogate
 
 #: the input normalizations of :mod:`stelab.normalize`, least to most invasive (the one list of
 #: their names: ``diagnose`` recommends the first one predicted healthy, and figures order their

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stelab.errors import ConfigError
-from stelab.ziggurat import fill_standard_normal32, standard_normal32
 
 Shape = tuple[int, ...]
 
@@ -47,6 +46,21 @@ def _uniform(rng: np.random.Generator, shape: Shape) -> np.ndarray:
 
 def _uniform01(rng: np.random.Generator, shape: Shape) -> np.ndarray:
     return rng.random(shape, dtype=np.float32)
+
+
+def standard_normal32(rng: np.random.Generator, shape: Shape) -> np.ndarray:
+    """``rng.standard_normal(shape, dtype=np.float32)``'s values, drawn by the compiled loop of
+    :mod:`stelab.ziggurat` (imported on the first draw: importing this module loads no numba)."""
+    from stelab import ziggurat
+
+    return ziggurat.standard_normal32(rng, shape)
+
+
+def fill_standard_normal32(rng: np.random.Generator, out: np.ndarray) -> None:
+    """:func:`standard_normal32` drawn into the contiguous float32 array ``out``."""
+    from stelab import ziggurat
+
+    ziggurat.fill_standard_normal32(rng, out)
 
 
 def _exponential(rng: np.random.Generator, shape: Shape, scale: float) -> np.ndarray:

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from stelab.engine.recorder import ChunkOutput
     from stelab.engine.traffic import Traffic
 
-__all__ = ["BUILTIN", "Engine", "Layout", "engine_names", "engines", "get_engine",
-           "register_engine", "unregister_engine"]
+__all__ = ["BUILTIN", "COST_FLOORS", "Engine", "Layout", "cost_floor", "engine_names",
+           "engines", "get_engine", "register_engine", "unregister_engine"]
 
 #: the built-in engines: name -> the module that defines ``ENGINE`` (in the order ``auto``
 #: breaks ties of cost in)
@@ -46,6 +46,11 @@ BUILTIN: dict[str, str] = {
     "incremental": "stelab.engine.incremental",
     "trialwise": "stelab.engine.trialwise",
 }
+
+#: the least :meth:`Engine.cost` each built-in engine returns for any config: ``auto`` does not
+#: import an engine whose floor is above the best cost already found (a run that the
+#: trial-wise engine takes loads neither batched engine, nor torch). Checked at selection.
+COST_FLOORS: dict[str, float] = {"dense": 1.0, "incremental": 0.5, "trialwise": 0.25}
 
 _loaded: dict[str, Engine] = {}
 _registered: dict[str, Engine] = {}
@@ -77,11 +82,15 @@ class Engine:
 
     ``fallback`` names the engine the planner goes on with, under ``run.engine = "auto"``, when
     none of this engine's layouts holds a chunk of the minimum size within the budget (None:
-    the engine then runs in its last layout, with the chunk that fits).
+    the engine then runs in its last layout, with the chunk that fits). ``host_arrays``: the
+    engine also runs a chunk built in numpy (it then needs no torch).
     """
 
     name: ClassVar[str] = ""
     fallback: ClassVar[str | None] = None
+    #: whether :meth:`run` takes a chunk built in numpy
+    #: (:class:`stelab.engine.host_problem.HostProblem`, no torch) where the config allows
+    host_arrays: ClassVar[bool] = False
 
     def unsupported(self, cfg: Config) -> str | None:
         """Why this engine cannot run ``cfg``: one line that starts with the field
@@ -122,6 +131,12 @@ def get_engine(name: str) -> Engine:
             raise TypeError(f"{BUILTIN[name]}.ENGINE is called {engine.name!r}, not {name!r}")
         _loaded[name] = engine
     return _loaded[name]
+
+
+def cost_floor(name: str) -> float:
+    """The least cost the engine ``name`` can declare (:data:`COST_FLOORS`; 0 for an engine
+    registered at run time, which is therefore always asked)."""
+    return 0.0 if name in _registered else COST_FLOORS.get(name, 0.0)
 
 
 def engines() -> tuple[Engine, ...]:

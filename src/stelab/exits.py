@@ -21,6 +21,7 @@ import errno
 import functools
 import os
 import signal
+import sys
 import tempfile
 import threading
 import traceback
@@ -50,11 +51,8 @@ def _is_out_of_memory(err: BaseException) -> bool:
         return True
     if isinstance(err, RuntimeError) and "can't allocate memory" in str(err):
         return True  # torch's CPU allocator (DefaultCPUAllocator) refusing a request
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return False
-    return isinstance(err, torch.OutOfMemoryError)
+    torch = sys.modules.get("torch")  # not loaded: the error cannot be torch's
+    return torch is not None and isinstance(err, torch.OutOfMemoryError)
 
 
 def os_error_line(err: OSError, where: str | Path | None = None) -> tuple[int, str]:

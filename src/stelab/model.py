@@ -16,26 +16,19 @@ fixed point without label noise).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from stelab.quantizers import (
-    ACTIVATION_KAPPA,
     Surrogate,
     get_activation,
     get_surrogate,
     get_weight_ste,
 )
+from stelab.surrogates import step_size_eta  # noqa: F401 - re-exported (its old home)
 
 Tensor = torch.Tensor
-
-
-def step_size_eta(c: float, d: int, m: int, activation: str) -> float:
-    """eta = c * sqrt(pi d / 2) * m * kappa, kappa = 1 (sign) or 2 (step) (docs/model.md, Step
-    size): one step moves a wrong coordinate of u by about 2c for Gaussian inputs."""
-    return c * math.sqrt(math.pi * d / 2.0) * m * ACTIVATION_KAPPA[activation]
 
 
 @dataclass

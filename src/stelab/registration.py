@@ -32,7 +32,7 @@ from typing import Any
 
 from stelab.data import DISTRIBUTIONS, REGISTERED_DISTRIBUTIONS, Distribution
 from stelab.errors import ConfigError
-from stelab.quantizers import REGISTERED_SURROGATES, SURROGATES, Interval, Surrogate
+from stelab.surrogates import REGISTERED_SURROGATES, SURROGATES, Interval, Surrogate
 
 __all__ = [
     "Registration",

@@ -14,38 +14,54 @@ in the same run, interleaved and repeated (the median is reported, with min and 
 * ``incremental``: time of the dense engine / time of the incremental engine on the noiseless E1
   workload near the threshold at d = 256 (n = 4096 = 16 d, T = 300; about half of the trials
   still move after 100 steps). Both must give identical outcomes.
+* ``process``: whole processes (start-up, drawing the data, the runs, writing the results): the
+  careful per-trial numpy loop of ``numpy`` run as its own process on its own draws of the same
+  problems, against a ``stelab sweep`` process over the same E1 workload
+  (:mod:`stelab.bench.process`).
 
-Targets (issue 5): bandwidth >= 0.5, baseline >= 20, incremental >= 5.
+Targets (issue 5): bandwidth >= 0.5, baseline >= 20, incremental >= 5; (issue 21) process >= 5.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from stelab.bench.common import (
-    Printer,
-    Ratio,
-    machine_description,
-    warm_up_kernels,
-    write_json,
-    write_payload,
-)
-from stelab.bench.engine import bench_bandwidth, bench_baseline, bench_incremental
-from stelab.bench.scale import bench_numpy
+if TYPE_CHECKING:
+    from stelab.bench.common import Printer, Ratio
 
 __all__ = ["Ratio", "bench_bandwidth", "bench_baseline", "bench_incremental", "bench_numpy",
-           "run_all", "machine_description", "write_json", "write_payload", "warm_up_kernels",
-           "BENCHMARKS"]
+           "bench_process", "run_all", "machine_description", "write_json", "write_payload",
+           "warm_up_kernels", "BENCHMARKS"]
 
-BENCHMARKS: dict[str, Callable[..., Ratio]] = {
-    "numpy": bench_numpy,
-    "bandwidth": bench_bandwidth,
-    "baseline": bench_baseline,
-    "incremental": bench_incremental,
+#: benchmark name -> "module:function" (imported when it runs: ``python -m`` of a module of this
+#: package, such as the numpy loop's own process, loads no torch)
+BENCHMARKS: dict[str, str] = {
+    "numpy": "stelab.bench.scale:bench_numpy",
+    "process": "stelab.bench.process:bench_process",
+    "bandwidth": "stelab.bench.engine:bench_bandwidth",
+    "baseline": "stelab.bench.engine:bench_baseline",
+    "incremental": "stelab.bench.engine:bench_incremental",
 }
+
+#: the other public names -> their module
+_NAMES = {"Ratio": "stelab.bench.common", "machine_description": "stelab.bench.common",
+          "write_json": "stelab.bench.common", "write_payload": "stelab.bench.common",
+          "warm_up_kernels": "stelab.bench.common",
+          **{target.split(":")[1]: target.split(":")[0] for target in BENCHMARKS.values()}}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'stelab.bench' has no attribute {name!r}")
+    return getattr(import_module(_NAMES[name]), name)
+
+
+def benchmark(name: str) -> Any:
+    """The function of the benchmark ``name`` (a key of :data:`BENCHMARKS`)."""
+    module, function = BENCHMARKS[name].split(":")
+    return getattr(import_module(module), function)
 
 
 def run_all(
@@ -57,6 +73,10 @@ def run_all(
 ) -> list[Ratio]:
     """Run the named benchmarks (default all) on ``threads`` CPU threads; print and return.
     ``tiny`` shrinks every workload to seconds (a smoke test of the machinery, not a measure)."""
+    import torch
+
+    from stelab.bench.common import machine_description
+
     saved = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -64,7 +84,7 @@ def run_all(
         results = []
         for name in names or list(BENCHMARKS):
             began = time.perf_counter()
-            result = BENCHMARKS[name](quick=quick, say=say, tiny=tiny)
+            result = benchmark(name)(quick=quick, say=say, tiny=tiny)
             result.detail["tiny"] = tiny
             say(f"  ({name}: {time.perf_counter() - began:.0f} s)")
             results.append(result)
@@ -74,4 +94,3 @@ def run_all(
         return results
     finally:
         torch.set_num_threads(saved)
-

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from stelab.engine.problem import Problem
-from stelab.model import step_size_eta
+from stelab.surrogates import step_size_eta
 
 Tensor = torch.Tensor
 

@@ -24,7 +24,6 @@ Read top-down (each file holds what its name says):
 """
 
 from stelab.engine.budget import default_memory_budget, select_engine
-from stelab.engine.incremental import cache_bytes_per_trial
 from stelab.engine.run import (
     estimate_peak_bytes,
     plan_chunk_size,
@@ -33,6 +32,7 @@ from stelab.engine.run import (
     run_chunk,
     run_experiment,
 )
+from stelab.engine.sizes import cache_bytes_per_trial
 
 __all__ = [
     "run_experiment",

@@ -10,7 +10,10 @@ Budget: ``run.memory_budget_mb`` when set, else a quarter of the available memor
 (MemAvailable on Linux; a sweep worker is given its share by the sweep).
 
 Engine: ``run.engine`` when it names one (a ConfigError if that engine cannot run the config),
-else (``auto``) the supported engine of lowest :meth:`~stelab.engine_registry.Engine.cost`.
+else (``auto``) the supported engine of lowest :meth:`~stelab.engine_registry.Engine.cost`
+(the first in the registry's order on a tie). An engine whose declared cost floor
+(:func:`stelab.engine_registry.cost_floor`) is above the best cost found is not imported: a CPU
+run that the trial-wise engine takes loads neither batched engine, nor torch with them.
 
 Layout: the first of the engine's layouts in which a chunk of at least
 min(trials, MIN_COLUMNS_CHUNK) trials fits the budget; when none does, under ``auto`` the
@@ -24,13 +27,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from stelab.config import Config
-from stelab.engine.problem import build_peak_extra
-from stelab.engine_registry import Engine, engines, get_engine
+from stelab.engine.sizes import build_peak_extra
+from stelab.engine_registry import Engine, cost_floor, engine_names, engines, get_engine
 from stelab.errors import ConfigError, MemoryBudgetError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ChunkPlan", "plan_chunks", "select_engine", "default_memory_budget", "run_budget",
            "UNBOUNDED"]
@@ -53,20 +58,35 @@ def select_engine(cfg: Config) -> str:
             raise ConfigError(f"run.engine: {choice!r} cannot run this config ({reason}); "
                               f"allowed here: {allowed}")
         return choice
-    supported = _supported(cfg)
-    if not supported:
+    names = engine_names()
+    best: tuple[float, int] | None = None  # (cost, place in the registry's order)
+    for place in sorted(range(len(names)), key=lambda i: (cost_floor(names[i]), i)):
+        floor = cost_floor(names[place])
+        if best is not None and floor > best[0]:
+            break  # neither this engine nor a later one can beat the best found: not imported
+        engine = get_engine(names[place])
+        if engine.unsupported(cfg) is not None:
+            continue
+        cost = engine.cost(cfg)
+        if cost < floor:
+            raise RuntimeError(f"engine {engine.name!r}: cost {cost} below its floor {floor}")
+        best = min(best or (cost, place), (cost, place))
+    if best is None:
         raise ConfigError("run.engine: no registered engine can run this config ("
                           + "; ".join(str(e.unsupported(cfg)) for e in engines()) + ")")
-    return min(supported, key=lambda e: e.cost(cfg)).name
+    return names[best[1]]
 
 
 def _supported(cfg: Config) -> list[Engine]:
     return [e for e in engines() if e.unsupported(cfg) is None]
 
 
-def default_memory_budget(device: torch.device) -> int:
-    """A quarter of the available memory of ``device`` in bytes (MemAvailable on Linux)."""
-    if device.type == "cuda":
+def default_memory_budget(device: torch.device | str) -> int:
+    """A quarter of the available memory of ``device`` (a torch.device or a device type) in
+    bytes (MemAvailable on Linux)."""
+    if _device_type(device) == "cuda":
+        import torch
+
         free, _total = torch.cuda.mem_get_info(device)
         return free // 4
     available = _mem_available()
@@ -89,7 +109,11 @@ def _mem_available() -> int | None:
     return None
 
 
-def run_budget(cfg: Config, device: torch.device) -> tuple[int, str]:
+def _device_type(device: Any) -> str:
+    return getattr(device, "type", device)
+
+
+def run_budget(cfg: Config, device: torch.device | str) -> tuple[int, str]:
     """The budget of a run in bytes, and where it comes from (for messages)."""
     if cfg.run.memory_budget_mb is not None:
         return int(cfg.run.memory_budget_mb * 2**20), "run.memory_budget_mb"

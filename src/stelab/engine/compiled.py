@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import torch
 
-from stelab.quantizers import SURROGATES, get_surrogate
+from stelab.devices import cuda_available
+from stelab.surrogates import SURROGATES, get_surrogate
 
 if TYPE_CHECKING:
     from stelab.config import Config
@@ -252,7 +252,7 @@ def unsupported(cfg: Config, engine: str) -> str | None:
             f"allowed: {allowed}"
     if cfg.run.dtype != "float32":
         return f"run.dtype: the {engine} engine needs float32 (its exact fix-ups use float64)"
-    if cfg.run.device == "cuda" or (cfg.run.device == "auto" and torch.cuda.is_available()):
+    if cfg.run.device == "cuda" or (cfg.run.device == "auto" and cuda_available()):
         return f"run.device: the {engine} engine runs on the CPU (its kernels are compiled " \
             "for it); allowed: cpu"
     return None

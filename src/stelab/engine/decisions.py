@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from stelab.config import Config
-from stelab.quantizers import get_surrogate
+from stelab.surrogates import get_surrogate
 
 Tensor = torch.Tensor
 

@@ -37,9 +37,9 @@ from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, l
 from stelab.engine.threads import PARALLEL_BYTES, Workers, split_evenly
 from stelab.engine.traffic import Traffic
 from stelab.engine_registry import Engine, Layout
-from stelab.model import step_size_eta
 from stelab.quantizers import get_weight_ste
 from stelab.seeds import trial_rng
+from stelab.surrogates import step_size_eta
 
 Tensor = torch.Tensor
 

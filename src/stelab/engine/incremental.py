@@ -45,14 +45,15 @@ from stelab.engine import compiled
 from stelab.engine.column_cache import ColumnCache
 from stelab.engine.compiled import COLD_MAX_FLIPS, FILL_BEFORE_END, RESET_FACTOR
 from stelab.engine.passes import UNIT_ROUNDOFF, BagBuffers, bag_range_sums, preactivations
-from stelab.engine.problem import Problem, bytes_per_trial, data_bytes, trial_bytes
+from stelab.engine.problem import Problem, data_bytes, trial_bytes
 from stelab.engine.recorder import ChunkOutput, Recorder, binary, latent_step, loss_of
+from stelab.engine.sizes import CACHE_FRACTION, cache_bytes_per_trial  # noqa: F401 - re-exported
 from stelab.engine.threads import PARALLEL_BYTES, Workers, split_evenly
 from stelab.engine.traffic import Traffic
 from stelab.engine_registry import Engine, Layout
 from stelab.errors import ConfigError
-from stelab.model import step_size_eta
 from stelab.quantizers import get_weight_ste
+from stelab.surrogates import step_size_eta
 
 Tensor = torch.Tensor
 
@@ -62,8 +63,6 @@ __all__ = ["ENGINE", "ColumnCache", "IncrementalEngine", "cache_bytes_per_trial"
 #: per-trial data (bytes) from which the engine is estimated faster than the dense engine (below
 #: that, its per-step overheads make it no faster)
 INCREMENTAL_MIN_BYTES = 1 << 20
-#: share of a chunk's data the ``cache`` layout may add as its column cache
-CACHE_FRACTION = 0.25
 #: columns that flip from this step on are cached (the first steps flip most columns once), and
 #: not in the last FILL_BEFORE_END steps (:mod:`stelab.engine.compiled`)
 FILL_FROM_STEP = 3
@@ -80,18 +79,6 @@ LIGHT_SPLIT_MIN = 16
 def incremental_unsupported(cfg: Config) -> str | None:
     """Why the incremental engine cannot run ``cfg`` (one line naming the field), or None."""
     return compiled.unsupported(cfg, "incremental")
-
-
-def cache_bytes_per_trial(cfg: Config) -> int:
-    """Column-cache share of one trial in the ``cache`` layout: what is left of half a data
-    tensor after the per-trial state (batch-norm covariance, per-row state and temporaries),
-    at most CACHE_FRACTION of the data, so that the run stays within 1.5 data tensors."""
-    rows = cfg.train.n * cfg.model.m
-    data = data_bytes(cfg)
-    # per-trial state, twice (its temporaries are about as large), and 40 B per row of
-    # decision temporaries; 5% of the data is left for allocator slack
-    state = 2 * (bytes_per_trial(cfg) - data) + 40 * rows
-    return max(0, min(int(CACHE_FRACTION * data), int(0.45 * data) - state))
 
 
 def cache_columns(cfg: Config, layout: str, trials: int) -> int:

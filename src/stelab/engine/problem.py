@@ -16,7 +16,15 @@ import torch
 from stelab.config import Config
 from stelab.data import flip_mask, gaussian_label_noise, get_distribution, make_teacher
 from stelab.engine.decisions import DecisionRule
+from stelab.engine.host_problem import initial_weights
 from stelab.engine.passes import exact_preactivations, gemv_bound, preactivations
+from stelab.engine.sizes import (  # noqa: F401 - re-exported (their old home)
+    build_peak_extra,
+    bytes_per_trial,
+    data_bytes,
+    draws_in_place,
+    trial_bytes,
+)
 from stelab.engine.threads import Workers, single_threaded_blas
 from stelab.memory import release_free_memory
 from stelab.model import BinaryTwoLayer
@@ -64,50 +72,6 @@ class Problem:
         return self.Z3.numpy() if self.Z.device.type == "cpu" else None
 
 
-def bytes_per_trial(cfg: Config) -> int:
-    """Peak bytes one trial adds while its problem is built and run: its data (the
-    ``n x m x d`` tensor), the per-row state of the engines (pre-activations in float64,
-    coefficients, labels: 24 bytes per row) and the d x d float64 statistics of whitening and
-    batch-norm. The draw of one trial's raw inputs is a one-off temporary (see
-    :func:`build_peak_extra`)."""
-    item = 4 if cfg.run.dtype == "float32" else 8
-    n, m, d = cfg.train.n, cfg.model.m, cfg.model.d
-    covariance = 8 * d * d if cfg.data.normalization == "batchnorm" else 0
-    return item * n * m * d + 24 * n * m + covariance + 64 * d
-
-
-def data_bytes(cfg: Config) -> int:
-    """Bytes of one trial's data, the ``n x m x d`` tensor in ``run.dtype``."""
-    item = 4 if cfg.run.dtype == "float32" else 8
-    return item * cfg.train.n * cfg.model.m * cfg.model.d
-
-
-def trial_bytes(cfg: Config) -> int:
-    """Bytes per trial of a chunk on any engine: :func:`bytes_per_trial` and the recorded
-    trajectories, (T + 1) Hamming distances (int32) and, when recorded, losses (without them a
-    huge ``train.steps`` would pass the plan and then fail). An engine's layouts add their own
-    share (:class:`stelab.engine_registry.Layout`)."""
-    item = 4 if cfg.run.dtype == "float32" else 8
-    trajectory = (cfg.train.steps + 1) * (4 + (item if cfg.record.loss_trajectory else 0))
-    return bytes_per_trial(cfg) + trajectory
-
-
-def draws_in_place(cfg: Config) -> bool:
-    """Whether the inputs are drawn straight into the data tensor (the distribution has a filler
-    and the data are float32): no temporary, and the trials can be drawn in parallel."""
-    return get_distribution(cfg.data.distribution).filler is not None and \
-        cfg.run.dtype == "float32"
-
-
-def build_peak_extra(cfg: Config) -> int:
-    """Bytes needed once per chunk on top of the trials' share: the raw draw of one trial (its
-    sampler may hold two arrays of that size; none where the draw is made in place, see
-    :func:`draw_inputs`) and the float64 d x d work of whitening."""
-    n, m, d = cfg.train.n, cfg.model.m, cfg.model.d
-    whiten = 4 * 8 * d * d if cfg.data.normalization in ("whiten", "batchnorm") else 0
-    return (0 if draws_in_place(cfg) else 2 * 4 * n * m * d) + whiten
-
-
 def _labels(cfg: Config, model: BinaryTwoLayer, Z: Tensor, bound: Tensor, teacher: Tensor,
             trials: list[int]) -> Tensor:
     """y = v . sigma(Z w*) with every sign decided exactly (the student at q = w* takes the same
@@ -136,14 +100,6 @@ def _labels(cfg: Config, model: BinaryTwoLayer, Z: Tensor, bound: Tensor, teache
         )
         y = y + torch.from_numpy(noise).to(device=Z.device, dtype=Z.dtype)
     return y
-
-
-def _initial_weights(cfg: Config, trials: list[int]) -> np.ndarray:
-    d = cfg.model.d
-    if cfg.train.init == "zero":
-        return np.zeros((len(trials), d), dtype=np.float64)
-    scale, seed = cfg.train.init_scale, cfg.run.seed
-    return np.stack([scale * trial_rng(seed, k, "init").standard_normal(d) for k in trials])
 
 
 def draw_inputs(cfg: Config, trials: list[int]) -> Tensor:
@@ -211,7 +167,7 @@ def build_problem(
     w_star = sign(torch.from_numpy(teacher).to(device=device, dtype=dtype))
     with single_threaded_blas():  # as in the run: no spinning BLAS threads left behind
         y = _labels(cfg, model, Z, bound, w_star, trials)
-    u0 = torch.from_numpy(_initial_weights(cfg, trials)).to(device=device, dtype=dtype)
+    u0 = torch.from_numpy(initial_weights(cfg, trials)).to(device=device, dtype=dtype)
     release_free_memory()
     return Problem(
         trials=list(trials), Z=Z, y=y, teacher=w_star, u0=u0, model=model, bound=bound

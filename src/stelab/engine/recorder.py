@@ -11,27 +11,15 @@ operations to the same gradient sums G (bit-identical between them, see
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from stelab.config import Config
 from stelab.engine import compiled
+from stelab.engine.output import ChunkOutput
 
 Tensor = torch.Tensor
-
-
-@dataclass
-class ChunkOutput:
-    """What the engine returns for a chunk of trials (numpy, on the host)."""
-
-    hamming: np.ndarray  # (t, T+1) int32: H_0 .. H_T
-    ergodic_hamming: np.ndarray  # (t,) Hamming distance of sign(qbar_T) to w*
-    final_loss: np.ndarray  # (t,) L(q_T) on the full sample
-    loss: np.ndarray | None  # (t, T+1) L(q_0) .. L(q_T), when recorded
-    final_u: np.ndarray  # (t, d) latent weights u_T
-    ergodic_at: np.ndarray  # (t, K) Hamming of sign(qbar_T') at the checkpoints T'
 
 
 def binary(u: Tensor) -> Tensor:

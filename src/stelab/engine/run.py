@@ -21,41 +21,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from stelab.config import Config
+from stelab.devices import device_type
 from stelab.engine.budget import UNBOUNDED, ChunkPlan, plan_chunks, run_budget
-from stelab.engine.problem import Problem, build_problem
-from stelab.engine.recorder import ChunkOutput
+from stelab.engine.host_problem import HostProblem, build_host_problem, builds_on_host
+from stelab.engine.output import ChunkOutput
 from stelab.engine.traffic import Traffic
-from stelab.engine_registry import get_engine
-from stelab.errors import ConfigError, NumericalError
+from stelab.engine_registry import Engine, get_engine
+from stelab.errors import NumericalError
 from stelab.outcomes import trajectory_outcomes
+
+if TYPE_CHECKING:
+    import torch
+
+    from stelab.engine.problem import Problem
 
 ProgressCallback = Callable[[int, int], None]
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "run.device: 'cuda' requested but no CUDA device is available; allowed: auto, cpu"
-        )
-    return torch.device(name)
+    """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is a ConfigError
+    (:func:`stelab.devices.device_type`, as a torch.device)."""
+    import torch
+
+    return torch.device(device_type(name))
 
 
-def plan_run(cfg: Config, device: torch.device, engine: str | None = None) -> ChunkPlan:
+def plan_run(cfg: Config, device: torch.device | str, engine: str | None = None) -> ChunkPlan:
     """The chunk plan of ``cfg`` on ``device`` within its memory budget."""
     budget, source = run_budget(cfg, device)
     return plan_chunks(cfg, budget, source, engine=engine)
 
 
-def plan_chunk_size(cfg: Config, device: torch.device, engine: str | None = None) -> int:
+def plan_chunk_size(cfg: Config, device: torch.device | str, engine: str | None = None) -> int:
     """How many trials fit the memory budget at once (at least 1, else MemoryBudgetError)."""
     return plan_run(cfg, device, engine).size
 
@@ -108,11 +111,18 @@ def _refuse_non_finite(
     """NaN never becomes a sign: the engine's sign maps NaN to -1, so inputs that hold inf or
     NaN, or latent weights that overflowed, are refused (NumericalError) instead of reported.
     u stays non-finite once it is (inf - inf = NaN, NaN - x = NaN), so checking u_T suffices."""
-    finite = torch.isfinite(values) if isinstance(values, torch.Tensor) else np.isfinite(values)
-    if bool(finite.all()):
-        return
-    bad = (~finite).reshape(len(trials), -1).any(axis=1) if isinstance(finite, np.ndarray) else (
-        ~finite).reshape(len(trials), -1).any(dim=1).cpu().numpy()
+    if isinstance(values, np.ndarray):
+        finite = np.isfinite(values)
+        if bool(finite.all()):
+            return
+        bad = (~finite).reshape(len(trials), -1).any(axis=1)
+    else:
+        import torch  # a torch engine's tensor: torch is loaded already
+
+        finite = torch.isfinite(values)
+        if bool(finite.all()):
+            return
+        bad = (~finite).reshape(len(trials), -1).any(dim=1).cpu().numpy()
     trial = trials[int(np.argmax(bad))]
     if what == "inputs":
         raise NumericalError(
@@ -137,15 +147,32 @@ def _refuse_non_finite(
     )
 
 
-def _input_witness(problem: Problem) -> torch.Tensor:
+def _input_witness(problem: Problem | HostProblem) -> torch.Tensor | np.ndarray:
     """Values that are all finite exactly when the chunk's inputs are: for float32 data the
     error bounds (per trial, the largest row sum of |Z| in float64: a NaN or inf entry makes it
     NaN or inf, and float32 values cannot overflow a float64 sum), which are already computed,
     so the check costs no pass over the data (a full isfinite pass took 0.57 s a trial at
     d = 1024, n = 128 d, more than drawing the inputs); else the inputs themselves."""
-    if problem.Z.dtype == torch.float32 and problem.bound is not None:
+    if isinstance(problem, HostProblem):
+        return problem.bound  # float32 data only
+    if str(problem.Z.dtype) == "torch.float32" and problem.bound is not None:
         return problem.bound
     return problem.Z
+
+
+def build_chunk(cfg: Config, trials: list[int], device: str, engine: Engine
+                ) -> Problem | HostProblem:
+    """The problem of a chunk: in numpy for an engine that runs on host arrays
+    (:attr:`stelab.engine_registry.Engine.host_arrays`) where the host builder covers the config
+    (:func:`stelab.engine.host_problem.builds_on_host`), else in torch on ``device``; the two
+    give the same rows."""
+    if engine.host_arrays and device == "cpu" and builds_on_host(cfg):
+        return build_host_problem(cfg, trials)
+    import torch
+
+    from stelab.engine.problem import build_problem
+
+    return build_problem(cfg, trials, torch.device(device))
 
 
 def run_experiment(
@@ -205,7 +232,7 @@ def run_experiment(
     (3, 'trialwise', dtype('bool'))
     """
     trial_ids = list(range(cfg.run.trials)) if trials is None else [int(k) for k in trials]
-    device = resolve_device(cfg.run.device)
+    device = device_type(cfg.run.device)
     plan = plan or plan_run(cfg, device)
     engine = get_engine(plan.engine)
     size = chunk_size or plan.size
@@ -213,7 +240,7 @@ def run_experiment(
     for start in range(0, len(trial_ids), size):
         chunk = trial_ids[start : start + size]
         began = time.perf_counter()
-        problem = build_problem(cfg, chunk, device)
+        problem = build_chunk(cfg, chunk, device, engine)
         _refuse_non_finite(cfg, chunk, _input_witness(problem), "inputs")
         _refuse_non_finite(cfg, chunk, problem.u0, "initial weights u_0")
         out = engine.run(cfg, problem, plan.layout)

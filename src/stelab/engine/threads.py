@@ -1,21 +1,68 @@
-"""The CPU thread pool of the engines: independent groups of trials run on the threads torch was
-given, one BLAS thread each, so that a group's passes over its data stay on one core's cache.
-Results never depend on the split (:mod:`stelab.engine.passes`)."""
+"""The CPU thread pool of the engines: independent groups of trials run on the engines' CPU
+threads (:func:`cpu_threads`), one BLAS thread each, so that a group's passes over its data stay
+on one core's cache. Results never depend on the split (:mod:`stelab.engine.passes`).
+
+The thread count is torch's (``torch.get_num_threads()``, which a user may set) once torch is
+loaded; a process that has not loaded torch (the compiled engine needs none) uses the count
+given to :func:`set_cpu_threads`, else torch's default: ``OMP_NUM_THREADS`` when set, else the
+cores this process may run on."""
 
 from __future__ import annotations
 
+import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from functools import cache
 from typing import Any
 
-import torch
-
-__all__ = ["PARALLEL_BYTES", "Workers", "single_threaded_blas", "split_evenly"]
+__all__ = ["PARALLEL_BYTES", "Workers", "cpu_threads", "set_cpu_threads", "single_threaded_blas",
+           "split_evenly"]
 
 #: data per step from which an engine splits a step's trials over several threads (below,
 #: handing work to a thread costs more than it saves)
 PARALLEL_BYTES = 8 << 20
+
+
+#: the count given to :func:`set_cpu_threads` (None: torch's default)
+_threads: int | None = None
+
+
+def _default_threads() -> int:
+    """torch's default intra-op thread count without torch: ``OMP_NUM_THREADS`` when it is a
+    positive integer, else the CPUs this process may run on."""
+    try:
+        given = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        given = 0
+    if given > 0:
+        return given
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def cpu_threads() -> int:
+    """The CPU threads the engines run on (module docstring)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].get_num_threads()
+    return _threads if _threads is not None else _default_threads()
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Run the engines (and torch, loaded now or later) on ``threads`` CPU threads in this
+    process: a sweep's worker gets its share of the cores this way."""
+    global _threads
+    _threads = threads
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it loads later
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _set_torch_threads(threads: int) -> None:
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 @cache
@@ -46,20 +93,21 @@ def single_threaded_blas() -> AbstractContextManager:
 
 
 class Workers(AbstractContextManager):
-    """Runs independent work units (groups of trials) on the CPU threads torch was given.
+    """Runs independent work units (groups of trials) on the engines' CPU threads.
 
-    Inside the context, torch and BLAS run one thread each and the units are spread over a pool
-    of ``torch.get_num_threads()`` Python threads (torch and numpy release the GIL), which keeps
-    the two passes over a unit on one core's cache and does not stall when other processes share
-    the cores. On CUDA, or with one thread, units run inline. The previous thread settings are
-    restored on exit.
+    Inside the context, torch (when loaded) and BLAS run one thread each and the units are
+    spread over a pool of :func:`cpu_threads` Python threads (torch and numpy release the GIL),
+    which keeps the two passes over a unit on one core's cache and does not stall when other
+    processes share the cores. On CUDA, or with one thread, units run inline. The previous
+    thread settings are restored on exit.
     """
 
-    def __init__(self, device: torch.device, pool: bool = True) -> None:
-        self.count = torch.get_num_threads() if device.type == "cpu" and pool else 1
-        self._device_type = device.type
+    def __init__(self, device: Any, pool: bool = True) -> None:
+        """``device``: a torch.device or a device type (``"cpu"``, ``"cuda"``)."""
+        self._device_type = getattr(device, "type", device)
+        self._saved_threads = cpu_threads()
+        self.count = self._saved_threads if self._device_type == "cpu" and pool else 1
         self._pool: ThreadPoolExecutor | None = None
-        self._saved_threads = torch.get_num_threads()
         self._blas: ExitStack | None = None
 
     def __enter__(self) -> Workers:
@@ -70,7 +118,7 @@ class Workers(AbstractContextManager):
         self._blas = ExitStack()
         self._blas.enter_context(single_threaded_blas())
         if self.count > 1:
-            torch.set_num_threads(1)
+            _set_torch_threads(1)
             self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="stelab")
         return self
 
@@ -81,8 +129,8 @@ class Workers(AbstractContextManager):
         if self._blas is not None:
             self._blas.close()
             self._blas = None
-        if torch.get_num_threads() != self._saved_threads:
-            torch.set_num_threads(self._saved_threads)
+        if self.count > 1:
+            _set_torch_threads(self._saved_threads)
 
     def map(self, fn: Any, items: list[Any]) -> list[Any]:
         """[fn(item) for item in items], on the pool when there is one (exceptions propagate)."""

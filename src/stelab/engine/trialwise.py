@@ -40,23 +40,26 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import torch
 
 from stelab.config import Config
 from stelab.engine import compiled
 from stelab.engine.compiled import COLD_MAX_FLIPS, FILL_BEFORE_END, RESET_FACTOR
-from stelab.engine.passes import UNIT_ROUNDOFF
+from stelab.engine.host_problem import ROUNDOFF32, ROUNDOFF64, HostProblem
+from stelab.engine.output import ChunkOutput, final_loss
 from stelab.engine.prefetch import prefetch
-from stelab.engine.problem import Problem, data_bytes, trial_bytes
-from stelab.engine.recorder import ChunkOutput, loss_of
-from stelab.engine.threads import Workers
+from stelab.engine.sizes import data_bytes, trial_bytes
+from stelab.engine.threads import Workers, cpu_threads
 from stelab.engine.traffic import Traffic
 from stelab.engine_registry import Engine, Layout
 from stelab.errors import ConfigError
-from stelab.model import step_size_eta
+from stelab.surrogates import step_size_eta
+
+if TYPE_CHECKING:
+    from stelab.engine.problem import Problem
 
 __all__ = ["ENGINE", "TrialwiseEngine", "gradient_sums", "run_trialwise", "trial_kernel",
            "trialwise_unsupported"]
@@ -294,7 +297,7 @@ def _trial_kernel(activation: str, lo: float, hi: float, closed: bool) -> Callab
     return kernel
 
 
-def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
+def run_trialwise(problem: Problem | HostProblem, cfg: Config, freeze: bool = True,
                   copies: bool = True, traffic: Traffic | None = None) -> ChunkOutput:
     """Run ``cfg.train.steps`` steps of every trial of ``problem``, one trial per worker thread
     at a time (module docstring); outputs identical to :func:`stelab.engine.dense.run_dense`.
@@ -303,7 +306,8 @@ def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
     its data (one per worker thread, n*m*d floats each).
     """
     reason = trialwise_unsupported(cfg)
-    if reason is None and problem.Z.device.type != "cpu":
+    if reason is None and not isinstance(problem, HostProblem) and \
+            problem.Z.device.type != "cpu":
         reason = "run.device: the trial-wise engine runs on the CPU; allowed: cpu"
     if reason is not None:
         raise ConfigError(reason)
@@ -318,20 +322,19 @@ def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
         eta = np.float32(step_size_eta(cfg.train.step_size, d, m, cfg.model.activation))
     inv_n = np.float32(1.0) / np.float32(n)
     noiseless = cfg.noise.kind == "none" or cfg.noise.level == 0
-    unit = UNIT_ROUNDOFF[torch.float32]
-    gamma = d * unit / (1.0 - d * unit)
-    bound = problem.bound.numpy()  # per trial: the error of a float32 full pass
+    gamma = d * ROUNDOFF32 / (1.0 - d * ROUNDOFF32)
+    bound = np.asarray(problem.bound)  # per trial: the error of a float32 full pass
     # h's column updates add in float64 (h is float64; 2 q_j Z_rj is exact)
-    per_update = bound * (3.0 * 1.01 * UNIT_ROUNDOFF[torch.float64] / gamma)
+    per_update = bound * (3.0 * 1.01 * ROUNDOFF64 / gamma)
     checkpoints = np.array(sorted(set(cfg.record.checkpoints)), dtype=np.int64)
 
-    u = problem.u0.numpy().copy()
+    u = np.asarray(problem.u0).astype(np.float32)  # a copy, updated in place
     hamming = np.zeros((t, T + 1), dtype=np.int32)
     q_sum = np.zeros((t, d), dtype=np.int64)
     ergodic_at = np.zeros((t, len(checkpoints)), dtype=np.int64)
     residual = np.zeros((t, n), dtype=np.float32)
     counters = np.zeros((t, len(COUNTERS)), dtype=np.int64)
-    y, w_star = problem.y.numpy(), problem.teacher.numpy()
+    y, w_star = np.asarray(problem.y), np.asarray(problem.teacher)
     local = threading.local()
     no_copy = np.empty((0, R), dtype=np.float32)
 
@@ -345,16 +348,15 @@ def run_trialwise(problem: Problem, cfg: Config, freeze: bool = True,
                inv_n, eta, T, checkpoints, noiseless and freeze, copies, room, hamming[k], q_sum[k],
                ergodic_at[k], residual[k], counters[k])
 
-    with Workers(problem.Z.device) as workers:
+    with Workers("cpu") as workers:
         workers.map(run, list(range(t)))
     if traffic is not None:
         traffic.add(**dict(zip(COUNTERS, counters.sum(axis=0).tolist(), strict=True)))
-    residual_t = torch.from_numpy(residual)
     return ChunkOutput(
         hamming=hamming,
         ergodic_hamming=np.array([_ergodic_distance(q_sum[k], w_star[k], 0, w_star[k])
                                   for k in range(t)]),  # (no extra iterates: q unused)
-        final_loss=loss_of(residual_t).numpy().astype(np.float64),
+        final_loss=final_loss(residual),
         loss=None,
         final_u=u,
         ergodic_at=ergodic_at,
@@ -373,6 +375,7 @@ class TrialwiseEngine(Engine):
 
     name = "trialwise"
     fallback = "incremental"
+    host_arrays = True
 
     def unsupported(self, cfg: Config) -> str | None:
         reason = compiled.unsupported(cfg, self.name)
@@ -390,9 +393,9 @@ class TrialwiseEngine(Engine):
 
     def layouts(self, cfg: Config) -> tuple[Layout, ...]:
         return (Layout("trialwise", trial_bytes(cfg) + 24 * cfg.model.d,
-                       fixed=torch.get_num_threads() * data_bytes(cfg)),)
+                       fixed=cpu_threads() * data_bytes(cfg)),)
 
-    def run(self, cfg: Config, problem: Problem, layout: str,
+    def run(self, cfg: Config, problem: Problem | HostProblem, layout: str,
             traffic: Traffic | None = None) -> ChunkOutput:
         return run_trialwise(problem, cfg, traffic=traffic)
 

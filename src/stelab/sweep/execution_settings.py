@@ -30,7 +30,7 @@ class Execution:
         worker when the cells run on a GPU (one process feeds the card with large chunks; many
         would share it); and a sweep of a single cell runs in this process (:class:`InProcess`):
         one cell keeps one worker busy, so a pool would only add its start-up (a spawned worker
-        imports torch and stelab again, ~2-3 s here) when the cell is small
+        imports stelab again) when the cell is small
         (:data:`IN_PROCESS_VALUES`): a large one keeps the worker, so that running out of memory
         costs a worker and is reported, not this process. Rows are the same on every executor."""
         if self.executor == "local" and self.workers is None and len(cells) == 1 \
@@ -75,6 +75,6 @@ def execution_of(
 
 
 def _wants_gpu(cells: Sequence[Cell]) -> bool:
-    import torch  # here, not at import: planning a CPU sweep needs no torch before it runs
+    from stelab.devices import cuda_available  # torch only where a GPU driver exists
 
-    return torch.cuda.is_available() and any(c.config.run.device != "cpu" for c in cells)
+    return any(c.config.run.device != "cpu" for c in cells) and cuda_available()

@@ -132,10 +132,11 @@ def _worker_init(parent_pid: int, threads: int | None) -> None:
     dies (kill -9 of the sweep must not leave orphans computing)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if threads is not None:
-        import torch
         from threadpoolctl import threadpool_limits
 
-        torch.set_num_threads(threads)
+        from stelab.engine.threads import set_cpu_threads
+
+        set_cpu_threads(threads)  # torch's too, whenever it loads
         threadpool_limits(limits=threads, user_api="blas")  # for the life of the worker
 
     def watch() -> None:

@@ -87,11 +87,10 @@ def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | Non
     chunks from the GPU memory. Work: flops-ish f = :func:`stelab.sweep.grid.trial_flops`
     (= 4 B m d T + 2 n m d) and trial-steps T per trial.
     """
-    import torch
-
+    from stelab.devices import cuda_available
     from stelab.engine.budget import UNBOUNDED, plan_chunks
 
-    gpu = torch.cuda.is_available()
+    gpu = cuda_available()
     chunks: list[ChunkPlan | None] = []
     peaks: list[int] = []
     flops: list[float] = []

@@ -57,9 +57,9 @@ def compute_cell(task: CellTask) -> CellOutcome:
     cell = task.cell
     try:
         if task.threads is not None:
-            import torch
+            from stelab.engine.threads import set_cpu_threads
 
-            torch.set_num_threads(task.threads)
+            set_cpu_threads(task.threads)
         from stelab import engine  # looked up at call time, so tests can patch it
 
         install(task.registrations)
