@@ -199,6 +199,20 @@ def _store_results(store: SweepStore, cells: list[Cell], rows: pd.DataFrame,
         raise _storage_failure(err, store, cells) from None
 
 
+def _progress_console(execution: Execution, console: Console | None) -> Console | None:
+    """Where progress goes: ``console`` (default stderr) with progress, nowhere without."""
+    if not execution.progress:
+        return None
+    return console or Console(stderr=True)
+
+
+def _show_warnings(show: Console | None, warnings: list[str]) -> None:
+    if show is None:
+        return
+    for text in warnings:
+        show.print(f"[yellow]warning:[/] {text}", highlight=False)
+
+
 def execute_sweep(
     cells: Sequence[Cell | Config],
     out_dir: str | Path,
@@ -219,15 +233,11 @@ def execute_sweep(
     out = Path(out_dir)
     cell_list = _as_cells(cells, block_trials)
     execution = (execution or Execution()).for_cells(cell_list)
-    show = console if execution.progress else None
-    if execution.progress and show is None:
-        show = Console(stderr=True)
+    show = _progress_console(execution, console)
     runner = execution.make_executor()
     with SweepStore(out) as store:
         warnings = store.open(cell_list, sweep_config, dry=plan_only)
-        for text in warnings:
-            if show is not None:
-                show.print(f"[yellow]warning:[/] {text}", highlight=False)
+        _show_warnings(show, warnings)
         run_record = _new_run_record(runner, execution, store)
         tally = _Tally()
         stored_before: int | None = None
