@@ -127,7 +127,7 @@ def test_extrapolated_n50_is_not_identified():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"bootstrap": "jackknife"},
-     "bootstrap: 'jackknife' is not known; allowed: auto, trials, parametric"),
+     "bootstrap: 'jackknife' is not known; allowed: auto, clustered, trials, parametric"),
     ({"confidence": 1.0}, "confidence: 1.0 outside (0, 1)"),
     ({"confidence": 0.0}, "confidence: 0.0 outside (0, 1)"),
 ])
