@@ -4,7 +4,8 @@ Runs the E1 grid of the full profile (case m1_sign: m = 1, sign, identity STE, G
 17 n/d values, T = 1000) at one d for several run seeds, ``--trials`` trials each, then fits
 n50 per seed and notion with the per-n "trials" bootstrap and the "clustered" bootstrap (trial
 streams resampled jointly across n) and prints, per notion, the between-seed standard
-deviation of n50 and the mean bootstrap standard deviation of each method.
+deviation of n50, the mean bootstrap standard deviation of each method, their ratio (1 when the
+bootstrap is right) and the share of runs whose 95% CI holds the mean n50 of all runs.
 
     PYTHONPATH=src python bench/n50_seed_replication.py [--d 16] [--seeds 8] [--trials 64]
         [--workers 1] [--out DIR] [--n-boot 1000]
@@ -55,7 +56,10 @@ def spread(rows: pd.DataFrame, bootstrap: str, n_boot: int) -> pd.DataFrame:
                     "seeds": len(group), "mean_n50": group["n50"].mean(),
                     "between_seed_sd": group["n50"].std(ddof=1),
                     "mean_boot_sd": float(np.mean(boot_sd)),
-                    "ratio": group["n50"].std(ddof=1) / float(np.mean(boot_sd))})
+                    "ratio": group["n50"].std(ddof=1) / float(np.mean(boot_sd)),
+                    # share of runs whose 95% CI holds the mean n50 over all runs
+                    "coverage": float(((group["ci_low"] <= group["n50"].mean())
+                                       & (group["n50"].mean() <= group["ci_high"])).mean())})
     return pd.DataFrame(out)
 
 

@@ -139,3 +139,21 @@ def test_local_exponents_give_the_ci_width():
 @pytest.mark.parametrize("module", [laws, scaling, exponents, clustered])
 def test_docstring_examples(module):
     assert doctest.testmod(module, raise_on_error=False).failed == 0
+
+
+def test_when_every_law_is_excluded_the_sentence_names_the_least_bad():
+    table = pd.DataFrame({"model": ["power", "d", "dlogd"], "lack_of_fit_p": [1e-4, 1e-9, 1e-3],
+                          "delta_aic_w": [14.7, 500.0, 0.0]})
+    sentence = A.law_sentence(A.law_verdicts(table))
+    assert sentence.endswith("no law compared fits within the bootstrap noise; the least bad "
+                             "by AIC_w is dlogd (next: power, +14.7).")
+
+
+def test_too_few_d_for_a_law_is_said():
+    table = dlogd_thresholds(sigma=0.05, noise=0.02, d=np.array([64.0, 128.0]))
+    models = A.compare_scaling_models(table, models=("power", "dlogd"), n_boot=100)
+    out = A.law_verdicts(models).set_index("model")
+    assert out.loc["power", "verdict"] == "undetermined"
+    assert out.loc["power", "rule"] == ("no lack-of-fit test (no residual degree of freedom: "
+                                        "too few d for its parameters)")
+    assert "no law compared fits" not in A.law_sentence(out.reset_index())

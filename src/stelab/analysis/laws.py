@@ -26,8 +26,11 @@ from stelab.errors import DataError
 VERDICTS = ("excluded", "not excluded", "undetermined")
 
 
-def _verdict(p: float, delta: float, p_level: float, aic_margin: float) -> tuple[str, str]:
-    """(verdict, rule) of one law from its lack-of-fit p and delta AIC_w (nan: not computed)."""
+def _verdict(
+    p: float, delta: float, p_level: float, aic_margin: float, dof: float
+) -> tuple[str, str]:
+    """(verdict, rule) of one law from its lack-of-fit p and delta AIC_w (nan: not computed)
+    and its residual degrees of freedom (nan: unknown)."""
     fired = []
     if not math.isnan(p) and p < p_level:
         fired.append(f"lack of fit p = {p:.2g} < {p_level:g}")
@@ -37,7 +40,9 @@ def _verdict(p: float, delta: float, p_level: float, aic_margin: float) -> tuple
         return "excluded", "; ".join(fired)
     if math.isnan(p) or math.isnan(delta):
         missing = "lack-of-fit test" if math.isnan(p) else "AIC_w comparison"
-        return "undetermined", f"no {missing} (no bootstrap variances or too few d)"
+        why = ("no residual degree of freedom: too few d for its parameters" if dof <= 0
+               else "no bootstrap variances or too few d")
+        return "undetermined", f"no {missing} ({why})"
     return "not excluded", (f"lack of fit p = {p:.2g} >= {p_level:g} and AIC_w within "
                             f"{aic_margin:g} of the best law's ({delta:.1f})")
 
@@ -85,8 +90,10 @@ def law_verdicts(
     if not aic_margin > 0.0:
         raise DataError(f"aic_margin: {aic_margin} must be > 0")
     out = models.copy()
-    pairs = [_verdict(float(p), float(delta), p_level, aic_margin)
-             for p, delta in zip(out["lack_of_fit_p"], out["delta_aic_w"], strict=True)]
+    dof = (out["n_points"] - out["n_params"] if {"n_points", "n_params"} <= set(out)
+           else pd.Series(math.nan, index=out.index))
+    pairs = [_verdict(float(p), float(delta), p_level, aic_margin, float(f))
+             for p, delta, f in zip(out["lack_of_fit_p"], out["delta_aic_w"], dof, strict=True)]
     out["verdict"] = [v for v, _ in pairs]
     out["rule"] = [r for _, r in pairs]
     return out
@@ -103,7 +110,9 @@ def law_sentence(verdicts: pd.DataFrame) -> str:
     Returns
     -------
     str
-        E.g. "exclude d (lack of fit p = 1e-06 < 0.05); cannot exclude dlogd.".
+        E.g. "exclude d (lack of fit p = 1e-06 < 0.05); cannot exclude dlogd.". When every
+        law is excluded, it names the one with the lowest AIC_w (and the next, with its
+        difference).
 
     Examples
     --------
@@ -126,4 +135,10 @@ def law_sentence(verdicts: pd.DataFrame) -> str:
     if len(unknown):
         parts.append("undetermined: " + ", ".join(f"{r.model} ({r.rule})"
                                                   for r in unknown.itertuples()))
+    ranked = verdicts.dropna(subset=["delta_aic_w"]).sort_values("delta_aic_w")
+    if len(excluded) == len(verdicts) and len(ranked):
+        runner = (f" (next: {ranked['model'].iloc[1]}, +{ranked['delta_aic_w'].iloc[1]:.1f})"
+                  if len(ranked) > 1 else "")
+        parts.append(f"no law compared fits within the bootstrap noise; the least bad by "
+                     f"AIC_w is {ranked['model'].iloc[0]}{runner}")
     return "; ".join(parts) + "."
