@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 
 import numpy as np
 import pandas as pd
 
-from stelab.analysis import thresholds_by
+from stelab.analysis import fit_threshold, thresholds_by
 from stelab.experiments import e1
 from stelab.experiments.profile import load_profile
 from stelab.sweep.runner import run_cells
@@ -63,6 +64,25 @@ def spread(rows: pd.DataFrame, bootstrap: str, n_boot: int) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def fit_seconds(n_boot: int, repeats: int = 5) -> dict[str, float]:
+    """Seconds per fit_threshold call on 17 n x 100 trials (common random numbers), by method,
+    alternating the methods so that both see the same machine load."""
+    rng = np.random.default_rng(0)
+    ratios = np.array([0.5, 0.71, 1, 1.41, 2, 2.83, 4, 5.66, 8, 11.3, 16, 22.6, 32, 45.3, 64,
+                       90.5, 128])
+    n = np.repeat(np.ceil(64 * ratios), 100)
+    trial = np.tile(np.arange(100), ratios.size)
+    critical = np.exp(rng.normal(math.log(400.0), 1.0, 100))[trial]
+    success = (n >= critical) ^ (rng.random(n.size) < 0.05)
+    best = {"trials": math.inf, "clustered": math.inf}
+    for _ in range(repeats):
+        for method in best:
+            start = time.perf_counter()
+            fit_threshold(n, success, n_boot=n_boot, bootstrap=method, cluster=trial)
+            best[method] = min(best[method], time.perf_counter() - start)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--d", type=int, default=16)
@@ -81,6 +101,10 @@ def main() -> None:
     print(f"d = {args.d}, {args.seeds} seeds x {args.trials} trials, n_boot = {args.n_boot}; "
           f"between-seed s.d. has a relative s.e. of ~{rel:.0%}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    speed = fit_seconds(args.n_boot)
+    print(f"fit_threshold, 17 n x 100 trials, n_boot = {args.n_boot} (best of 5): trials "
+          f"{speed['trials']:.3f} s, clustered {speed['clustered']:.3f} s "
+          f"({speed['clustered'] / speed['trials']:.2f}x)")
 
 
 if __name__ == "__main__":

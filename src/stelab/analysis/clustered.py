@@ -151,4 +151,6 @@ def clustered_counts(
     k_units, m_units, unit_stratum, strata = unit_table(
         np.asarray(point), np.asarray(success, dtype=bool), cluster, stratum, n_points)
     weights = unit_weights(unit_stratum, strata, n_boot, seed)
-    return weights @ k_units, weights @ m_units
+    # einsum, not @: these products are small, and a threaded BLAS call costs ~100x more on a
+    # busy machine (measured: 30 ms vs 0.3 ms for 1000 x 100 by 100 x 17)
+    return (np.einsum("bu,uj->bj", weights, k_units), np.einsum("bu,uj->bj", weights, m_units))
