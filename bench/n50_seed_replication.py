@@ -10,6 +10,10 @@ bootstrap is right) and the share of runs whose 95% CI holds the mean n50 of all
     PYTHONPATH=src python bench/n50_seed_replication.py [--d 16] [--seeds 8] [--trials 64]
         [--workers 1] [--out DIR] [--n-boot 1000]
 
+``--simulate`` instead runs the same comparison on synthetic runs (no engine): trial k succeeds
+at n iff log n >= c_k + e_kn, c_k ~ N(log 142, s1) shared across n (common random numbers),
+e_kn ~ N(0, s2) fresh at each n, on the d = 64 grid with 64 trials, for three (s1, s2) mixes.
+
 The rows are stored under ``--out`` (a sweep folder, default
 /tmp/n50_seed_replication_d<d>_s<seeds>_t<trials>: running again resumes and reuses them).
 """
@@ -83,6 +87,32 @@ def fit_seconds(n_boot: int, repeats: int = 5) -> dict[str, float]:
     return best
 
 
+def simulate(replications: int = 400, runs: int = 40, n_boot: int = 400) -> pd.DataFrame:
+    """Bootstrap s.d. / true s.d. of n50 on synthetic runs (module docstring)."""
+    ratios = np.array([0.5, 0.71, 1, 1.41, 2, 2.83, 4, 5.66, 8, 11.3, 16, 22.6, 32, 45.3, 64,
+                       90.5, 128])
+    n = np.repeat(np.ceil(64 * ratios), 64)
+    trial = np.tile(np.arange(64), ratios.size)
+    out = []
+    for s1, s2 in ((0.3, 0.0), (0.2, 0.2), (0.05, 0.3)):
+        rng = np.random.default_rng(5)
+
+        def draw(rng=rng, s1=s1, s2=s2):
+            return np.log(n) >= rng.normal(math.log(142.0), s1, 64)[trial] + \
+                rng.normal(0.0, s2, n.size)
+
+        true_sd = np.std([fit_threshold(n, draw(), n_boot=0).n50 for _ in range(replications)],
+                         ddof=1)
+        row = {"s1 (shared)": s1, "s2 (per n)": s2, "true_sd": true_sd}
+        for method in ("trials", "clustered"):
+            sds = [np.nanstd(fit_threshold(n, draw(), n_boot=n_boot, bootstrap=method,
+                                           cluster=trial, seed=r).boot_n50, ddof=1)
+                   for r in range(runs)]
+            row[f"{method}_ratio"] = float(np.mean(sds)) / true_sd
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--d", type=int, default=16)
@@ -91,7 +121,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--simulate", action="store_true")
     args = parser.parse_args()
+    if args.simulate:
+        print("bootstrap s.d. / true s.d. of n50 on synthetic runs (1 = right):")
+        print(simulate().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        return
     cells = seed_cells(args.d, args.seeds, args.trials)
     out = args.out or f"/tmp/n50_seed_replication_d{args.d}_s{args.seeds}_t{args.trials}"
     rows = run_cells(cells, out, workers=args.workers, progress=False)
