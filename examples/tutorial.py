@@ -141,9 +141,10 @@ figures.n50_scaling(res.rows, thresholds=thresholds)
 #
 # Read the intervals with care: trial k of a run draws its teacher, inputs and initialization
 # from streams keyed by (seed, k) at every n (docs/model.md), so a run's whole success
-# curve moves together, while the bootstrap resamples the trials at each n independently. Two
-# runs with different seeds can therefore disagree by more than their 95% intervals, most
-# visibly at small d, where few grid points lie on the rise of the curve.
+# curve moves together; the bootstrap therefore resamples whole trials across every n (the
+# clustered bootstrap, docs/analysis.md). At small d, where few grid points lie on the rise of
+# the curve, n50 takes a few discrete values and two runs with different seeds can still
+# disagree by somewhat more than their 95% intervals.
 
 # %%
 full = stelab.load(ROOT / "results" / "full")

@@ -127,7 +127,7 @@ def test_extrapolated_n50_is_not_identified():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"bootstrap": "jackknife"},
-     "bootstrap: 'jackknife' is not known; allowed: auto, trials, parametric"),
+     "bootstrap: 'jackknife' is not known; allowed: auto, clustered, trials, parametric"),
     ({"confidence": 1.0}, "confidence: 1.0 outside (0, 1)"),
     ({"confidence": 0.0}, "confidence: 0.0 outside (0, 1)"),
 ])
@@ -224,8 +224,8 @@ def test_shapes():
     assert shape_values(d, "d^2.5") == pytest.approx(d**2.5)
     with pytest.raises(DataError) as err:
         shape_values(d, "d^x")
-    assert str(err.value) == ("model: 'd^x' is not known; allowed: power, dlogd, d^<k> "
-                              "(e.g. d^2)")
+    assert str(err.value) == ("model: 'd^x' is not known; allowed: power, d^<k> or d^<k>logd "
+                              "(e.g. d, dlogd, d^2, d^2logd)")
 
 
 def test_power_fit_is_ordinary_least_squares_in_log_space_with_its_aic():
@@ -289,10 +289,14 @@ def test_bootstrap_lack_of_fit_and_weighted_fit_follow_their_formulas():
     y, x = np.log(n50), np.log(d)
     slope, intercept = np.polyfit(x, y, 1)
     var = np.array([np.log(b).var(ddof=1) for b in boot])
-    lof = float((((y - intercept - slope * x) ** 2) / var).sum())
+    # the lack of fit is the minimum chi2: at the weighted least-squares fit
+    wslope, wintercept = np.polyfit(x, y, 1, w=1 / np.sqrt(var))
+    lof = float((((y - wintercept - wslope * x) ** 2) / var).sum())
+    assert lof < float((((y - intercept - slope * x) ** 2) / var).sum())
     assert fit.lack_of_fit_chi2 == pytest.approx(lof, rel=1e-9)
     assert fit.lack_of_fit_p == pytest.approx(chi2.sf(lof, 2), rel=1e-9)
-    wslope, _ = np.polyfit(x, y, 1, w=1 / np.sqrt(var))
+    assert fit.aic_w == pytest.approx(lof + 4, rel=1e-9)
+    assert fit.aicc_w == pytest.approx(lof + 4 + 12, rel=1e-9)  # 2 k (k + 1) / (N - k - 1)
     assert fit.wls_alpha == pytest.approx(wslope, rel=1e-9)
     w = 1 / var
     xw = (w * x).sum() / w.sum()

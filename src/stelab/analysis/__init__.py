@@ -4,7 +4,13 @@ Every function is a pure function of tidy per-trial rows (``stelab.engine.run_ex
 output, or a sweep's merged table) or of tables derived from them; nothing reruns experiments.
 """
 
-from stelab.analysis.exponents import local_exponents, reference_curve, reference_ratios
+from stelab.analysis.exponents import (
+    local_exponents,
+    reference_curve,
+    reference_ratios,
+    threshold_ratios,
+)
+from stelab.analysis.laws import law_sentence, law_verdicts
 from stelab.analysis.recurrence import (
     recurrence_table,
     return_growth,
@@ -14,6 +20,7 @@ from stelab.analysis.recurrence import (
     trial_recurrence,
 )
 from stelab.analysis.scaling import (
+    LAW_MODELS,
     ScalingFit,
     compare_scaling_models,
     fit_scaling,
@@ -42,11 +49,12 @@ from stelab.analysis.trajectories import (
 )
 
 __all__ = [
-    "ScalingFit", "ThresholdFit", "at_checkpoints", "compare_scaling_models",
+    "LAW_MODELS", "ScalingFit", "ThresholdFit", "at_checkpoints", "compare_scaling_models",
     "fit_binomial_curves", "fit_scaling", "fit_threshold", "horizon_grid", "horizon_stats",
-    "local_exponents", "mean_ci", "mean_ci_by", "per_horizon", "recurrence_table",
+    "law_sentence", "law_verdicts", "local_exponents", "mean_ci", "mean_ci_by", "per_horizon",
+    "recurrence_table",
     "reference_curve", "reference_ratios", "return_growth", "return_time_distribution",
     "return_time_summary", "returns_vs_horizon", "scaling_by", "success_by_steps",
-    "success_table", "success_vs_horizon", "thresholds_by",
+    "success_table", "success_vs_horizon", "threshold_ratios", "thresholds_by",
     "trajectories", "trajectory_bands", "trial_recurrence",
 ]

@@ -82,8 +82,9 @@ def fit_binomial_curves(
         The covariate (here log n, centred).
     k : ndarray, shape (B, J), float
         Successes of each data set at each x.
-    m : ndarray, shape (J,), float
-        Trials at each x.
+    m : ndarray, shape (J,) or (B, J), float
+        Trials at each x, shared by every data set or one row per data set (a point with
+        m = 0 carries no information).
     link : {"logit", "probit"}
         F, the inverse link.
     penalty : {"firth", "none"}
@@ -105,8 +106,8 @@ def fit_binomial_curves(
     firth = penalty == "firth"
     x = np.asarray(x, dtype=float)[None, :]
     k = np.atleast_2d(np.asarray(k, dtype=float))
-    m = np.asarray(m, dtype=float)[None, :]
     n_sets = k.shape[0]
+    m = np.broadcast_to(np.atleast_2d(np.asarray(m, dtype=float)), k.shape)
     beta = np.zeros((n_sets, 2))
     active = np.ones(n_sets, dtype=bool)
     converged = np.zeros(n_sets, dtype=bool)
@@ -114,8 +115,8 @@ def fit_binomial_curves(
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        b, kk = beta[idx], k[idx]
-        obj, s, w, dlogw, (i00, i01, i11, det) = _objective_parts(b, x, kk, m, link, firth)
+        b, kk, mm = beta[idx], k[idx], m[idx]
+        obj, s, w, dlogw, (i00, i01, i11, det) = _objective_parts(b, x, kk, mm, link, firth)
         ok = np.isfinite(det) & (det > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             inv00, inv01, inv11 = i11 / det, -i01 / det, i00 / det
@@ -133,7 +134,7 @@ def fit_binomial_curves(
         new = b + step
         frac = np.ones(idx.size)
         for _half in range(30):
-            new_obj = _objective_parts(new, x, kk, m, link, firth)[0]
+            new_obj = _objective_parts(new, x, kk, mm, link, firth)[0]
             worse = ~(new_obj >= obj - 1e-12 * np.abs(obj)) & ok
             if not worse.any():
                 break

@@ -26,9 +26,12 @@ def local_exponents(
 ) -> pd.DataFrame:
     """Slope of log n50 between consecutive identified d: (log n50_j+1 - log n50_j) /
     (log d_j+1 - log d_j), with a percentile CI from the bootstrap replicates of both ends
-    (paired by replicate index; the two fits are independent), widened where needed to contain
-    the local exponent. A drifting local exponent means
-    no single power law describes the range.
+    paired by replicate index, widened where needed to contain the local exponent. With the
+    clustered bootstrap of :func:`~stelab.analysis.threshold.thresholds_by`, replicate b of
+    both ends resamples the same (run seed, trial) units, so a dependence between the two d
+    through shared random streams is kept; ends from different run seeds (or a per-n
+    bootstrap) are independent fits, and pairing by index is pairing at random. A drifting
+    local exponent means no single power law describes the range.
 
     Parameters
     ----------
@@ -46,7 +49,8 @@ def local_exponents(
     Returns
     -------
     DataFrame
-        One row per neighbouring pair: d_low, d_high, local_alpha, ci_low, ci_high.
+        One row per neighbouring pair: d_low, d_high, local_alpha, ci_low, ci_high and
+        ci_width = ci_high - ci_low (nan without a CI).
     """
     if "success" in thresholds and thresholds["success"].nunique() > 1:
         parts = [
@@ -71,7 +75,7 @@ def local_exponents(
                     low, high = contain_estimate(
                         *percentile_interval(np.log(b[:size] / a[:size]) / span, confidence), slope)
         records.append({"d_low": lo[d_column], "d_high": hi[d_column], "local_alpha": slope,
-                        "ci_low": low, "ci_high": high})
+                        "ci_low": low, "ci_high": high, "ci_width": high - low})
     return pd.DataFrame(records)
 
 
@@ -153,3 +157,57 @@ def reference_ratios(
             if col in table:
                 table[f"{name}_{col.split('_')[1]}"] = table[col] / g
     return table
+
+
+#: The columns :func:`threshold_ratios` adds, by shape: alpha50 = n50 / d, n50 / (d ln d).
+RATIO_COLUMNS = {"d": "alpha50", "dlogd": "n50_per_dlogd"}
+
+
+def threshold_ratios(thresholds: pd.DataFrame, d_column: str = "d") -> pd.DataFrame:
+    """The thresholds with alpha50 = n50 / d and n50 / (d ln d), each with its CI.
+
+    Statistical-physics papers report the threshold as alpha50 = n50 / d (samples per
+    dimension). g(d) > 0 is fixed for a row, so the CI ends transform like the estimate:
+    [ci_low / g(d), ci_high / g(d)], and nan (not identified) stays nan.
+
+    Parameters
+    ----------
+    thresholds : DataFrame
+        :func:`~stelab.analysis.threshold.thresholds_by` output (columns d or ``d_column``,
+        n50 and, when present, ci_low, ci_high, in samples; d > 1 for the d ln d ratio, else
+        nan).
+    d_column : str
+        The column holding d.
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``alpha50``, ``alpha50_ci_low``, ``alpha50_ci_high`` (samples per
+        dimension) and ``n50_per_dlogd`` with ``_ci_low``/``_ci_high``, float64.
+
+    Raises
+    ------
+    DataError
+        A missing d or n50 column.
+
+    Examples
+    --------
+    >>> t = threshold_ratios(pd.DataFrame({"d": [16], "n50": [32.0], "ci_low": [24.0],
+    ...                                    "ci_high": [40.0]}))
+    >>> t[["alpha50", "alpha50_ci_low", "alpha50_ci_high"]].iloc[0].tolist()
+    [2.0, 1.5, 2.5]
+    """
+    for column in (d_column, "n50"):
+        if column not in thresholds:
+            raise DataError(f"thresholds.{column}: column missing (use thresholds_by output)")
+    out = thresholds.copy()
+    d = out[d_column].to_numpy(dtype=float)
+    for shape, name in RATIO_COLUMNS.items():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = shape_values(d, shape)
+        g = np.where(np.isfinite(g) & (g > 0), g, np.nan)
+        out[name] = out["n50"].to_numpy(dtype=float) / g
+        for end in ("ci_low", "ci_high"):
+            if end in out:
+                out[f"{name}_{end}"] = out[end].to_numpy(dtype=float) / g
+    return out

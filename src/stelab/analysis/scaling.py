@@ -1,10 +1,14 @@
-"""How the threshold n50 grows with d: power law, d log d, and the reference shapes d^2, d^4.
+"""How the threshold n50 grows with d: power law, d, d log d, and the shapes d^2, d^2 log d, d^4.
 
-Models, all fitted by least squares in log space over the d whose n50 is identified:
+Models, all fitted by least squares in log space over the d whose n50 is identified (and
+d >= ``d_min`` where given):
 
-    "power" :  log n50 = log C + alpha log d           (2 parameters)
-    "dlogd" :  log n50 = log C + log(d log d)          (1 parameter)
-    "d^k"   :  log n50 = log C + k log d, k fixed      (1 parameter; e.g. "d^2", "d^4")
+    "power"    :  log n50 = log C + alpha log d                (2 parameters)
+    "d^k"      :  log n50 = log C + k log d, k fixed           (1 parameter; "d" is "d^1")
+    "d^klogd"  :  log n50 = log C + k log d + log log d        (1 parameter; "dlogd" is "d^1logd")
+
+e.g. "d", "dlogd", "d^2", "d^2logd", "d^4", "d^1.5". ``alpha`` is the exponent: fitted for
+"power", k for "d^k", nan for the log shapes (no single exponent).
 
 Uncertainty by a two-level bootstrap: each replicate draws, for every d independently, one of
 that d's bootstrap n50 replicates (from :func:`~stelab.analysis.threshold.thresholds_by`) and
@@ -17,7 +21,11 @@ standard error is reported alongside for the power law.
 Goodness of fit: RSS = sum_d (log n50_d - fitted)^2 and, with Gaussian errors in log space,
 AIC = N log(RSS / N) + 2 (k + 1) and AICc = AIC + 2 (k + 1)(k + 2) / (N - k - 2), with k the
 number of curve parameters (the +1 counts the error variance). The points are weighted equally.
-Lack of fit: chi2 = sum_d (log n50_d - fitted_d)^2 / Var(log n50_d) against chi2_{N - k}; a small
+Lack of fit, with the bootstrap variances taken as known: chi2 = min over the curve's parameters
+of sum_d (log n50_d - fitted_d)^2 / Var(log n50_d) (the weighted least-squares fit, whose slope
+is ``wls_alpha``) against chi2_{N - k}; the matching criterion is AIC_w = chi2 + 2 k (``aic_w``,
+``aicc_w`` = AIC_w + 2 k (k + 1) / (N - k - 1); the log-likelihood's constant dropped), which
+:func:`compare_scaling_models` also compares (``delta_aic_w``). A small lack-of-fit
 p-value means the model's shape does not fit within the sampling noise of the thresholds (then
 the bootstrap CI of alpha, which reflects only that noise, is too narrow as a statement about the
 "true exponent"; see :func:`~stelab.analysis.exponents.local_exponents` for how the slope
@@ -40,7 +48,11 @@ import pandas as pd
 from stelab.analysis.intervals import contain_estimate
 from stelab.errors import DataError
 
-_SHAPE = re.compile(r"^d\^(\d+(?:\.\d+)?)$")
+_SHAPE = re.compile(r"^d(?:\^(\d+(?:\.\d+)?))?(logd)?$")
+_ALLOWED = "power, d^<k> or d^<k>logd (e.g. d, dlogd, d^2, d^2logd)"
+#: The candidate laws of the pooled comparison (issue 21): a d^alpha, a d, a d ln d, a d^2,
+#: a d^2 ln d.
+LAW_MODELS = ("power", "d", "dlogd", "d^2", "d^2logd")
 
 
 @dataclass
@@ -48,7 +60,8 @@ class ScalingFit:
     """A fitted model n50(d) = C g(d); ``alpha`` is the exponent (fixed for the d^k shapes).
 
     Built by :func:`fit_scaling`. ``C`` and its CI are in samples; ``alpha`` and the
-    ``wls_alpha`` slope are dimensionless; ``rss_log`` is on log n50; ``boot_alpha``/``boot_C``
+    ``wls_alpha`` slope are dimensionless; ``rss_log`` is on log n50; ``aic_w``/``aicc_w`` are
+    the AIC with the bootstrap variances known (module docstring); ``boot_alpha``/``boot_C``
     hold the bootstrap replicates (shape (n_boot,), float64; empty without a bootstrap);
     ``reason`` says what was left out or not reported.
     """
@@ -73,6 +86,8 @@ class ScalingFit:
     lack_of_fit_p: float
     confidence: float
     n_boot: int
+    aic_w: float = math.nan
+    aicc_w: float = math.nan
     reason: str = ""
     boot_alpha: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     boot_C: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
@@ -85,22 +100,35 @@ class ScalingFit:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def parse_shape(model: str) -> tuple[float, bool]:
+    """(k, with log d) of a fixed shape "d^k" / "d^klogd" ("d" is k = 1; DataError otherwise).
+
+    Examples
+    --------
+    >>> parse_shape("d^2logd"), parse_shape("d"), parse_shape("dlogd")
+    ((2.0, True), (1.0, False), (1.0, True))
+    """
+    match = _SHAPE.match(model) if isinstance(model, str) else None
+    if not match:
+        raise DataError(f"model: {model!r} is not known; allowed: {_ALLOWED}")
+    return float(match.group(1) or 1.0), bool(match.group(2))
+
+
 def shape_values(d: np.ndarray, model: str, alpha: float = math.nan) -> np.ndarray:
-    """g(d) of a model: d^alpha ("power"), d log d ("dlogd") or d^k ("d^k")."""
+    """g(d) of a model: d^alpha ("power"), d^k ("d^k", "d") or d^k log d ("d^klogd", "dlogd")."""
     d = np.asarray(d, dtype=float)
     if model == "power":
         return d**alpha
-    if model == "dlogd":
-        return d * np.log(d)
-    match = _SHAPE.match(model)
-    if match:
-        return d ** float(match.group(1))
-    raise DataError(f"model: {model!r} is not known; allowed: power, dlogd, d^<k> (e.g. d^2)")
+    k, with_log = parse_shape(model)
+    return d**k * np.log(d) if with_log else d**k
 
 
 def _fixed_exponent(model: str) -> float:
-    match = _SHAPE.match(model)
-    return float(match.group(1)) if match else math.nan
+    """k of "d^k"; nan for "power" and the log shapes (no single exponent)."""
+    if model == "power":
+        return math.nan
+    k, with_log = parse_shape(model)
+    return math.nan if with_log else k
 
 
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -135,6 +163,7 @@ def fit_scaling(
     confidence: float = 0.95,
     seed: int = 0,
     d_column: str = "d",
+    d_min: float | None = None,
 ) -> ScalingFit:
     """Fit n50(d) = C g(d) (see the module docstring) to one success notion's thresholds.
 
@@ -145,8 +174,9 @@ def fit_scaling(
         ``boot_n50`` (arrays of replicate n50s, :func:`fit_threshold`). Rows with nan n50
         (not identified) are left out and the fit says so in ``reason``.
     model : str
-        The shape g(d): ``"power"`` (d^alpha, alpha fitted), ``"dlogd"`` (d log d) or
-        ``"d^k"`` with k fixed, e.g. ``"d^2"`` (module docstring, :func:`shape_values`).
+        The shape g(d): ``"power"`` (d^alpha, alpha fitted), ``"d^k"`` (k fixed, e.g.
+        ``"d"``, ``"d^2"``) or ``"d^klogd"`` (d^k log d, e.g. ``"dlogd"``, ``"d^2logd"``)
+        (module docstring, :func:`shape_values`).
     n_boot : int
         Bootstrap replicates for the CIs of alpha and C.
     confidence : float
@@ -155,19 +185,32 @@ def fit_scaling(
         Seed of the bootstrap.
     d_column : str
         The column holding d.
+    d_min : float, optional
+        Fit only the d >= d_min (default: every d).
 
     Returns
     -------
     ScalingFit
         ``alpha`` (the exponent, with ``alpha_ci_low``/``alpha_ci_high``), ``C`` (samples,
         with its CI; both CIs contain their estimate), the fit's residual sum of squares on
-        log n50, AIC/AICc, a weighted least-squares slope with its standard error and a
-        lack-of-fit test.
+        log n50, AIC/AICc, a weighted least-squares slope with its standard error, a
+        lack-of-fit test and the weighted AIC_w/AICc_w.
+
+    Raises
+    ------
+    DataError
+        An unknown model, a non-finite ``d_min`` or an unusable thresholds table.
     """
     shape_values(np.ones(1) * 2.0, model, 1.0)  # validates the model name
     usable = usable_thresholds(thresholds, d_column)
+    pool = len(thresholds)
+    if d_min is not None:
+        if not math.isfinite(float(d_min)):
+            raise DataError(f"d_min: {d_min} is not a finite dimension")
+        pool = int((thresholds[d_column] >= d_min).sum())
+        usable = usable[usable[d_column] >= d_min]
     n_params = 2 if model == "power" else 1
-    left_out = len(thresholds) - len(usable)
+    left_out = pool - len(usable)
     reasons = [f"{left_out} d value(s) without identified n50 left out"] if left_out else []
     d = usable[d_column].to_numpy(dtype=float)
     y = np.log(usable["n50"].to_numpy(dtype=float))
@@ -187,7 +230,7 @@ def fit_scaling(
     rss, aic, aicc = _goodness(y, fitted, n_params, reasons)
     pools = _log_replicates(usable)
     if n_boot > 0 and len(pools) == d.size and all(p.size > 1 for p in pools):
-        boot = _bootstrap_scaling(d, y, fitted, pools, model, n_boot, confidence, seed)
+        boot = _bootstrap_scaling(d, y, pools, model, n_boot, confidence, seed)
         a_lo, a_hi = contain_estimate(boot["alpha_ci_low"], boot.pop("alpha_ci_high"), alpha)
         c_lo, c_hi = contain_estimate(boot["C_ci_low"], boot.pop("C_ci_high"), math.exp(log_c))
         boot.update(alpha_ci_low=a_lo, alpha_ci_high=a_hi, C_ci_low=c_lo, C_ci_high=c_hi)
@@ -199,15 +242,20 @@ def fit_scaling(
                       reason="; ".join(reasons), **boot, **common)
 
 
-def _solve(yv: np.ndarray, d: np.ndarray, model: str) -> tuple[np.ndarray, np.ndarray]:
-    """log C (B,) and alpha (B,) of the least-squares fit to rows of log n50 values yv (B, N)."""
+def _solve(
+    yv: np.ndarray, d: np.ndarray, model: str, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """log C (B,) and alpha (B,) of the (weighted) least-squares fit to rows of log n50 values
+    yv (B, N); weights (N,) default to equal."""
+    w = np.ones(d.size) / d.size if weights is None else weights / weights.sum()
     if model == "power":
         x = np.log(d)
-        xc = x - x.mean()
-        alpha = (yv - yv.mean(1, keepdims=True)) @ xc / (xc @ xc)
-        return yv.mean(1) - alpha * x.mean(), alpha
+        xm = w @ x
+        xc = x - xm
+        alpha = (yv - (yv @ w)[:, None]) @ (w * xc) / (w @ xc**2)
+        return yv @ w - alpha * xm, alpha
     offset = np.log(shape_values(d, model))
-    return (yv - offset).mean(1), np.full(yv.shape[0], _fixed_exponent(model))
+    return (yv - offset) @ w, np.full(yv.shape[0], _fixed_exponent(model))
 
 
 def _goodness(
@@ -237,7 +285,7 @@ def _log_replicates(usable: pd.DataFrame) -> list[np.ndarray]:
 
 
 def _bootstrap_scaling(
-    d: np.ndarray, y: np.ndarray, fitted: np.ndarray, pools: list[np.ndarray], model: str,
+    d: np.ndarray, y: np.ndarray, pools: list[np.ndarray], model: str,
     n_boot: int, confidence: float, seed: int,
 ) -> dict[str, object]:
     """Two-level bootstrap of the fit (percentile ends, not yet widened), the weighted
@@ -246,10 +294,16 @@ def _bootstrap_scaling(
     n_params = 2 if model == "power" else 1
     n_pts = d.size
     out = dict(alpha_ci_low=nan, alpha_ci_high=nan, wls_alpha=nan, wls_alpha_se=nan,
-               lack_of_fit_chi2=nan, lack_of_fit_p=nan)
+               lack_of_fit_chi2=nan, lack_of_fit_p=nan, aic_w=nan, aicc_w=nan)
     var = np.array([p.var(ddof=1) for p in pools])
+    if (var > 0).all():
+        lc_w, al_w = _solve(y[None, :], d, model, 1.0 / var)
+        lof = float((((y - lc_w[0] - np.log(shape_values(d, model, al_w[0]))) ** 2) / var).sum())
+        denom = n_pts - n_params - 1
+        out.update(aic_w=lof + 2 * n_params,
+                   aicc_w=lof + 2 * n_params + (2 * n_params * (n_params + 1) / denom
+                                                if denom > 0 else nan))
     if (var > 0).all() and n_pts > n_params:
-        lof = float((((y - fitted) ** 2) / var).sum())
         from scipy.stats import chi2  # scipy.stats costs ~0.5 s to import: when needed
 
         out.update(lack_of_fit_chi2=lof, lack_of_fit_p=float(chi2.sf(lof, n_pts - n_params)))
@@ -264,9 +318,8 @@ def _bootstrap_scaling(
         w = 1.0 / var
         x = np.log(d)
         xw = (w * x).sum() / w.sum()
-        sxx = (w * (x - xw) ** 2).sum()
-        out.update(wls_alpha=float((w * (x - xw) * y).sum() / sxx),
-                   wls_alpha_se=float(math.sqrt(1.0 / sxx)))
+        out.update(wls_alpha=float(al_w[0]),
+                   wls_alpha_se=float(math.sqrt(1.0 / (w * (x - xw) ** 2).sum())))
     return out
 
 
@@ -277,11 +330,15 @@ def compare_scaling_models(
     confidence: float = 0.95,
     seed: int = 0,
     d_column: str = "d",
+    d_min: float | None = None,
 ) -> pd.DataFrame:
-    """One row per model (fit fields without replicate arrays), with delta_aic = AIC - min AIC.
+    """One row per model (fit fields without replicate arrays), with delta_aic = AIC - min AIC
+    and delta_aic_w = AIC_w - min AIC_w (the weighted criterion, module docstring).
 
     Fixed-exponent shapes such as d^2 and d^4 are included as fits of the constant only: they
-    test the *shape* of the bounds, not the bounds themselves.
+    test the *shape* of the bounds, not the bounds themselves. Every model is fitted to the same
+    thresholds (those with d >= ``d_min``); :data:`LAW_MODELS` are the candidate laws and
+    :func:`~stelab.analysis.laws.law_verdicts` turns the table into verdicts.
 
     Parameters
     ----------
@@ -297,12 +354,14 @@ def compare_scaling_models(
         The column holding d.
     seed : int
         Seed of every model's bootstrap.
+    d_min : float, optional
+        Pool only the d >= d_min (default: every d).
 
     Returns
     -------
     DataFrame
-        One row per model: the :class:`ScalingFit` fields but ``boot_alpha``/``boot_C``, and
-        ``delta_aic`` (nan where AIC is).
+        One row per model: the :class:`ScalingFit` fields but ``boot_alpha``/``boot_C``,
+        ``delta_aic`` and ``delta_aic_w`` (nan where their AIC is).
 
     Raises
     ------
@@ -311,14 +370,15 @@ def compare_scaling_models(
     """
     records = []
     for model in models:
-        fit = fit_scaling(thresholds, model, n_boot, confidence, seed, d_column)
+        fit = fit_scaling(thresholds, model, n_boot, confidence, seed, d_column, d_min)
         rec = fit.as_dict()
         rec.pop("boot_alpha")
         rec.pop("boot_C")
         records.append(rec)
     table = pd.DataFrame(records)
-    best = table["aic"].min() if table["aic"].notna().any() else math.nan
-    table["delta_aic"] = table["aic"] - best
+    for column in ("aic", "aic_w"):
+        best = table[column].min() if table[column].notna().any() else math.nan
+        table["delta_" + column] = table[column] - best
     return table
 
 
@@ -330,6 +390,7 @@ def scaling_by(
     confidence: float = 0.95,
     seed: int = 0,
     d_column: str = "d",
+    d_min: float | None = None,
 ) -> pd.DataFrame:
     """:func:`fit_scaling` per group of ``by`` (e.g. per success notion); one row per group.
 
@@ -349,6 +410,8 @@ def scaling_by(
         The column holding d.
     seed : int
         Seed of group 0; group g uses ``seed + g``.
+    d_min : float, optional
+        Fit only the d >= d_min (default: every d).
 
     Returns
     -------
@@ -364,6 +427,7 @@ def scaling_by(
     records = []
     for g, (key, group) in enumerate(thresholds.groupby(by, sort=True)):
         key = key if isinstance(key, tuple) else (key,)
-        fit = fit_scaling(group.drop(columns=by), model, n_boot, confidence, seed + g, d_column)
+        fit = fit_scaling(group.drop(columns=by), model, n_boot, confidence, seed + g, d_column,
+                          d_min)
         records.append({**dict(zip(by, key, strict=True)), **fit.as_dict()})
     return pd.DataFrame(records)

@@ -19,13 +19,27 @@ penalized likelihood is
 and it is solved by Fisher scoring beta <- beta + I^{-1} U with step halving on the penalized
 likelihood, vectorized over bootstrap replicates.
 
-Uncertainty: a nonparametric bootstrap over trials within each n ("trials"). Resampling m_j
-trials with replacement from the observed ones gives k*_j ~ Binomial(m_j, k_j / m_j) exactly, so
-the replicates are drawn that way. The interval is the percentile interval of the replicate n50s.
-Under separation every group has k_j in {0, m_j}, so that bootstrap reproduces the data in every
-replicate and would give a zero-width interval; ``bootstrap="auto"`` then switches to the
-parametric bootstrap k*_j ~ Binomial(m_j, F(a + b x_j)) from the penalized fit, and says so in
-the ``bootstrap`` field.
+Uncertainty: a nonparametric bootstrap, refitting each replicate data set; the interval is the
+percentile interval of the replicate n50s. Three ways to draw the replicates (``bootstrap``):
+
+* "clustered" (the default where each trial's trial index and run seed are known): the trials
+  of one run share their random streams across every n (common random numbers,
+  :mod:`stelab.seeds`), so a trial's successes at neighbouring n are dependent. The replicate
+  resamples the units (run seed, trial index) with replacement within each run seed and takes
+  every row of a drawn unit, at every n (:mod:`stelab.analysis.clustered`). Resampling trials
+  independently at each n ignores that dependence: on the E1 grid at d = 16 (128 seeds) its
+  s.d. of n50 was 0.72x the spread between runs with different seeds, the clustered one's 0.88x
+  (bench/n50_seed_replication.py, docs/analysis.md). When every n has its own run seed, the
+  clustered bootstrap is the per-n resampling below.
+* "trials": trials resampled independently within each n: k*_j ~ Binomial(m_j, k_j / m_j)
+  exactly, so the replicates are drawn that way. Right only when the trials at different n
+  are independent (each n from its own run seed).
+* "parametric": k*_j ~ Binomial(m_j, F(a + b x_j)) from the penalized fit (independent n).
+
+Under separation every group has k_j in {0, m_j}, so both resampling bootstraps reproduce the
+data in every replicate and would give a zero-width interval; ``bootstrap="auto"`` then switches
+to the parametric bootstrap, and says so in the ``bootstrap`` field; otherwise "auto" is
+"clustered" when the trials' units are given and "trials" when not.
 """
 
 from __future__ import annotations
@@ -38,12 +52,15 @@ import numpy as np
 import pandas as pd
 
 from stelab.analysis.binomial import Link, Penalty, cdf, fit_binomial_curves
+from stelab.analysis.clustered import clustered_counts
 from stelab.analysis.intervals import contain_estimate
 from stelab.errors import DataError
 
-Bootstrap = Literal["auto", "trials", "parametric"]
+Bootstrap = Literal["auto", "clustered", "trials", "parametric"]
 
-BOOTSTRAPS = ("auto", "trials", "parametric")
+BOOTSTRAPS = ("auto", "clustered", "trials", "parametric")
+#: The row columns that identify a trial's random streams: (trial index, run seed).
+UNIT_COLUMNS = ("trial", "seed")
 # Config columns that must be constant within one threshold fit (n varies; trials/seed may).
 SETTING_COLUMNS = (
     "d", "m", "activation", "teacher_balance", "distribution", "data_params", "normalization",
@@ -124,6 +141,10 @@ def fit_threshold(
     confidence: float = 0.95,
     seed: int = 0,
     bootstrap: Bootstrap = "auto",
+    *,
+    cluster: np.ndarray | None = None,
+    stratum: np.ndarray | None = None,
+    cluster_seed: int | None = None,
 ) -> ThresholdFit:
     """Fit P(success | n) = F(a + b log n) to per-trial indicators; n50 = exp(-a/b) with a CI.
 
@@ -144,9 +165,19 @@ def fit_threshold(
         Two-sided coverage of the percentile CI, in (0, 1).
     seed : int
         Seed of the bootstrap.
-    bootstrap : {"auto", "trials", "parametric"}
-        "trials" resamples trials within each n, "parametric" redraws them from the fitted
-        curve, "auto" is "trials" unless the data are separated (module docstring).
+    bootstrap : {"auto", "clustered", "trials", "parametric"}
+        "clustered" resamples (run seed, trial) units jointly across every n (needs
+        ``cluster``), "trials" resamples trials within each n, "parametric" redraws them from
+        the fitted curve; "auto" is "parametric" for separated data, else "clustered" when
+        ``cluster`` is given and "trials" when not (module docstring).
+    cluster : ndarray, shape (N,), int, optional
+        Each trial's trial index (its random streams, with its run seed), for the clustered
+        bootstrap.
+    stratum : ndarray, shape (N,), int, optional
+        Each trial's run seed (default: one run); units are resampled within each.
+    cluster_seed : int, optional
+        Seed of the clustered draws (default ``seed``); fits given the same one draw shared
+        units identically, so their replicates pair by index (:mod:`stelab.analysis.clustered`).
 
     Returns
     -------
@@ -160,7 +191,8 @@ def fit_threshold(
     Raises
     ------
     DataError
-        Mismatched or empty arrays, non-positive n, an unknown link, penalty or bootstrap.
+        Mismatched or empty arrays, non-positive n, an unknown link, penalty or bootstrap,
+        "clustered" without ``cluster``, cluster or stratum values that are not integers >= 0.
 
     Examples
     --------
@@ -171,13 +203,16 @@ def fit_threshold(
     >>> 100 < fit.n50 < 200, fit.slope > 0
     (True, True)
     """
-    grid, m, k = _grouped(n, success, confidence, bootstrap)
+    grid, m, k, point = _grouped(n, success, confidence, bootstrap)
+    if bootstrap == "clustered" and cluster is None:
+        raise DataError("cluster: the clustered bootstrap needs each trial's trial index "
+                        "(and run seed as stratum); or use bootstrap='trials'")
     logn = np.log(grid)
     centre = float(logn.mean())
     x = logn - centre
     separated = _separated(x, k, m)
     if bootstrap == "auto":
-        bootstrap = "parametric" if separated else "trials"
+        bootstrap = "parametric" if separated else ("trials" if cluster is None else "clustered")
     base = dict(
         link=link, penalty=penalty, confidence=confidence, n_boot=int(n_boot), bootstrap=bootstrap,
         n_min=float(grid[0]), n_max=float(grid[-1]), n_points=int(grid.size),
@@ -214,8 +249,15 @@ def fit_threshold(
         reasons.append(f"n50 extrapolated {side} n of the grid: not identified")
     boot = _BootN50(np.zeros(0), math.nan, math.nan, 0, math.nan, "")
     if n_boot > 0:
-        p_boot = k / m if bootstrap == "trials" else cdf(a_c + b * x, link)
-        boot = _bootstrap_n50(x, m, p_boot, centre, link, penalty, int(n_boot), confidence, seed)
+        if bootstrap == "clustered":
+            units = (cluster, np.zeros(point.size, int) if stratum is None else stratum)
+            kb, mb = clustered_counts(point, np.asarray(success, dtype=bool), *units, grid.size,
+                                      int(n_boot), seed if cluster_seed is None else cluster_seed)
+        else:
+            p_boot = k / m if bootstrap == "trials" else cdf(a_c + b * x, link)
+            rng = np.random.default_rng(seed)
+            kb, mb = rng.binomial(m.astype(np.int64), p_boot, size=(int(n_boot), x.size)), m
+        boot = _bootstrap_n50(x, kb, mb, centre, link, penalty, confidence)
         reasons += [boot.reason] if boot.reason else []
     ends = (boot.ci_low, boot.ci_high) if identified else (math.nan, math.nan)  # none if no n50
     ci_low, ci_high = contain_estimate(*ends, n50_fit)
@@ -228,7 +270,8 @@ def fit_threshold(
 
 
 def _grouped(n, success, confidence: float, bootstrap: str) -> tuple[np.ndarray, ...]:
-    """fit_threshold's checks, then the grid of n with trials m and successes k at each."""
+    """fit_threshold's checks, then the grid of n with trials m and successes k at each, and
+    each trial's index into the grid."""
     if bootstrap not in BOOTSTRAPS:
         raise DataError(f"bootstrap: {bootstrap!r} is not known; allowed: {', '.join(BOOTSTRAPS)}")
     n = np.asarray(n, dtype=float)
@@ -244,7 +287,7 @@ def _grouped(n, success, confidence: float, bootstrap: str) -> tuple[np.ndarray,
     grid, inverse = np.unique(n, return_inverse=True)
     m = np.bincount(inverse, minlength=grid.size).astype(float)
     k = np.bincount(inverse, weights=success.astype(float), minlength=grid.size)
-    return grid, m, k
+    return grid, m, k, inverse.ravel()
 
 
 def _empty(base: dict, reason: str, **extra) -> ThresholdFit:
@@ -269,13 +312,13 @@ class _BootN50:
 
 
 def _bootstrap_n50(
-    x: np.ndarray, m: np.ndarray, p_boot: np.ndarray, centre: float, link: str, penalty: str,
-    n_boot: int, confidence: float, seed: int,
+    x: np.ndarray, kb: np.ndarray, mb: np.ndarray, centre: float, link: str, penalty: str,
+    confidence: float,
 ) -> _BootN50:
-    """Redraw k*_j ~ Binomial(m_j, p_boot_j), refit, and take the percentile ends of n50*."""
-    rng = np.random.default_rng(seed)
-    kb = rng.binomial(m.astype(np.int64), p_boot, size=(n_boot, x.size))
-    bb, cb = fit_binomial_curves(x, kb, m, link, penalty)
+    """Refit the replicates (successes kb (B, J) of trials mb (J,) or (B, J)) and take the
+    percentile ends of n50*."""
+    n_boot = kb.shape[0]
+    bb, cb = fit_binomial_curves(x, kb, mb, link, penalty)
     good = cb & (bb[:, 1] > 0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         boot = np.where(good, np.exp(centre - bb[:, 0] / bb[:, 1]), math.nan)
@@ -321,8 +364,14 @@ def thresholds_by(
 
     Returns one row per (group, success) with the group columns, ``success`` and every field of
     :class:`ThresholdFit` (``boot_n50`` as an array-valued column). Every setting column not in
-    ``by`` or ``vary`` must be constant within a group (else DataError). Each group gets its own
-    seed (``seed`` + 1000 * group index + success index) so groups are independent.
+    ``by`` or ``vary`` must be constant within a group (else DataError).
+
+    Where the rows have ``trial`` and ``seed`` columns, "auto" uses the clustered bootstrap
+    (the units are (seed, trial)). Its draws are seeded by ``seed`` and the run seed only, so a
+    unit shared by several groups (same run seed and trial index, e.g. every d and n of one
+    E1 run) is drawn identically in each: the replicates of different groups pair by index.
+    The per-n draws ("trials", "parametric") use a seed per group (``seed`` + 1000 * group
+    index + success index), so those groups are independent.
 
     Parameters
     ----------
@@ -332,8 +381,10 @@ def thresholds_by(
         Grouping columns (one fit per group).
     success : str or sequence of str
         The success columns, one fit each.
-    link, penalty, n_boot, confidence, bootstrap
+    link, penalty, n_boot, confidence
         As for :func:`fit_threshold`.
+    bootstrap : {"auto", "clustered", "trials", "parametric"}
+        As for :func:`fit_threshold`; "clustered" needs the ``trial`` and ``seed`` columns.
     seed : int
         Base seed (above).
     vary : tuple of str
@@ -348,21 +399,28 @@ def thresholds_by(
     Raises
     ------
     DataError
-        A ``by`` column missing, a setting column not constant within a group, or the errors
-        of :func:`fit_threshold`.
+        A ``by`` column missing, a setting column not constant within a group, "clustered"
+        without ``trial``/``seed`` columns, or the errors of :func:`fit_threshold`.
     """
     by = [by] if isinstance(by, str) else list(by)
     successes = [success] if isinstance(success, str) else list(success)
     missing = [c for c in by if c not in rows]
     if missing:
         raise DataError(f"by: column {missing[0]!r} not in rows")
+    has_units = all(c in rows for c in UNIT_COLUMNS)
+    if bootstrap == "clustered" and not has_units:
+        raise DataError("rows.trial, rows.seed: the clustered bootstrap needs both columns; "
+                        "or use bootstrap='trials'")
     records = []
     for g, (key, group) in enumerate(rows.groupby(by, sort=True)):
         key = key if isinstance(key, tuple) else (key,)
         for s_i, column in enumerate(successes):
             check_fixed_setting(group, vary=("n", *by, *vary))
+            units = (dict(cluster=group["trial"].to_numpy(), stratum=group["seed"].to_numpy(),
+                          cluster_seed=seed) if has_units else {})
             fit = fit_threshold(group["n"].to_numpy(), group[column].to_numpy(dtype=bool), link,
-                                penalty, n_boot, confidence, seed + 1000 * g + s_i, bootstrap)
+                                penalty, n_boot, confidence, seed + 1000 * g + s_i, bootstrap,
+                                **units)
             records.append({**dict(zip(by, key, strict=True)), "success": column,
                             **fit.as_dict()})
     return pd.DataFrame(records)

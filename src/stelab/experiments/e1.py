@@ -3,9 +3,11 @@
 Cells: for every case (m, activation, surrogate) of the profile's ``[[e1.case]]`` and every d,
 n = r d for r in ``n_over_d``. The ergodic average is also evaluated at the ``checkpoints``
 horizons, so thresholds at several horizons T come from one run. Derived: n50 per (case, d)
-(Firth-penalized logistic fit in log n, bootstrap CI), the exponent of n50 = C d^alpha per case
-and success notion, a comparison with the d^2 and d^4 shapes, local exponents between
-neighbouring d, n50 per checkpoint horizon, and the success at the largest n (the claims' reach).
+(Firth-penalized logistic fit in log n, clustered bootstrap CI) with alpha50 = n50 / d and
+n50 / (d ln d), the exponent of n50 = C d^alpha per case and success notion, a pooled comparison
+over d >= 64 of the laws a d^alpha, a d, a d ln d, a d^2, a d^2 ln d (and the d^4 shape) with
+verdicts (:mod:`stelab.analysis.laws`), local exponents between neighbouring d, n50 per
+checkpoint horizon, and the success at the largest n (the claims' reach).
 The step-size and horizon axes at one d are the sibling experiment :mod:`e1_horizon`.
 """
 
@@ -26,7 +28,9 @@ from stelab.experiments.registry import Experiment, Figures, Frames, SectionCont
 from stelab.render.markdown import fmt, interval, table
 
 SUCCESS = ("success_last", "success_ergodic")
-SCALING_MODELS = ("power", "dlogd", "d^2", "d^4")
+SCALING_MODELS = (*analysis.LAW_MODELS, "d^4")
+#: the smallest d of the pooled law comparison (small d carry finite-size corrections)
+LAW_D_MIN = 64
 
 
 def grid_cells(
@@ -80,17 +84,19 @@ def derive(tables: Frames, n_boot: int) -> Frames:
     local exponents between neighbouring d), thresholds per horizon T (from the checkpoints) and
     the success at the largest n of every (case, d)."""
     rows = with_case(tables["e1"])
-    thresholds = analysis.thresholds_by(rows, by=("case", "d"), success=SUCCESS, n_boot=n_boot)
+    thresholds = analysis.threshold_ratios(
+        analysis.thresholds_by(rows, by=("case", "d"), success=SUCCESS, n_boot=n_boot))
     scaling = analysis.scaling_by(thresholds, by=("case", "success"), model="power", n_boot=n_boot)
-    models = pd.concat(
+    models = analysis.law_verdicts(pd.concat(
         [
             analysis.compare_scaling_models(
-                group.drop(columns=["case", "success"]), models=SCALING_MODELS, n_boot=n_boot
+                group.drop(columns=["case", "success"]), models=SCALING_MODELS, n_boot=n_boot,
+                d_min=LAW_D_MIN,
             ).assign(case=case, success=success)
             for (case, success), group in thresholds.groupby(["case", "success"])
         ],
         ignore_index=True,
-    )
+    ))
     local = pd.concat(
         [
             analysis.local_exponents(group.drop(columns=["case", "success"]))
@@ -100,9 +106,9 @@ def derive(tables: Frames, n_boot: int) -> Frames:
         ignore_index=True,
     )
     at_horizon = analysis.at_checkpoints(rows)
-    by_horizon = analysis.thresholds_by(
+    by_horizon = analysis.threshold_ratios(analysis.thresholds_by(
         at_horizon, by=("case", "d", "steps"), success=SUCCESS, n_boot=n_boot, vary=("run_steps",)
-    )
+    ))
     largest = rows[rows["n"] == rows.groupby(["case", "d"])["n"].transform("max")]
     reach = analysis.success_table(largest, by=("case", "d", "n"), success=SUCCESS)
     return {
@@ -181,46 +187,62 @@ def _horizon_sentence(by_horizon: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _threshold_table(group: pd.DataFrame) -> str:
+    """One case's thresholds by d: n50, alpha50 = n50/d and n50/(d ln d) with their CIs."""
+    wide: dict[int, dict[str, Any]] = {}
+    for r in group.itertuples():
+        wide.setdefault(int(r.d), {})[r.success] = r
+    rows = []
+    for d in sorted(wide):
+        cells = [str(d)]
+        for notion in ("success_ergodic", "success_last"):
+            r = wide[d].get(notion)
+            cells += ([interval(r.n50, r.ci_low, r.ci_high),
+                       interval(r.alpha50, r.alpha50_ci_low, r.alpha50_ci_high),
+                       interval(r.n50_per_dlogd, r.n50_per_dlogd_ci_low,
+                                r.n50_per_dlogd_ci_high)] if r else ["—"] * 3)
+        rows.append(tuple(cells))
+    return table(("d", "n50 ergodic [95% CI]", "n50/d", "n50/(d ln d)",
+                  "n50 last iterate [95% CI]", "n50/d", "n50/(d ln d)"), rows)
+
+
+def _law_section(models: pd.DataFrame) -> list[str]:
+    """The pooled law comparison (table and one verdict sentence per case and notion)."""
+    names = {"success_ergodic": "ergodic", "success_last": "last iterate"}
+    parts = [
+        f"Which law does n50 follow? Pooled fits over d >= {LAW_D_MIN} of n50 = a d^alpha, "
+        "a d, a d ln d, a d^2, a d^2 ln d (and the d^4 shape); lack of fit against the "
+        "bootstrap variance of each log n50, AIC_w = chi2 + 2 k. A law is excluded when its "
+        "lack-of-fit p < 0.05 or its AIC_w is more than 10 above the best law's "
+        "(`stelab.analysis.law_verdicts`); \"not excluded\" is not \"confirmed\".\n",
+        table(
+            ("case", "success", "model", "alpha", "lack-of-fit p", "delta AIC_w", "verdict"),
+            [(r.case, r.success, r.model, fmt(r.alpha), fmt(r.lack_of_fit_p, 2),
+              fmt(r.delta_aic_w), r.verdict) for r in models.itertuples()],
+        ),
+        "",
+    ]
+    for (case, success), group in models.groupby(["case", "success"], sort=True):
+        points = int(group["n_points"].max())
+        parts.append(f"- {case}, {names.get(success, success)} ({points} d >= {LAW_D_MIN}): "
+                     f"the data {analysis.law_sentence(group)}")
+    return parts
+
+
 def report_section(ctx: SectionContext) -> str:
     derived = ctx.derived
     thr = derived["e1_thresholds"]
     parts = [
         "## E1 Sample complexity (C1, C2)\n",
         "Success probability vs n on a grid of n/d for several d. n50 is the n of 50% "
-        "success from a Firth-penalized logistic fit in log n, with a 95% bootstrap CI "
-        "(`—`: not identified by the grid). The exponent alpha fits n50 = C d^alpha.\n",
+        "success from a Firth-penalized logistic fit in log n, with a 95% bootstrap CI that "
+        "resamples whole trials across every n (they share their random streams) "
+        "(`—`: not identified by the grid). n50/d is alpha50, the samples per dimension. "
+        "The exponent alpha fits n50 = C d^alpha.\n",
     ]
     for case, group in thr.groupby("case"):
-        wide = {}
-        for r in group.itertuples():
-            wide.setdefault(int(r.d), {})[r.success] = r
-        rows = []
-        for d in sorted(wide):
-            erg, last = wide[d].get("success_ergodic"), wide[d].get("success_last")
-            rows.append(
-                (
-                    str(d),
-                    interval(erg.n50, erg.ci_low, erg.ci_high) if erg else "—",
-                    fmt(erg.n50 / d) if erg else "—",
-                    interval(last.n50, last.ci_low, last.ci_high) if last else "—",
-                    fmt(last.n50 / d) if last else "—",
-                    fmt(last.n50 / d**2) if last else "—",
-                )
-            )
         parts.append(f"### Case {case}\n")
-        parts.append(
-            table(
-                (
-                    "d",
-                    "n50 ergodic [95% CI]",
-                    "n50/d",
-                    "n50 last iterate [95% CI]",
-                    "n50/d",
-                    "n50/d^2",
-                ),
-                rows,
-            )
-        )
+        parts.append(_threshold_table(group))
         parts.append("")
         for name, caption in (
             (f"e1_heatmap_{case}", "success heatmap"),
@@ -253,27 +275,15 @@ def report_section(ctx: SectionContext) -> str:
         "thresholds growing more slowly are consistent with them):\n"
     )
     parts.append(_bound_sentence(scaling) + "\n")
-    models = derived["e1_models"]
-    parts.append(
-        "Model comparison (AIC of log n50; lower is better; d^2 and d^4 fit only the "
-        "constant, testing the shape):\n"
-    )
-    parts.append(
-        table(
-            ("case", "success", "model", "alpha", "delta AIC"),
-            [
-                (r.case, r.success, r.model, fmt(r.alpha), fmt(r.delta_aic))
-                for r in models.itertuples()
-            ],
-        )
-    )
+    parts += _law_section(derived["e1_models"])
     local = derived["e1_local_exponents"]
     parts.append("\nLocal exponents between neighbouring d (slope of log n50; a drifting "
                  "local exponent means no single power law describes the range):\n")
     parts.append(table(
-        ("case", "success", "d range", "local alpha [95% CI]"),
+        ("case", "success", "d range", "local alpha [95% CI]", "CI width"),
         [(r.case, r.success, f"{fmt(r.d_low)}–{fmt(r.d_high)}",
-          interval(r.local_alpha, r.ci_low, r.ci_high)) for r in local.itertuples()],
+          interval(r.local_alpha, r.ci_low, r.ci_high), fmt(r.ci_width, 2))
+         for r in local.itertuples()],
     ))
     horizon = derived["e1_thresholds_by_horizon"]
     parts.append("\n" + _horizon_sentence(horizon) + "\n")
