@@ -97,7 +97,7 @@ def test_rounds_run_until_every_threshold_is_done(tiny_run):
     per_seed = rows.groupby("seed")["n"].nunique()
     assert (per_seed == 1).all()
     thresholds = pd.read_parquet(out / "tables" / "summary_scale_thresholds.parquet")
-    assert {"n50_over_d", "ci_low_over_dlnd"} <= set(thresholds.columns)
+    assert {"alpha50", "n50_per_dlogd_ci_low"} <= set(thresholds.columns)
     assert any("round 1" in line for line in lines)
 
 
@@ -145,3 +145,23 @@ def test_the_shipped_scale_profile_plans_within_the_machine():
     total_hours = sum(p["worker_seconds"] for p in planned.values()) / 2 / 3600
     assert total_hours < 2.0  # the budget: two hours of tables on two workers
     assert max(p["peak_bytes"] for p in planned.values()) * 2 < 16 * 2**30
+
+
+def test_laws_are_compared_over_the_large_d_with_verdicts():
+    import numpy as np
+
+    from stelab.experiments.scale_derive import LAWS, _laws
+    from stelab.experiments.scale_report import _law_sentences
+
+    rng = np.random.default_rng(0)
+    d = np.array([16, 32, 64, 128, 256, 512, 1024, 2048])
+    n50 = 2.0 * d * np.log(d)
+    boot = [v * np.exp(rng.normal(0, 0.01, 400)) for v in n50]
+    thresholds = pd.DataFrame({"case": "toy", "success": "success_ergodic", "d": d, "n50": n50,
+                               "ci_low": n50 * 0.98, "ci_high": n50 * 1.02, "boot_n50": boot})
+    laws = _laws(thresholds, n_boot=200)
+    assert sorted(laws["model"]) == sorted(LAWS)
+    assert (laws["d_min"] == 64).all()  # pooled over d >= 64 only
+    verdict = dict(zip(laws["model"], laws["verdict"], strict=True))
+    assert verdict["dlogd"] == "not excluded" and verdict["d"] == "excluded"
+    assert "toy, ergodic: the thresholds exclude" in _law_sentences(laws)

@@ -1,10 +1,11 @@
 """The scale experiment's derived tables and figures, from its stored rows only.
 
 * ``scale_thresholds``: n50 per (case, d, success) at the d of each ladder, with
-  alpha50 = n50 / d and n50 / (d ln d) and their CIs (the CI bounds divided alike);
+  alpha50 = n50 / d and n50 / (d ln d) and their CIs (:func:`stelab.analysis.threshold_ratios`);
 * ``scale_local_exponents``: the slope of ln n50 between neighbouring d, with its CI;
 * ``scale_laws``: n50 = a g(d) for each law g of :data:`LAWS`, pooled over d >= :data:`LAW_D_MIN`
-  (lack of fit, AIC; :func:`stelab.analysis.compare_scaling_models`);
+  (lack of fit, AIC_w; :func:`stelab.analysis.compare_scaling_models`), with each law's verdict
+  (:func:`stelab.analysis.law_verdicts`);
 * ``scale_horizon``: last-iterate n50 per (case, d, T) read at the checkpoint horizons;
 * ``scale_design``: for each d measured both ways, the trials and worker-seconds the adaptive
   design and the fixed grid spent, their CI widths, and what the fixed grid would need for the
@@ -26,20 +27,10 @@ from stelab.experiments.registry import Figures, Frames
 from stelab.experiments.scale_plots import plot_normalized_thresholds
 
 SUCCESS = ("success_last", "success_ergodic")
-LAWS = ("power", "d^1", "dlogd", "d^2", "d^4")
+LAWS = (*analysis.LAW_MODELS, "d^4")
 LAW_D_MIN = 64
 PROVIDES = ("scale_thresholds", "scale_local_exponents", "scale_laws", "scale_horizon",
             "scale_design")
-
-
-def _with_normalized(thresholds: pd.DataFrame) -> pd.DataFrame:
-    """alpha50 = n50 / d and n50 / (d ln d), with the CI bounds divided by the same factor."""
-    out = thresholds.copy()
-    d = out["d"].astype(float)
-    for name, scale in (("over_d", d), ("over_dlnd", d * np.log(d))):
-        for column in ("n50", "ci_low", "ci_high"):
-            out[f"{column}_{name}"] = out[column] / scale
-    return out
 
 
 def _ladder_thresholds(rows: pd.DataFrame, n_boot: int) -> pd.DataFrame:
@@ -47,7 +38,7 @@ def _ladder_thresholds(rows: pd.DataFrame, n_boot: int) -> pd.DataFrame:
     points are independent cells)."""
     thresholds = analysis.thresholds_by(rows, by=("case", "d"), success=SUCCESS, n_boot=n_boot,
                                         vary=("seed",))
-    return _with_normalized(thresholds)
+    return analysis.threshold_ratios(thresholds)
 
 
 def _per_notion(thresholds: pd.DataFrame, fn) -> pd.DataFrame:
@@ -57,10 +48,10 @@ def _per_notion(thresholds: pd.DataFrame, fn) -> pd.DataFrame:
 
 
 def _laws(thresholds: pd.DataFrame, n_boot: int) -> pd.DataFrame:
-    pooled = thresholds[(thresholds["d"] >= LAW_D_MIN) & thresholds["n50"].notna()]
-    return _per_notion(
-        pooled, lambda t: analysis.compare_scaling_models(t, models=LAWS, n_boot=n_boot)
-        if len(t) >= 3 else pd.DataFrame())
+    pooled = thresholds[thresholds["n50"].notna()]
+    return _per_notion(pooled, lambda t: analysis.law_verdicts(analysis.compare_scaling_models(
+        t, models=LAWS, n_boot=n_boot, d_min=LAW_D_MIN)) if (t["d"] >= LAW_D_MIN).sum() >= 3
+        else pd.DataFrame())
 
 
 def _horizon(rows: pd.DataFrame, n_boot: int) -> pd.DataFrame:

@@ -19,22 +19,22 @@ def plot_normalized_thresholds(thresholds: pd.DataFrame, path: str | Path | None
                                ) -> Path | Figure:
     """n50 / d (left) and n50 / (d ln d) (right) vs d with 95% CIs, one series per notion.
 
-    ``thresholds``: :func:`stelab.experiments.scale_derive.derive`'s ``scale_thresholds`` rows
-    of one case (columns d, success and ``{n50,ci_low,ci_high}_over_{d,dlnd}``).
+    ``thresholds``: :func:`stelab.analysis.threshold_ratios` rows of one case (columns d,
+    success, ``alpha50`` and ``n50_per_dlogd`` with their ``_ci_low``/``_ci_high``).
     """
-    plotting.need(thresholds, "d", "success", "n50_over_d", "n50_over_dlnd")
+    plotting.need(thresholds, "d", "success", "alpha50", "n50_per_dlogd")
     fig, axes = plotting.figure(2)
     notions = sorted(thresholds["success"].unique())
-    for ax, (suffix, name) in zip(axes, (("over_d", "n50 / d"),
-                                         ("over_dlnd", "n50 / (d ln d)")), strict=True):
+    for ax, (column, name) in zip(axes, (("alpha50", "n50 / d"),
+                                         ("n50_per_dlogd", "n50 / (d ln d)")), strict=True):
         for color, notion in zip(plotting.colors(len(notions)), notions, strict=True):
             sub = thresholds[(thresholds["success"] == notion)
-                             & np.isfinite(thresholds[f"n50_{suffix}"])].sort_values("d")
+                             & np.isfinite(thresholds[column])].sort_values("d")
             if sub.empty:
                 continue
-            center = sub[f"n50_{suffix}"].to_numpy(dtype=float)
-            low = np.where(np.isfinite(sub[f"ci_low_{suffix}"]), sub[f"ci_low_{suffix}"], center)
-            high = np.where(np.isfinite(sub[f"ci_high_{suffix}"]), sub[f"ci_high_{suffix}"],
+            center = sub[column].to_numpy(dtype=float)
+            low = np.where(np.isfinite(sub[f"{column}_ci_low"]), sub[f"{column}_ci_low"], center)
+            high = np.where(np.isfinite(sub[f"{column}_ci_high"]), sub[f"{column}_ci_high"],
                             center)
             ax.errorbar(sub["d"], center, yerr=plotting.yerr(center, low, high), fmt="o-",
                         color=color, capsize=3, label=f"{plotting.label(notion)} (95% CI)")

@@ -6,11 +6,11 @@ import math
 
 import pandas as pd
 
+from stelab.analysis import law_sentence
 from stelab.experiments.registry import SectionContext
 from stelab.render.markdown import fmt, interval, table
 
 NOTION = {"success_ergodic": "ergodic", "success_last": "last iterate"}
-LACK_OF_FIT_LEVEL = 0.05
 
 
 def _threshold_table(thresholds: pd.DataFrame) -> str:
@@ -18,8 +18,8 @@ def _threshold_table(thresholds: pd.DataFrame) -> str:
     for r in thresholds.sort_values(["success", "d"]).itertuples():
         rows.append((NOTION.get(r.success, r.success), str(int(r.d)),
                      interval(r.n50, r.ci_low, r.ci_high),
-                     interval(r.n50_over_d, r.ci_low_over_d, r.ci_high_over_d),
-                     interval(r.n50_over_dlnd, r.ci_low_over_dlnd, r.ci_high_over_dlnd),
+                     interval(r.alpha50, r.alpha50_ci_low, r.alpha50_ci_high),
+                     interval(r.n50_per_dlogd, r.n50_per_dlogd_ci_low, r.n50_per_dlogd_ci_high),
                      fmt(math.log(r.ci_high / r.ci_low), 2), str(int(r.n_trials))))
     return table(("success", "d", "n50 [95% CI]", "alpha50 = n50/d", "n50/(d ln d)",
                   "CI width of ln n50", "trials"), rows)
@@ -32,22 +32,19 @@ def _local_table(local: pd.DataFrame) -> str:
                   for r in local.itertuples()])
 
 
-def law_verdict(row) -> str:
-    """'excluded' when the law's shape misses the thresholds beyond their noise (lack of fit
-    p < 0.05), else 'not excluded'."""
-    p = row.lack_of_fit_p
-    if not math.isfinite(p):
-        return "not tested"
-    return "excluded" if p < LACK_OF_FIT_LEVEL else "not excluded"
-
-
 def _laws_table(laws: pd.DataFrame) -> str:
-    return table(("case", "success", "law", "alpha [95% CI]", "lack-of-fit p", "delta AIC",
+    return table(("case", "success", "law", "alpha [95% CI]", "lack-of-fit p", "delta AIC_w",
                   "d range", "verdict"),
                  [(r.case, NOTION.get(r.success, r.success), r.model,
                    interval(r.alpha, r.alpha_ci_low, r.alpha_ci_high), fmt(r.lack_of_fit_p, 2),
-                   fmt(r.delta_aic, 3), f"{fmt(r.d_min)}–{fmt(r.d_max)}", law_verdict(r))
+                   fmt(r.delta_aic_w, 3), f"{fmt(r.d_min)}–{fmt(r.d_max)}", r.verdict)
                   for r in laws.itertuples()])
+
+
+def _law_sentences(laws: pd.DataFrame) -> str:
+    return "\n".join(f"- {case}, {NOTION.get(success, success)}: the thresholds "
+                     f"{law_sentence(group)}"
+                     for (case, success), group in laws.groupby(["case", "success"]))
 
 
 def _horizon_table(horizon: pd.DataFrame) -> str:
@@ -87,10 +84,11 @@ def report_section(ctx: SectionContext) -> str:
     laws = derived["scale_laws"]
     if len(laws):
         parts += ["### Which law\n",
-                  "n50 = a g(d) fitted by least squares in ln n50 over d >= 64; lack of fit "
-                  "weighs each residual by its n50's bootstrap variance; a law is excluded when "
-                  "its lack-of-fit p < 0.05 (its shape misses the thresholds beyond their "
-                  "noise).\n", _laws_table(laws), ""]
+                  "n50 = a g(d) fitted in ln n50 over d >= 64, each residual weighed by its "
+                  "n50's bootstrap variance; a law is excluded when its lack-of-fit p < 0.05 "
+                  "or its AIC_w is more than 10 above the best law's "
+                  "(stelab.analysis.law_verdicts).\n", _laws_table(laws), "",
+                  _law_sentences(laws), ""]
     if len(derived["scale_horizon"]):
         parts += ["### The last-iterate threshold and the horizon T\n",
                   _horizon_table(derived["scale_horizon"]), ""]
