@@ -165,3 +165,22 @@ def test_laws_are_compared_over_the_large_d_with_verdicts():
     verdict = dict(zip(laws["model"], laws["verdict"], strict=True))
     assert verdict["dlogd"] == "not excluded" and verdict["d"] == "excluded"
     assert "toy, ergodic: the thresholds exclude" in _law_sentences(laws)
+
+
+def test_cli_plan_prints_every_estimate_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from stelab import cli
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["stelab", "reproduce", "--profile",
+                                      str(_profile(tmp_path)), "--out", str(out), "--plan"])
+    monkeypatch.setattr(cli.console, "width", 250)
+    try:
+        cli.main()
+    except SystemExit as stop:
+        assert not stop.code
+    text = capsys.readouterr().out
+    for table in ("scale", "scale_horizon", "scale_fixed"):
+        assert f"[{table}] plan: ~" in text
+    assert not out.exists()

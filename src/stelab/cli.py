@@ -129,11 +129,14 @@ def reproduce(
     only: list[str] | None = typer.Option(
         None, "--only", help="run only these experiments or tables"
     ),
+    plan: bool = typer.Option(False, "--plan", help="print the tables' plans (trials, "
+                              "worker-seconds, memory) and exit; nothing runs"),
 ) -> None:
     """Run the experiments of the registry and write report.md, figures and claims.json.
 
     Rerunning the same command resumes: finished cells are read back from DIR/store.
     """
+    from stelab.reproduction import plan_profile
     from stelab.reproduction import reproduce as run_reproduce
     from stelab.sweep import Execution
 
@@ -142,6 +145,12 @@ def reproduce(
     if profile is not None and (quick or full):
         raise StelabError("--profile: give either --profile or --quick/--full")
     chosen: str | Path = profile if profile is not None else ("full" if full else "quick")
+    if plan:
+        planned = plan_profile(chosen, Execution(executor, workers, scheduler), only=only,
+                               log=lambda message: console.print(message, markup=False))
+        if not planned:
+            console.print("no table of this profile gives a plan", markup=False)
+        return
     try:
         claims = run_reproduce(chosen, out, Execution(executor, workers, scheduler), only=only,
                                log=lambda message: console.print(message, markup=False))

@@ -166,6 +166,16 @@ def plan_tables(profile: dict[str, Any], only: list[str] | None,
     return planned
 
 
+def plan_profile(profile_name: str | Path, execution: Execution | None = None,
+                 only: list[str] | None = None, log: Callable[[str], None] = print
+                 ) -> dict[str, Any]:
+    """What ``stelab reproduce --plan`` prints: the profile's tables checked as for a run, then
+    each estimate (:func:`plan_tables`); nothing runs and nothing is written."""
+    profile = load_profile(profile_name)
+    _check_tables(profile, only)
+    return plan_tables(profile, only, execution, log)
+
+
 def _run_rounds(table: Table, profile: dict[str, Any], store: Path,
                 execution: Execution | None, log: Callable[[str], None]) -> pd.DataFrame:
     """Run the table's cells through the sweep store, round after round until a round adds no
