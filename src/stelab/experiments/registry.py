@@ -58,15 +58,14 @@ class Estimate:
                 f"(~{workers * self.peak_bytes / 2**30:.1f} GB for {workers})")
 
 
-
 @dataclass(frozen=True)
 class Table:
     """One per-trial table of an experiment, ``DIR/tables/<name>.parquet``.
 
     Exactly one of ``cells`` (the engine cells of the table, run through the sweep store),
     ``design`` (an adaptive design: profile and the rows of every cell run so far -> the cells
-    so far and those of the next round, run through the sweep store until a round adds none;
-    :func:`next_cells`) and ``run`` (the experiment's own runner, which returns the rows).
+    of the next round, run through the sweep store until a round adds no cell that has not
+    run; :meth:`next_cells`) and ``run`` (the experiment's own runner, which returns the rows).
     ``wanted``: whether the
     profile asks for the table at all (default: whenever its experiment runs). ``columns``:
     what a stored table must hold to be read back (engine tables also need
@@ -97,9 +96,9 @@ class Table:
         return self.run is None
 
     def next_cells(self, profile: Profile, rows: pd.DataFrame) -> list[Config]:
-        """Every cell of the table given the ``rows`` of the cells run so far: a fixed table's
-        cells whatever the rows; an adaptive design's cells so far plus its next round (the
-        table is complete when this adds no cell)."""
+        """The cells to run given the ``rows`` of the cells run so far: a fixed table's cells
+        whatever the rows; an adaptive design's next round. Cells that already ran may be
+        among them (the caller skips them); the table is complete when none is new."""
         if self.design is not None:
             return self.design(profile, rows)
         assert self.cells is not None
