@@ -163,10 +163,12 @@ def _guess(ladder: Ladder, d: int, known: dict[int, float], rule: DesignRule) ->
     return known[d1] * (d / d1) ** alpha
 
 
-def _fitted_quantile(n: np.ndarray, success: np.ndarray, q: float) -> float:
-    """The n at which the fitted success curve (no bootstrap) reaches probability q (logit)."""
+def _fitted_quantiles(n: np.ndarray, success: np.ndarray, quantiles: Sequence[float]
+                      ) -> list[float]:
+    """The n at which the fitted success curve (one fit, no bootstrap) reaches each
+    probability q of ``quantiles`` (logit)."""
     fit = fit_threshold(n, success, n_boot=0)
-    return math.exp((math.log(q / (1.0 - q)) - fit.intercept) / fit.slope)
+    return [math.exp((math.log(q / (1.0 - q)) - fit.intercept) / fit.slope) for q in quantiles]
 
 
 def _round_sizes(status: Status, n: np.ndarray, success: np.ndarray, guess: float,
@@ -179,8 +181,8 @@ def _round_sizes(status: Status, n: np.ndarray, success: np.ndarray, guess: floa
     if status.direction < 0:
         return [n.min() / 2.0, n.min() / 4.0]
     # within a factor 4 of the n tried: a flat fit must not send a round far away
-    return [min(max(_fitted_quantile(n, success, q), n.min() / 4.0), n.max() * 4.0)
-            for q in rule.quantiles]
+    return [min(max(size, n.min() / 4.0), n.max() * 4.0)
+            for size in _fitted_quantiles(n, success, rule.quantiles)]
 
 
 def next_points(
