@@ -131,6 +131,37 @@ def test_running_again_resumes_to_identical_tables(tiny_run):
     assert len(sittings) == 2 and all(s["seconds_total"] > 0 for s in sittings)
 
 
+def test_an_interrupted_sitting_stays_on_record_and_the_rerun_adds_its_own(tmp_path):
+    profile = _profile(tmp_path)
+    out = tmp_path / "out"
+
+    def stop_at_round_1(line: str) -> None:
+        if "round 1" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(profile, out, log=stop_at_round_1, **QUIET)
+    first = json.loads((out / "manifest.json").read_text())["sittings"]
+    assert len(first) == 1 and first[0]["stopped_by"] == "KeyboardInterrupt"
+    assert first[0]["seconds_per_table"]["scale"] > 0 and not (out / "report.md").exists()
+    reproduce(profile, out, log=lambda _line: None, **QUIET)
+    sittings = json.loads((out / "manifest.json").read_text())["sittings"]
+    assert len(sittings) == 2 and sittings[0] == first[0] and "stopped_by" not in sittings[1]
+
+
+def test_the_plan_divides_worker_seconds_by_the_trials_run_at_once():
+    from stelab.experiments.registry import Estimate
+    from stelab.reproduction import _parallel_trials
+    from stelab.sweep.executors import available_cores
+
+    cores = available_cores()
+    assert _parallel_trials(Execution("local", workers=1)) == (1, cores)
+    assert _parallel_trials(Execution("serial")) == (1, cores)
+    assert _parallel_trials(Execution("dask", workers=3)) == (3, 1)
+    line = Estimate("t", 10, 7200.0, 2**30).line(1, 2)
+    assert "~60 min on 1 workers x 2 threads" in line
+
+
 def test_a_bad_design_key_is_one_line(tmp_path):
     bad = TINY.replace("target_ci = 0.5", "target_ci = 0.5\nbogus = 3")
     with pytest.raises(ConfigError) as err:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -129,23 +128,29 @@ def run_tables(
     execution: Execution | None = None,
     only: list[str] | None = None,
     log: Callable[[str], None] = print,
+    seconds: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Produce every selected table of ``profile`` (engine cells through the sweep store, where
     ``execution`` says, default the local pool; or the experiment's own runner) into
-    ``out/tables``; return the seconds each took."""
-    seconds: dict[str, float] = {}
+    ``out/tables``; return the seconds each took. ``seconds``, when given, is filled as the
+    tables run, so a caller interrupted midway still knows them (the table that was running
+    gets the seconds it ran)."""
+    seconds = {} if seconds is None else seconds
     for _exp, tables in selected(profile, only):
         for table in tables:
             began = time.perf_counter()
-            if table.runs_cells:
-                rows = _run_rounds(table, profile, out / "store" / table.name, execution, log)
-            else:
-                log(f"[{table.name}] {table.description}")
-                rows = table.run(profile)
-            if table.label is not None:
-                rows = table.label(profile, rows)
-            write_table(rows, out / TABLES / f"{table.name}.parquet")
-            seconds[table.name] = time.perf_counter() - began
+            try:
+                if table.runs_cells:
+                    rows = _run_rounds(table, profile, out / "store" / table.name, execution,
+                                       log)
+                else:
+                    log(f"[{table.name}] {table.description}")
+                    rows = table.run(profile)
+                if table.label is not None:
+                    rows = table.label(profile, rows)
+                write_table(rows, out / TABLES / f"{table.name}.parquet")
+            finally:
+                seconds[table.name] = time.perf_counter() - began
     return seconds
 
 
@@ -154,16 +159,34 @@ def plan_tables(profile: dict[str, Any], only: list[str] | None,
     """Log the expected trials, worker-seconds and peak memory of every selected table that
     gives an estimate (``Table.estimate``), before anything runs; return them for the
     manifest."""
-    workers = (execution.workers if execution is not None and execution.workers else None) \
-        or os.cpu_count() or 1
+    workers, threads = _parallel_trials(execution)
     planned: dict[str, Any] = {}
     for _exp, tables in selected(profile, only):
         for table in tables:
             if table.estimate is not None:
                 estimate = table.estimate(profile)
-                log(estimate.line(workers))
-                planned[table.name] = {**dataclasses.asdict(estimate), "workers": workers}
+                log(estimate.line(workers, threads))
+                planned[table.name] = {**dataclasses.asdict(estimate), "workers": workers,
+                                       "threads": threads}
     return planned
+
+
+def _parallel_trials(execution: Execution | None) -> tuple[int, int]:
+    """(workers, trials each runs at once) for the plan's wall time: the local pool gives each
+    of its workers cores // workers threads (``LocalExecutor.threads_per_slot``), and the
+    trial-wise engine runs that many trials at a time; a Dask worker runs one trial at a time;
+    an unknown cluster counts as this machine's cores."""
+    from stelab.sweep.executors import available_cores
+
+    cores = available_cores()
+    given = execution.workers if execution is not None and execution.workers else None
+    executor = execution.executor if execution is not None else "local"
+    if executor == "dask" or (execution is not None and execution.scheduler):
+        return given or cores, 1
+    if executor == "serial":
+        return 1, cores
+    workers = given or cores
+    return workers, max(1, cores // workers)
 
 
 def plan_profile(profile_name: str | Path, execution: Execution | None = None,
@@ -244,21 +267,37 @@ def reproduce(
         write_text(out / "profile.toml", text)
         planned = plan_tables(profile, only, execution, log)
         began = time.perf_counter()
-        seconds = run_tables(profile, out, execution, only, log)
-        sitting = {
-            "code": code_version(),
-            "seconds_per_table": seconds,
-            "seconds_total": time.perf_counter() - began,
-        }
-        manifest = {
-            "profile": str(profile_name),
-            "plan": planned,
-            **sitting,
-            "environment": environment(),
-            "sittings": [*_earlier_sittings(out), sitting],
-        }
-        write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
+        seconds: dict[str, float] = {}
+        try:
+            run_tables(profile, out, execution, only, log, seconds)
+        except BaseException as err:  # Ctrl-C or a failure: the sitting's time stays on record
+            _write_manifest(out, profile_name, planned, began, seconds, type(err).__name__)
+            raise
+        _write_manifest(out, profile_name, planned, began, seconds)
         return write_report(out, log=log)
+
+
+def _write_manifest(out: Path, profile_name: str | Path, planned: dict[str, Any], began: float,
+                    seconds: dict[str, float], stopped_by: str | None = None) -> None:
+    """Write ``out/manifest.json``: code version, environment, the plan and this sitting's
+    seconds per table, after the sittings of earlier runs into ``out``. A sitting that did not
+    finish says what stopped it (``stopped_by``: KeyboardInterrupt, SweepInterrupted, the
+    error's type); a later run resumes and adds its own."""
+    sitting: dict[str, Any] = {
+        "code": code_version(),
+        "seconds_per_table": dict(seconds),
+        "seconds_total": time.perf_counter() - began,
+    }
+    if stopped_by is not None:
+        sitting["stopped_by"] = stopped_by
+    manifest = {
+        "profile": str(profile_name),
+        "plan": planned,
+        **sitting,
+        "environment": environment(),
+        "sittings": [*_earlier_sittings(out), sitting],
+    }
+    write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str))
 
 
 def _earlier_sittings(out: Path) -> list[dict[str, Any]]:
