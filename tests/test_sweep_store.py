@@ -252,3 +252,26 @@ def test_plan_reports_work_and_memory_and_writes_nothing(tmp_path, monkeypatch, 
     assert report.plan.trial_steps == 16 * 20
     expected = sum(4 * (4 * n * 16 * 20 + 2 * n * 16) for n in (32, 64)) * 2
     assert report.plan.flops == pytest.approx(expected)  # 4 B m d T + 2 n m d per trial
+
+
+def test_the_plan_counts_the_memory_of_the_threads_the_worker_runs(tmp_path):
+    """The trial-wise engine keeps one copy of a trial's data per thread: a cell's peak is
+    planned with the threads of the worker that runs it (``threads_per_slot``), not those of
+    the planning process."""
+    from stelab.engine.sizes import data_bytes
+    from stelab.sweep.executors import SerialExecutor
+
+    class WorkerThreads(SerialExecutor):
+        def __init__(self, threads: int) -> None:
+            self.threads = threads
+
+        def threads_per_slot(self) -> int | None:
+            return self.threads
+
+    raw = tiny(ns=(256,), levels=(0.0,))
+    raw["run"]["engine"] = "trialwise"
+    cells = cells_of(raw)
+    peaks = {k: execute_sweep(cells, tmp_path / f"t{k}", Execution(WorkerThreads(k),
+                              progress=False), plan_only=True).plan.peak_bytes[0]
+             for k in (1, 3)}
+    assert peaks[3] - peaks[1] == 2 * data_bytes(cells[0].config)

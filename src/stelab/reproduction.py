@@ -159,12 +159,15 @@ def plan_tables(profile: dict[str, Any], only: list[str] | None,
     """Log the expected trials, worker-seconds and peak memory of every selected table that
     gives an estimate (``Table.estimate``), before anything runs; return them for the
     manifest."""
+    from stelab.engine.threads import threads_assumed
+
     workers, threads = _parallel_trials(execution)
     planned: dict[str, Any] = {}
     for _exp, tables in selected(profile, only):
         for table in tables:
             if table.estimate is not None:
-                estimate = table.estimate(profile)
+                with threads_assumed(threads):  # a worker's peak, with the threads it runs
+                    estimate = table.estimate(profile)
                 log(estimate.line(workers, threads))
                 planned[table.name] = {**dataclasses.asdict(estimate), "workers": workers,
                                        "threads": threads}

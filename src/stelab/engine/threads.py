@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from functools import cache
 from typing import Any
 
 __all__ = ["PARALLEL_BYTES", "Workers", "cpu_threads", "set_cpu_threads", "single_threaded_blas",
-           "split_evenly"]
+           "split_evenly", "threads_assumed"]
 
 #: data per step from which an engine splits a step's trials over several threads (below,
 #: handing work to a thread costs more than it saves)
@@ -26,6 +27,8 @@ PARALLEL_BYTES = 8 << 20
 
 #: the count given to :func:`set_cpu_threads` (None: torch's default)
 _threads: int | None = None
+#: the count :func:`threads_assumed` makes :func:`cpu_threads` answer (None: the real one)
+_assumed: int | None = None
 
 
 def _default_threads() -> int:
@@ -44,10 +47,26 @@ def _default_threads() -> int:
 
 
 def cpu_threads() -> int:
-    """The CPU threads the engines run on (module docstring)."""
+    """The CPU threads the engines run on (module docstring), or the count assumed inside
+    :func:`threads_assumed`."""
+    if _assumed is not None:
+        return _assumed
     if "torch" in sys.modules:
         return sys.modules["torch"].get_num_threads()
     return _threads if _threads is not None else _default_threads()
+
+
+@contextmanager
+def threads_assumed(threads: int | None) -> Iterator[None]:
+    """Inside the block, :func:`cpu_threads` answers ``threads`` (None: the real count): a
+    sweep plans a cell's memory (an engine's per-thread copies) with the threads of the worker
+    that will run it, not the planning process's own. Nothing runs on them."""
+    global _assumed
+    before, _assumed = _assumed, threads
+    try:
+        yield
+    finally:
+        _assumed = before
 
 
 def set_cpu_threads(threads: int) -> None:

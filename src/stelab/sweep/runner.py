@@ -229,6 +229,8 @@ def execute_sweep(
     sweep), :class:`MemoryBudgetError` (a cell cannot fit), :class:`SweepInterrupted` (Ctrl-C:
     finished cells are kept; run again to resume).
     """
+    from stelab.engine.threads import threads_assumed  # the engine loads when a plan is made
+
     began = time.perf_counter()
     out = Path(out_dir)
     cell_list = _as_cells(cells, block_trials)
@@ -253,7 +255,9 @@ def execute_sweep(
                     runner.start()
                     started = True
                 per_slot = runner.memory_per_slot() if started else None
-                plan = plan_cells(cell_list, scan.done, per_slot)
+                threads = runner.threads_per_slot() if started else None
+                with threads_assumed(threads):  # the memory of the worker's threads, not ours
+                    plan = plan_cells(cell_list, scan.done, per_slot)
                 if show is not None and _attempt == 0:
                     _show_scan(show, scan, store, plan.table(runner.describe() if started
                                                              else runner.name))
@@ -264,7 +268,6 @@ def execute_sweep(
                                        [], tally.corrupt, 0.0, 0, runner.name, warnings, plan)
                 if _attempt == 0:
                     store.record_run(run_record)
-                threads = runner.threads_per_slot() if started else None
                 tasks = [CellTask(cell_list[i], plan.chunk_plans[i], threads,
                                   payload_for(cell_list[i].config)) for i in plan.todo]
                 _run_tasks(runner, store, plan, tasks, show, tally)
