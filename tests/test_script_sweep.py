@@ -40,10 +40,19 @@ def _link_examples(where: Path) -> None:
     (where / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
 
 
-def test_readme_example_runs_as_a_plain_script(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [None, 2])
+def test_readme_example_runs_as_a_plain_script(tmp_path: Path, workers: int | None) -> None:
+    """As written (its cells may run in the script's process), and on a pool of spawned workers
+    (the case that used to re-import the script)."""
     _link_examples(tmp_path)
     script = tmp_path / "s.py"
-    script.write_text(readme_example())
+    code = readme_example()
+    if workers is not None:
+        pooled = code.replace('"runs/small")',
+                              f'"runs/small", execution=stelab.Execution(workers={workers}))')
+        assert pooled != code, "README: the run_sweep line changed; update this test"
+        code = pooled
+    script.write_text(code)
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=_env(),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from stelab.sweep.executors import Executor, SerialExecutor, make_executor
+from stelab.sweep.executors import Executor, SerialExecutor, available_cores, make_executor
 from stelab.sweep.grid import Cell, trial_values
 
-__all__ = ["IN_PROCESS_VALUES", "Execution", "InProcess", "execution_of"]
+__all__ = ["IN_PROCESS_BYTES", "Execution", "InProcess", "execution_of",
+           "runs_as_fast_in_process"]
 
 
 @dataclass(frozen=True)
@@ -26,18 +27,17 @@ class Execution:
     progress: bool = True
 
     def for_cells(self, cells: Sequence[Cell]) -> Execution:
-        """This execution as it will run ``cells``: the local pool with no worker count gets one
-        worker when the cells run on a GPU (one process feeds the card with large chunks; many
-        would share it); and a sweep of a single cell runs in this process (:class:`InProcess`):
-        one cell keeps one worker busy, so a pool would only add its start-up (a spawned worker
-        imports stelab again) when the cell is small
-        (:data:`IN_PROCESS_VALUES`): a large one keeps the worker, so that running out of memory
-        costs a worker and is reported, not this process. Rows are the same on every executor."""
-        if self.executor == "local" and self.workers is None and len(cells) == 1 \
-                and len(cells[0].trials) * trial_values(cells[0].config) <= IN_PROCESS_VALUES:
-            return replace(self, executor=InProcess())
-        if self.executor == "local" and self.workers is None and _wants_gpu(cells):
+        """This execution as it will run ``cells``. Only the local pool with no worker count
+        given changes: one worker when the cells run on a GPU (one process feeds the card with
+        large chunks; many would share it); and this process (:class:`InProcess`) when the pool
+        cannot run the cells faster (:func:`runs_as_fast_in_process`). Rows are the same on
+        every executor."""
+        if self.executor != "local" or self.workers is not None:
+            return self
+        if _wants_gpu(cells):
             return replace(self, workers=1)
+        if runs_as_fast_in_process(cells):
+            return replace(self, executor=InProcess())
         return self
 
     def make_executor(self) -> Executor:
@@ -45,16 +45,29 @@ class Execution:
         return make_executor(self.executor, workers=self.workers, scheduler=self.scheduler)
 
 
-#: the most input values (trials x n x m x d) of a single cell that the local default runs in this
-#: process: 2^22 float32 values, 16 MB, far from any memory limit
-IN_PROCESS_VALUES = 1 << 22
+#: the most input data (trials x n x m x d float32 values) of a cell that the local default
+#: runs in this process: 1 GiB, far from the memory of the machines it runs on
+IN_PROCESS_BYTES = 1 << 30
+
+
+def runs_as_fast_in_process(cells: Sequence[Cell]) -> bool:
+    """Whether the local pool cannot beat running ``cells`` in this process, one after another:
+    a single cell keeps one worker busy, and a cell of at least as many trials as cores keeps
+    them all busy (the engines spread a cell's trials over the CPU threads), so a pool would
+    only add its start-up (each spawned worker imports stelab again, ~1 s). A cell of more than
+    :data:`IN_PROCESS_BYTES` of inputs keeps the pool, so that running out of memory costs a
+    worker (and is reported), not this process."""
+    if any(len(c.trials) * trial_values(c.config) * 4 > IN_PROCESS_BYTES for c in cells):
+        return False
+    return len(cells) == 1 or all(len(c.trials) >= available_cores() for c in cells)
 
 
 class InProcess(SerialExecutor):
-    """The serial executor, as the local default picks it for a single cell (the plan says so)."""
+    """The serial executor, as the local default picks it when a pool would not be faster
+    (:func:`runs_as_fast_in_process`; the plan's executor line says so)."""
 
     def describe(self) -> str:
-        return "serial (this process: a single cell needs no worker pool)"
+        return "serial (this process: a worker pool would not run these cells faster)"
 
 
 def execution_of(
