@@ -31,11 +31,13 @@ seed = 1
 device = "cpu"
 """
 
-#: runs the CLI in this interpreter and reports, at exit, which heavy modules it loaded
+#: runs the CLI in this interpreter and reports, at exit, which heavy modules it loaded (torch,
+#: the batched engines and the curve fits: a run needs none of them)
 PROBE = textwrap.dedent("""
     import atexit, sys
     atexit.register(lambda: print("LOADED", sorted(m for m in ("torch", "stelab.engine.dense",
-        "stelab.engine.incremental") if m in sys.modules)))
+        "stelab.engine.incremental", "stelab.analysis.threshold")
+        if m in sys.modules)))
     from stelab.cli import main
     sys.argv = ["stelab", *sys.argv[1:]]
     main()

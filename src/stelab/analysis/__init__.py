@@ -2,59 +2,66 @@
 
 Every function is a pure function of tidy per-trial rows (``stelab.engine.run_experiment``
 output, or a sweep's merged table) or of tables derived from them; nothing reruns experiments.
+
+Each name is imported on first use (as in :mod:`stelab`): a run that needs only the success
+tables does not load the curve fits and their scipy.
 """
 
-from stelab.analysis.exponents import (
-    local_exponents,
-    reference_curve,
-    reference_ratios,
-    threshold_ratios,
-)
-from stelab.analysis.laws import law_sentence, law_verdicts
-from stelab.analysis.recurrence import (
-    recurrence_table,
-    return_growth,
-    return_time_distribution,
-    return_time_summary,
-    returns_vs_horizon,
-    trial_recurrence,
-)
-from stelab.analysis.scaling import (
-    LAW_MODELS,
-    ScalingFit,
-    compare_scaling_models,
-    fit_scaling,
-    scaling_by,
-)
-from stelab.analysis.tables import (
-    mean_ci,
-    mean_ci_by,
-    success_by_steps,
-    success_table,
-    success_vs_horizon,
-)
-from stelab.analysis.threshold import (
-    ThresholdFit,
-    fit_binomial_curves,
-    fit_threshold,
-    thresholds_by,
-)
-from stelab.analysis.trajectories import (
-    at_checkpoints,
-    horizon_grid,
-    horizon_stats,
-    per_horizon,
-    trajectories,
-    trajectory_bands,
-)
+from __future__ import annotations
 
-__all__ = [
-    "LAW_MODELS", "ScalingFit", "ThresholdFit", "at_checkpoints", "compare_scaling_models",
-    "fit_binomial_curves", "fit_scaling", "fit_threshold", "horizon_grid", "horizon_stats",
-    "law_sentence", "law_verdicts", "local_exponents", "mean_ci", "mean_ci_by", "per_horizon",
-    "recurrence_table",
-    "reference_curve", "reference_ratios", "return_growth", "return_time_distribution",
-    "return_time_summary", "returns_vs_horizon", "scaling_by", "success_by_steps",
-    "success_table", "success_vs_horizon", "threshold_ratios", "thresholds_by",
-    "trajectories", "trajectory_bands", "trial_recurrence",
-]
+from importlib import import_module
+from typing import Any
+
+# the one name that is also a submodule's: imported now, so the attribute is the function (a
+# later import of the submodule would otherwise leave the module object in its place)
+from stelab.analysis.trajectories import trajectories as trajectories
+
+#: public name -> the module that holds it
+_API = {
+    "local_exponents": "stelab.analysis.exponents",
+    "reference_curve": "stelab.analysis.exponents",
+    "reference_ratios": "stelab.analysis.exponents",
+    "threshold_ratios": "stelab.analysis.exponents",
+    "law_sentence": "stelab.analysis.laws",
+    "law_verdicts": "stelab.analysis.laws",
+    "recurrence_table": "stelab.analysis.recurrence",
+    "return_growth": "stelab.analysis.recurrence",
+    "return_time_distribution": "stelab.analysis.recurrence",
+    "return_time_summary": "stelab.analysis.recurrence",
+    "returns_vs_horizon": "stelab.analysis.recurrence",
+    "trial_recurrence": "stelab.analysis.recurrence",
+    "LAW_MODELS": "stelab.analysis.scaling",
+    "ScalingFit": "stelab.analysis.scaling",
+    "compare_scaling_models": "stelab.analysis.scaling",
+    "fit_scaling": "stelab.analysis.scaling",
+    "scaling_by": "stelab.analysis.scaling",
+    "mean_ci": "stelab.analysis.tables",
+    "mean_ci_by": "stelab.analysis.tables",
+    "success_by_steps": "stelab.analysis.tables",
+    "success_table": "stelab.analysis.tables",
+    "success_vs_horizon": "stelab.analysis.tables",
+    "ThresholdFit": "stelab.analysis.threshold",
+    "fit_binomial_curves": "stelab.analysis.threshold",
+    "fit_threshold": "stelab.analysis.threshold",
+    "thresholds_by": "stelab.analysis.threshold",
+    "at_checkpoints": "stelab.analysis.trajectories",
+    "horizon_grid": "stelab.analysis.trajectories",
+    "horizon_stats": "stelab.analysis.trajectories",
+    "per_horizon": "stelab.analysis.trajectories",
+    "trajectories": "stelab.analysis.trajectories",
+    "trajectory_bands": "stelab.analysis.trajectories",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'stelab.analysis' has no attribute {name!r}")
+    value = getattr(import_module(_API[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
