@@ -149,7 +149,7 @@ def test_an_interrupted_sitting_stays_on_record_and_the_rerun_adds_its_own(tmp_p
     assert len(sittings) == 2 and sittings[0] == first[0] and "stopped_by" not in sittings[1]
 
 
-def test_the_plan_divides_worker_seconds_by_the_trials_run_at_once():
+def test_the_plan_counts_workers_and_their_threads():
     from stelab.experiments.registry import Estimate
     from stelab.reproduction import _parallel_trials
     from stelab.sweep.executors import available_cores
@@ -158,8 +158,8 @@ def test_the_plan_divides_worker_seconds_by_the_trials_run_at_once():
     assert _parallel_trials(Execution("local", workers=1)) == (1, cores)
     assert _parallel_trials(Execution("serial")) == (1, cores)
     assert _parallel_trials(Execution("dask", workers=3)) == (3, 1)
-    line = Estimate("t", 10, 7200.0, 2**30).line(1, 2)
-    assert "~60 min on 1 workers x 2 threads" in line
+    line = Estimate("t", 10, 7200.0, 2**30).line(2, 1)
+    assert "~60 min on 2 workers of 1 threads" in line
 
 
 def test_a_bad_design_key_is_one_line(tmp_path):

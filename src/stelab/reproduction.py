@@ -175,10 +175,9 @@ def plan_tables(profile: dict[str, Any], only: list[str] | None,
 
 
 def _parallel_trials(execution: Execution | None) -> tuple[int, int]:
-    """(workers, trials each runs at once) for the plan's wall time: the local pool gives each
-    of its workers cores // workers threads (``LocalExecutor.threads_per_slot``), and the
-    trial-wise engine runs that many trials at a time; a Dask worker runs one trial at a time;
-    an unknown cluster counts as this machine's cores."""
+    """(workers, threads of each) that the plan's peak memory and wall time are for: the local
+    pool gives each of its workers cores // workers threads (``LocalExecutor.threads_per_slot``);
+    a Dask worker runs one; an unknown cluster counts as this machine's cores."""
     from stelab.sweep.executors import available_cores
 
     cores = available_cores()

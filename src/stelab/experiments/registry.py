@@ -52,13 +52,13 @@ class Estimate:
     peak_bytes: int  # of one worker running the largest trial
 
     def line(self, workers: int, threads: int = 1) -> str:
-        """The plan's line for ``workers`` processes that each run ``threads`` trials at once
-        (the trial-wise engine spreads a worker's trials over its threads): the wall time is
-        the worker-seconds over workers x threads."""
-        slots = workers * threads
+        """The plan's line for ``workers`` processes of ``threads`` threads each. The wall time
+        is the worker-seconds over the workers: a large trial is a block of its own, and a block
+        of one trial runs on one thread, so a worker's other threads add nothing there (blocks
+        of several small trials do use them, and finish sooner than the line says)."""
         return (f"[{self.table}] plan: ~{self.trials:,} trials, ~{self.worker_seconds:,.0f} "
-                f"worker-seconds (~{self.worker_seconds / slots / 60:.0f} min on {workers} "
-                f"workers x {threads} threads), peak ~{self.peak_bytes / 2**30:.2f} GB a worker "
+                f"worker-seconds (~{self.worker_seconds / workers / 60:.0f} min on {workers} "
+                f"workers of {threads} threads), peak ~{self.peak_bytes / 2**30:.2f} GB a worker "
                 f"(~{workers * self.peak_bytes / 2**30:.1f} GB for {workers})")
 
 
