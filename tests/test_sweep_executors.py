@@ -267,3 +267,40 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
     stdout, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     same(pd.read_parquet(out / "results.parquet"), baseline(config, tmp_path / "baseline"))
+
+
+def _hold(seconds: float) -> tuple[float, float]:
+    """Sleep; when it began and ended (the memory queue test)."""
+    began = time.time()
+    time.sleep(seconds)
+    return began, time.time()
+
+
+def test_cells_queue_by_memory_when_the_plan_gives_a_capacity():
+    """Two cells whose peaks together exceed the capacity never run at once; every cell runs,
+    the small ones beside a large one."""
+    pool = LocalExecutor(workers=2)
+    memory, capacity = [6, 6, 3, 3], 9
+    with pool:
+        spans = dict(pool.map_unordered(_hold, [0.3] * 4, memory=memory, capacity=capacity))
+    assert sorted(spans) == [0, 1, 2, 3]
+    first, second = sorted([spans[0], spans[1]])
+    assert first[1] <= second[0]
+
+
+def test_a_cell_too_large_for_a_workers_share_is_planned_with_the_pools():
+    from stelab.engine.budget import UNBOUNDED, plan_chunks
+    from stelab.errors import MemoryBudgetError
+    from stelab.sweep.plan import plan_cells
+
+    cells = tiny_cells()[:1]
+    peak = plan_chunks(cells[0].config, UNBOUNDED, trials=1).peak_bytes(1)
+    alone = plan_cells(cells, set(), memory_per_slot=2 * peak)  # a budget of half of it
+    assert alone.capacity is None
+    with pytest.raises(MemoryBudgetError, match="fewer --workers"):
+        plan_cells(cells, set(), memory_per_slot=peak)
+    wide = plan_cells(cells, set(), memory_per_slot=peak, memory_shared=4 * peak)
+    assert wide.capacity == 2 * peak and "memory of the pool" in wide.budget_note
+    with pytest.raises(MemoryBudgetError) as err:
+        plan_cells(cells, set(), memory_per_slot=peak, memory_shared=peak)
+    assert "fewer --workers" not in str(err.value)

@@ -86,6 +86,12 @@ class Executor(ABC):
         """Bytes one running cell may use, or None where unknown."""
         return None
 
+    def memory_shared(self) -> int | None:
+        """Bytes all of this executor's running cells together may use, where it keeps them
+        under a limit given to :meth:`map_unordered` (``memory``, ``capacity``); None where it
+        does not (the default: each cell then has its slot's memory, no more)."""
+        return None
+
     def threads_per_slot(self) -> int | None:
         """torch threads a cell should use, or None to leave the worker's setting alone."""
         return None
@@ -155,6 +161,11 @@ class LocalExecutor(Executor):
     killer, ``kill -9``) the cells that were in flight are known: they are rerun one at a time on
     a fresh pool, and only a cell that kills its worker while running alone is reported as failed
     (:class:`WorkerDied`); the other cells carry on.
+
+    Given each cell's planned peak (``memory``) and a ``capacity``, a cell is queued only while
+    the peaks of the cells in flight and its own stay within the capacity, or when nothing is in
+    flight: a cell too large for one worker's share of the memory runs beside cells that leave
+    it room (or alone), instead of the sweep being refused or needing fewer workers throughout.
     """
 
     name = "local"
@@ -173,6 +184,9 @@ class LocalExecutor(Executor):
     def memory_per_slot(self) -> int | None:
         free = available_memory()
         return None if free is None else free // self.workers
+
+    def memory_shared(self) -> int | None:
+        return available_memory()
 
     def threads_per_slot(self) -> int | None:
         return max(1, available_cores() // self.workers)
@@ -218,12 +232,19 @@ class LocalExecutor(Executor):
         self._pool = self._new_pool()
         return self._pool
 
-    def map_unordered(self, fn, items):  # type: ignore[no-untyped-def]
+    def map_unordered(self, fn, items, memory=None, capacity=None):  # type: ignore[no-untyped-def]
         self.start()
         queue: deque[int] = deque(range(len(items)))
         suspects: deque[int] = deque()  # in flight when a worker died: rerun alone
         in_flight: dict[Future, int] = {}
         isolated = False  # True while a suspect runs alone
+
+        def next_that_fits() -> int | None:
+            """The first queued cell whose peak fits beside the cells in flight."""
+            if memory is None or capacity is None or not in_flight:
+                return queue[0]
+            room = capacity - sum(memory[i] for i in in_flight.values())
+            return next((i for i in queue if memory[i] <= room), None)
         while queue or suspects or in_flight:
             assert self._pool is not None
             broken = False
@@ -236,8 +257,11 @@ class LocalExecutor(Executor):
                 else:
                     isolated = False
                     while queue and len(in_flight) < 2 * self.workers:
-                        in_flight[self._pool.submit(fn, items[queue[0]])] = queue[0]
-                        queue.popleft()
+                        i = next_that_fits()
+                        if i is None:
+                            break
+                        in_flight[self._pool.submit(fn, items[i])] = i
+                        queue.remove(i)
             except BrokenProcessPool:  # a worker died since the last wait; this item never ran
                 broken = True
             done = wait(list(in_flight), return_when=FIRST_COMPLETED)[0] if in_flight else set()

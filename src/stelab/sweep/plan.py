@@ -48,6 +48,9 @@ class SweepPlan:
     todo_trials: int = 0
     todo_flops: float = 0.0
     cell_flops: list[float] = field(default_factory=list)
+    #: bytes the cells in flight may hold together, when a cell to run needs more than its
+    #: worker's share (the executor then queues by memory); None otherwise
+    capacity: int | None = None
 
     def table(self, executor: str) -> Table:
         """The plan as a rich table (printed before a sweep starts)."""
@@ -68,6 +71,10 @@ class SweepPlan:
         return table
 
 
+#: where the budget of a cell too large for one worker's share comes from
+SHARED_NOTE = "half the memory of the pool; runs beside the cells that leave it room"
+
+
 def _budget(cfg: Config, per_slot: int | None) -> tuple[int | None, str]:
     """Bytes one running cell may hold, and where that number comes from."""
     if cfg.run.memory_budget_mb is not None:
@@ -77,15 +84,20 @@ def _budget(cfg: Config, per_slot: int | None) -> tuple[int | None, str]:
     return None, "budget unknown here; each worker plans its own"
 
 
-def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | None) -> SweepPlan:
+def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | None,
+               memory_shared: int | None = None) -> SweepPlan:
     """Estimate the work and check the memory of every cell still to run.
 
     Memory: the chunks of a cell of k trials with budget M are those of a run
-    (:func:`stelab.engine.budget.plan_chunks`: same engine, layout and peak estimate). A cell
-    whose single trial does not fit cannot run at all: :class:`MemoryBudgetError`, before
-    anything starts. On a GPU (run.device auto/cuda where CUDA exists) each worker plans its
-    chunks from the GPU memory. Work: flops-ish f = :func:`stelab.sweep.grid.trial_flops`
-    (= 4 B m d T + 2 n m d) and trial-steps T per trial.
+    (:func:`stelab.engine.budget.plan_chunks`: same engine, layout and peak estimate); M is half
+    the memory per worker. Where the executor keeps its running cells under a shared limit
+    (``memory_shared``: the memory of the whole pool), a cell whose single trial does not fit M
+    is planned with half the pool's memory instead, and the plan's ``capacity`` (that same half)
+    tells the executor to queue cells by their peaks. A cell whose single trial fits neither
+    cannot run at all: :class:`MemoryBudgetError`, before anything starts. On a GPU
+    (run.device auto/cuda where CUDA exists) each worker plans its chunks from the GPU memory.
+    Work: flops-ish f = :func:`stelab.sweep.grid.trial_flops` (= 4 B m d T + 2 n m d) and
+    trial-steps T per trial.
     """
     from stelab.devices import cuda_available
     from stelab.engine.budget import UNBOUNDED, plan_chunks
@@ -97,6 +109,7 @@ def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | Non
     todo: list[int] = []
     notes: set[str] = set()
     too_big: list[str] = []
+    shared = False  # whether a cell to run needs the pool's shared memory
     for i, cell in enumerate(cells):
         cfg = cell.config
         k = cell.stop - cell.start
@@ -111,11 +124,19 @@ def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | Non
             plan = unbounded if budget is None else plan_chunks(cfg, budget, trials=k)
         except MemoryBudgetError:
             plan = None
+        wide = plan is None and memory_shared is not None and cfg.run.memory_budget_mb is None
+        if wide:  # too large for a worker's share: plan it with the pool's, queued by memory
+            budget, note = memory_shared // 2, SHARED_NOTE
+            try:
+                plan = plan_chunks(cfg, budget, trials=k)
+            except MemoryBudgetError:
+                plan = None
         chunks.append(None if budget is None else plan)
         peaks.append(unbounded.peak_bytes(1) if plan is None else plan.peak_bytes())
         if cell.key in done:
             continue
         todo.append(i)
+        shared = shared or wide
         notes.add(note if budget is None else f"budget {_mb(budget)}: {note}")
         if plan is None:
             too_big.append(
@@ -125,9 +146,9 @@ def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | Non
             )
     if too_big:
         more = f" (and {len(too_big) - 1} more cells)" if len(too_big) > 1 else ""
+        fewer = "" if memory_shared is not None else ", or use fewer --workers"
         raise MemoryBudgetError(
-            f"{too_big[0]}{more}; lower train.n or model.d, set run.memory_budget_mb, "
-            "or use fewer --workers"
+            f"{too_big[0]}{more}; lower train.n or model.d, or set run.memory_budget_mb{fewer}"
         )
     steps = sum((c.stop - c.start) * c.config.train.steps for c in cells)
     return SweepPlan(
@@ -139,6 +160,7 @@ def plan_cells(cells: Sequence[Cell], done: set[str], memory_per_slot: int | Non
         n_configs=len({c.config.digest() for c in cells}),
         trials=sum(c.stop - c.start for c in cells),
         trial_steps=steps,
+        capacity=memory_shared // 2 if shared and memory_shared is not None else None,
         flops=sum(flops),
         todo_trials=sum(cells[i].stop - cells[i].start for i in todo),
         todo_flops=sum(flops[i] for i in todo),

@@ -127,8 +127,11 @@ def _run_tasks(runner: Executor, store: SweepStore, plan: SweepPlan, tasks: list
     if not tasks:
         return
     reporter = SweepProgress(show, len(tasks), plan.todo_flops)
+    results = runner.map_unordered(compute_cell, tasks) if plan.capacity is None else \
+        runner.map_unordered(compute_cell, tasks, memory=[plan.peak_bytes[i] for i in plan.todo],
+                             capacity=plan.capacity)
     try:
-        for j, result in runner.map_unordered(compute_cell, tasks):
+        for j, result in results:
             cell = tasks[j].cell
             if isinstance(result, CellOutcome) and result.error is None:
                 store.write_cell(cell, result.rows, {
@@ -255,9 +258,10 @@ def execute_sweep(
                     runner.start()
                     started = True
                 per_slot = runner.memory_per_slot() if started else None
+                shared = runner.memory_shared() if started else None
                 threads = runner.threads_per_slot() if started else None
                 with threads_assumed(threads):  # the memory of the worker's threads, not ours
-                    plan = plan_cells(cell_list, scan.done, per_slot)
+                    plan = plan_cells(cell_list, scan.done, per_slot, shared)
                 if show is not None and _attempt == 0:
                     _show_scan(show, scan, store, plan.table(runner.describe() if started
                                                              else runner.name))
