@@ -245,6 +245,7 @@ class LocalExecutor(Executor):
                 return queue[0]
             room = capacity - sum(memory[i] for i in in_flight.values())
             return next((i for i in queue if memory[i] <= room), None)
+
         while queue or suspects or in_flight:
             assert self._pool is not None
             broken = False
