@@ -107,14 +107,15 @@ level = [0.0, 0.05, 0.1, 0.2, 0.3]
 n = [48, 64, 96, 128]
 steps = 10000
 [run]
-trials = 8
+trials = 16
 device = "cpu"
 [sweep]
 axes = ["model.m", "noise.level", "train.n"]
-"""  # 80 small cells: ~2.8 s of writing cells after the third one on 2 idle cores (measured
-# from the cell files' times), the window in which the tests below interrupt the sweep. With
-# 1000 steps and 2 trials the engine's speed-ups had shrunk it to ~0.4 s, and a pause of the
-# test process inside a long suite let the sweep finish before its SIGINT (exit 0)
+"""  # 80 small cells: ~5-6 s of writing cells after the third one on 2 idle cores, the window in
+# which the tests below interrupt the sweep. With 1000 steps and 2 trials the engine's speed-ups
+# had shrunk it to ~0.4 s, and a pause of the test process inside a long suite let the sweep
+# finish before its SIGINT (exit 0); 8 trials (~2.8 s, measured from the cell files' times)
+# still did once, in a suite run beside a long simulation on both cores
 
 
 def env() -> dict[str, str]:

@@ -19,7 +19,7 @@ from stelab.sweep import (
     run_cells,
     sweep_cells,
 )
-from stelab.sweep.executors import DaskExecutor
+from stelab.sweep.dask_executor import DaskExecutor
 
 SERIAL = Execution("serial", progress=False)
 

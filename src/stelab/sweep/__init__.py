@@ -1,6 +1,6 @@
 """Resumable parameter sweeps: grid expansion (``grid``), planning (``plan``), the work of one
-cell (``worker``), executors (``executors``: local pool, Dask), the cell store (``store``), the
-progress bar (``progress``) and the orchestration (``runner``).
+cell (``worker``), executors (``executors``: serial, local pool; ``dask_executor``), the cell
+store (``store``), the progress bar (``progress``) and the orchestration (``runner``).
 
 Library API (what ``stelab sweep`` and ``stelab reproduce`` use)::
 
@@ -13,14 +13,13 @@ Library API (what ``stelab sweep`` and ``stelab reproduce`` use)::
 See docs/sweeps.md for the config format, the folder layout and running on Slurm or Dask.
 """
 
-from stelab.sweep.execution_settings import Execution
+from stelab.sweep.dask_executor import DaskExecutor
+from stelab.sweep.execution_settings import Execution, make_executor
 from stelab.sweep.executors import (
-    DaskExecutor,
     Executor,
     LocalExecutor,
     SerialExecutor,
     WorkerDied,
-    make_executor,
 )
 from stelab.sweep.grid import (
     Cell,

@@ -7,11 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from stelab.sweep.executors import Executor, SerialExecutor, available_cores, make_executor
+from stelab.errors import ConfigError
+from stelab.sweep.dask_executor import DaskExecutor
+from stelab.sweep.executors import Executor, LocalExecutor, SerialExecutor, available_cores
 from stelab.sweep.grid import Cell, trial_values
 
-__all__ = ["IN_PROCESS_BYTES", "Execution", "InProcess", "execution_of",
-           "runs_as_fast_in_process"]
+__all__ = ["EXECUTORS", "IN_PROCESS_BYTES", "Execution", "InProcess", "execution_of",
+           "make_executor", "runs_as_fast_in_process"]
+
+#: the executors by name
+EXECUTORS = ("local", "dask", "serial")
 
 
 @dataclass(frozen=True)
@@ -91,3 +96,23 @@ def _wants_gpu(cells: Sequence[Cell]) -> bool:
     from stelab.devices import cuda_available  # torch only where a GPU driver exists
 
     return any(c.config.run.device != "cpu" for c in cells) and cuda_available()
+
+
+def make_executor(
+    executor: str | Executor = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> Executor:
+    """An executor by name (``local``, ``dask`` or ``serial``), or the instance given."""
+    if isinstance(executor, Executor):
+        return executor
+    if executor not in EXECUTORS:
+        allowed = ", ".join(EXECUTORS)
+        raise ConfigError(f"--executor: unknown value {executor!r}; allowed: {allowed}")
+    if scheduler and executor != "dask":
+        raise ConfigError("--scheduler: only used with --executor dask")
+    if executor == "serial":
+        return SerialExecutor()
+    if executor == "local":
+        return LocalExecutor(workers)
+    return DaskExecutor(scheduler=scheduler, workers=workers)
