@@ -23,9 +23,7 @@ docs/model.md; how the package is laid out: docs/architecture.md.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from stelab.lazy import lazy_names
 from stelab.provenance import __version__
 
 #: public name -> the module that holds it
@@ -56,14 +54,4 @@ _API = {
 
 __all__ = ["__version__", *_API]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _API:
-        raise AttributeError(f"module 'stelab' has no attribute {name!r}")
-    value = getattr(import_module(_API[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _API, globals(), __all__)

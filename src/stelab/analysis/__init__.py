@@ -9,12 +9,10 @@ tables does not load the curve fits and their scipy.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
 # the one name that is also a submodule's: imported now, so the attribute is the function (a
 # later import of the submodule would otherwise leave the module object in its place)
 from stelab.analysis.trajectories import trajectories as trajectories
+from stelab.lazy import lazy_names
 
 #: public name -> the module that holds it
 _API = {
@@ -54,14 +52,4 @@ _API = {
 
 __all__ = sorted(_API)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _API:
-        raise AttributeError(f"module 'stelab.analysis' has no attribute {name!r}")
-    value = getattr(import_module(_API[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _API, globals(), __all__)
