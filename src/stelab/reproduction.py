@@ -178,7 +178,7 @@ def _parallel_trials(execution: Execution | None) -> tuple[int, int]:
     """(workers, threads of each) that the plan's peak memory and wall time are for: the local
     pool gives each of its workers cores // workers threads (``LocalExecutor.threads_per_slot``);
     a Dask worker runs one; an unknown cluster counts as this machine's cores."""
-    from stelab.sweep.executors import available_cores
+    from stelab.sweep.executors import LocalExecutor, available_cores
 
     cores = available_cores()
     given = execution.workers if execution is not None and execution.workers else None
@@ -187,8 +187,8 @@ def _parallel_trials(execution: Execution | None) -> tuple[int, int]:
         return given or cores, 1
     if executor == "serial":
         return 1, cores
-    workers = given or cores
-    return workers, max(1, cores // workers)
+    pool = LocalExecutor(given)  # no processes start until it runs
+    return pool.workers, pool.threads_per_slot()
 
 
 def plan_profile(profile_name: str | Path, execution: Execution | None = None,
