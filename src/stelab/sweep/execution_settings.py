@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from stelab.errors import ConfigError
 from stelab.sweep.dask_executor import DaskExecutor
 from stelab.sweep.executors import Executor, LocalExecutor, SerialExecutor, available_cores
-from stelab.sweep.grid import Cell, trial_values
+from stelab.sweep.grid import Cell
 
 __all__ = ["EXECUTORS", "IN_PROCESS_BYTES", "Execution", "InProcess", "execution_of",
            "make_executor", "runs_as_fast_in_process"]
@@ -50,7 +50,7 @@ class Execution:
         return make_executor(self.executor, workers=self.workers, scheduler=self.scheduler)
 
 
-#: the most input data (trials x n x m x d float32 values) of a cell that the local default
+#: the most input data (trials x n x m x d values in run.dtype) of a cell that the local default
 #: runs in this process: 1 GiB, far from the memory of the machines it runs on
 IN_PROCESS_BYTES = 1 << 30
 
@@ -62,7 +62,9 @@ def runs_as_fast_in_process(cells: Sequence[Cell]) -> bool:
     only add its start-up (each spawned worker imports stelab again, ~1 s). A cell of more than
     :data:`IN_PROCESS_BYTES` of inputs keeps the pool, so that running out of memory costs a
     worker (and is reported), not this process."""
-    if any(len(c.trials) * trial_values(c.config) * 4 > IN_PROCESS_BYTES for c in cells):
+    from stelab.engine.sizes import data_bytes  # the plan loads the engine right after this
+
+    if any(len(c.trials) * data_bytes(c.config) > IN_PROCESS_BYTES for c in cells):
         return False
     return len(cells) == 1 or all(len(c.trials) >= available_cores() for c in cells)
 
